@@ -1,0 +1,28 @@
+"""Environment factory: every env family builds a Gymnasium vector env from its config.
+
+The training loop only sees ``gymnasium.vector.VectorEnv`` objects in same-step autoreset mode (the final
+observation of an episode is in ``info["final_obs"]``), so classic control, Atari and dataset envs plug in
+the same way. Env families may add ``info["life_loss"]`` (bool per env) to mark training-only terminals.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from envs.classic import ClassicControlConfig, make_classic
+
+SCHEMAS: dict[str, type] = {"classic_schema": ClassicControlConfig}
+
+
+def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None) -> gym.vector.VectorEnv:
+    """Build the vector env ``cfg`` describes, seeded with ``seed``.
+
+    ``evaluation=True`` gives the evaluation protocol of the family (e.g. full games for Atari); ``n_envs``
+    overrides the config's number of copies.
+    """
+    if isinstance(cfg, ClassicControlConfig):
+        return make_classic(cfg, seed, evaluation=evaluation, n_envs=n_envs)
+    raise TypeError(f"no environment family for config {type(cfg).__name__}")
+
+
+__all__ = ["SCHEMAS", "ClassicControlConfig", "make_env"]

@@ -1,0 +1,49 @@
+"""Classic-control (and any registered Gymnasium id with a flat Box observation) as a vector env."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from rlcore.config import require
+from rlcore.errors import ConfigError
+
+
+@dataclass
+class ClassicControlConfig:
+    name: str = "CartPole"  # short name used in run directories
+    id: str = "CartPole-v1"  # Gymnasium id
+    n_envs: int = 1
+    max_episode_steps: int | None = None  # None keeps the id's registered time limit
+    clip_rewards: bool = False  # store sign(reward) in the replay; logged returns stay raw
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require(self.n_envs > 0, "env.n_envs", f"must be > 0 (got {self.n_envs})")
+        require(
+            self.max_episode_steps is None or self.max_episode_steps > 0,
+            "env.max_episode_steps",
+            f"must be > 0 or null (got {self.max_episode_steps})",
+        )
+        if self.id not in gym.registry:
+            classic = sorted(k for k in gym.registry if not k.startswith(("ALE/", "rlcore/")) and "-v" in k)
+            raise ConfigError(
+                f"config key 'env.id': unknown Gymnasium environment {self.id!r}; "
+                f"registered ids include: {', '.join(classic[:30])}"
+            )
+
+
+def make_classic(
+    cfg: ClassicControlConfig, seed: int, *, evaluation: bool = False, n_envs: int | None = None
+) -> gym.vector.VectorEnv:
+    count = n_envs if n_envs is not None else (1 if evaluation else cfg.n_envs)
+
+    def make_one() -> gym.Env:
+        return gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs)
+
+    envs = SyncVectorEnv([make_one for _ in range(count)], autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.action_space.seed(seed)
+    return envs

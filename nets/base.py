@@ -1,0 +1,64 @@
+"""The contract every feature extractor follows.
+
+An extractor is an ``nn.Module`` built from an observation space (or a shape), exposes ``output_dim`` and is
+called as ``features, state = net(obs, state=None)``. Stateless nets return ``state`` unchanged (``None``);
+recurrent nets return their new hidden state, so agents and the training loop treat both the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+
+def observation_shape(space_or_shape: gym.Space | Sequence[int]) -> tuple[int, ...]:
+    """Shape of one observation, from a Gymnasium Box space or a plain shape."""
+    if isinstance(space_or_shape, gym.spaces.Box):
+        return tuple(int(d) for d in space_or_shape.shape)
+    if isinstance(space_or_shape, gym.Space):
+        raise TypeError(f"feature extractors need a Box observation space, got {space_or_shape}")
+    return tuple(int(d) for d in space_or_shape)
+
+
+def scale_observation(obs: torch.Tensor) -> torch.Tensor:
+    """The one place where observations become float: uint8 pixels are divided by 255, everything else cast.
+
+    Replay buffers and environments keep pixels as uint8 (4x less memory and host-to-device traffic);
+    every extractor calls this first.
+    """
+    if obs.dtype == torch.uint8:
+        return obs.float().div_(255.0)
+    return obs.float()
+
+
+class FeatureExtractor(nn.Module):
+    """Base class: holds ``input_shape`` and ``output_dim`` and the forward contract.
+
+    Subclasses implement ``extract(x)`` on already-scaled float input (stateless nets) or override
+    ``forward`` (recurrent nets).
+    """
+
+    is_recurrent: bool = False
+
+    def __init__(self, input_shape: Sequence[int], output_dim: int) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.output_dim = int(output_dim)
+
+    def extract(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
+        return self.extract(scale_observation(obs)), state
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> object | None:
+        """Hidden state at an episode start (``None`` for stateless nets)."""
+        return None
+
+
+def flat_size(shape: Sequence[int]) -> int:
+    return int(np.prod(shape)) if len(shape) else 1

@@ -1,0 +1,126 @@
+"""Typed config schemas and their registration with Hydra's ConfigStore.
+
+Each package owns the schemas of its config group (``agents.SCHEMAS``, ``envs.SCHEMAS``, ``nets.SCHEMAS``,
+``LOGGER_SCHEMAS`` here); the YAML option files in ``configs/<group>/`` start from one of them
+(``defaults: [<schema>, _self_]``), so a misspelt key or a value of the wrong type fails when Hydra composes
+the config, and ``__post_init__`` range checks fail in :func:`to_typed` before any training starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rlcore.errors import ConfigError
+
+
+def require(ok: bool, key: str, message: str) -> None:
+    """Raise a ConfigError naming the key when a range/choice check fails."""
+    if not ok:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+def require_choice(value: str, key: str, choices: Iterable[str]) -> None:
+    choices = list(choices)
+    require(value in choices, key, f"got {value!r}; allowed values: {', '.join(choices)}")
+
+
+@dataclass
+class LoggerConfig:
+    """Where metrics go besides the run directory's metrics.csv, which is always written."""
+
+    name: str = "csv"
+    progress: bool = True  # live progress bar and end-of-run summary on the console
+    wandb: bool = False
+    project: str = "rlcore"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"  # auto: online when an API key is configured, else offline; never prompts
+
+    def __post_init__(self) -> None:
+        require_choice(self.mode, "logger.mode", ["auto", "online", "offline", "disabled"])
+
+
+LOGGER_SCHEMAS: dict[str, type] = {"logger_schema": LoggerConfig}
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """The top-level config: one run of one agent on one env with one net."""
+
+    agent: Any = MISSING
+    env: Any = MISSING
+    net: Any = MISSING
+    logger: Any = MISSING
+    seed: int = 0
+    device: str = "auto"
+    total_steps: int = 50_000
+    eval_every: int = 5_000  # env steps between periodic greedy evaluations (0 = never)
+    eval_episodes: int = 10  # episodes per periodic evaluation
+    final_eval_episodes: int = 20  # episodes of the evaluation written to summary.json
+    checkpoint_every: int = 0  # env steps between checkpoints/last.pt writes (0 = at evals and at the end)
+    run_dir: str = MISSING  # where the run's files go; resolved by Hydra (hydra.run.dir follows it)
+    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    amp: bool = False  # bf16/fp16 autocast for network passes
+    compile: bool = False  # torch.compile the networks
+
+    def __post_init__(self) -> None:
+        require(self.seed >= 0, "seed", f"must be >= 0 (got {self.seed})")
+        require_choice(self.device, "device", DEVICES)
+        require(self.total_steps > 0, "total_steps", f"must be > 0 (got {self.total_steps})")
+        require(self.eval_every >= 0, "eval_every", f"must be >= 0 (got {self.eval_every})")
+        require(self.eval_episodes > 0, "eval_episodes", f"must be > 0 (got {self.eval_episodes})")
+        require(
+            self.final_eval_episodes > 0,
+            "final_eval_episodes",
+            f"must be > 0 (got {self.final_eval_episodes})",
+        )
+        require(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0 (got {self.checkpoint_every})")
+        require(self.threads >= 0, "threads", f"must be >= 0 (got {self.threads})")
+
+
+def register_configs() -> None:
+    """Register the top-level schema and every group's schemas with Hydra's ConfigStore."""
+    import agents
+    import envs
+    import nets
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for group, schemas in (
+        ("agent", agents.SCHEMAS),
+        ("env", envs.SCHEMAS),
+        ("net", nets.SCHEMAS),
+        ("logger", LOGGER_SCHEMAS),
+    ):
+        for name, schema in schemas.items():
+            store.store(group=group, name=name, node=schema)
+
+
+def to_typed(cfg: DictConfig) -> TrainConfig:
+    """Turn the composed DictConfig into dataclass instances, running every range check."""
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(str(exc).strip()) from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # __post_init__ checks written as plain errors
+        raise ConfigError(str(exc)) from None
+    assert isinstance(typed, TrainConfig)
+    for group in ("agent", "env", "net", "logger"):
+        value = getattr(typed, group)
+        require(
+            not isinstance(value, dict),
+            group,
+            f"this {group} option has no schema; start its YAML file with a '<name>_schema' default",
+        )
+    return typed
