@@ -124,3 +124,35 @@ def to_typed(cfg: DictConfig) -> TrainConfig:
             f"this {group} option has no schema; start its YAML file with a '<name>_schema' default",
         )
     return typed
+
+
+def _group_schemas() -> dict[str, dict[str, type]]:
+    import agents
+    import envs
+    import nets
+
+    return {"agent": agents.SCHEMAS, "env": envs.SCHEMAS, "net": nets.SCHEMAS, "logger": LOGGER_SCHEMAS}
+
+
+def schema_names(typed: TrainConfig) -> dict[str, str]:
+    """Which schema each group of a typed config uses, so a checkpoint can rebuild it without Hydra."""
+    names = {}
+    for group, schemas in _group_schemas().items():
+        value = getattr(typed, group)
+        names[group] = next(name for name, schema in schemas.items() if type(value) is schema)
+    return names
+
+
+def typed_from_container(container: dict, schemas: dict[str, str]) -> TrainConfig:
+    """Rebuild a typed TrainConfig from a plain dict (as stored in checkpoints) and its schema names."""
+    groups = _group_schemas()
+    merged = OmegaConf.structured(TrainConfig)
+    for group, name in schemas.items():
+        if name not in groups[group]:
+            raise ConfigError(f"the saved config uses {group} schema {name!r}, which this rlcore does not know")
+        merged[group] = OmegaConf.structured(groups[group][name])
+    try:
+        merged = OmegaConf.merge(merged, container)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"the saved config does not fit this rlcore's schemas: {str(exc).strip()}") from None
+    return to_typed(merged)

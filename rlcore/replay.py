@@ -127,3 +127,8 @@ class ReplayBuffer:
             getattr(self, name)[:n] = state[name].numpy()
         self.pos, self.size = state["pos"], n
         self.rng.bit_generator.state = state["rng"]
+
+
+def make_replay(capacity: int, env_cfg: object, envs: gym.vector.VectorEnv, seed: int, device: torch.device) -> ReplayBuffer:
+    """The replay that fits the env: flat arrays for vector observations."""
+    return ReplayBuffer(capacity, envs.single_observation_space, n_envs=envs.num_envs, seed=seed, device=device)

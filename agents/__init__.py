@@ -1,0 +1,33 @@
+"""Agents: one file each, a small interface (act / update / state_dict / load_state_dict)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+
+from agents.dqn import DQNAgent, DQNConfig
+
+SCHEMAS: dict[str, type] = {"dqn_schema": DQNConfig}
+
+
+def make_agent(
+    cfg: object, observation_space: gym.Space, action_space: gym.Space, device: torch.device
+) -> DQNAgent:
+    """Build the agent that ``cfg.agent`` describes (``cfg`` is the typed top-level TrainConfig)."""
+    agent_cfg = cfg.agent
+    if isinstance(agent_cfg, DQNConfig):
+        return DQNAgent(
+            agent_cfg,
+            cfg.net,
+            observation_space,
+            action_space,
+            total_steps=cfg.total_steps,
+            device=device,
+            seed=cfg.seed,
+            amp=cfg.amp,
+            compile=cfg.compile,
+        )
+    raise TypeError(f"no agent for config {type(agent_cfg).__name__}")
+
+
+__all__ = ["SCHEMAS", "DQNAgent", "DQNConfig", "make_agent"]

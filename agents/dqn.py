@@ -1,0 +1,254 @@
+"""Deep Q-Network (Mnih et al. 2015) with experience replay, a target network and Double DQN.
+
+Read top to bottom: the config schema, the pure math (TD target and loss, unit-tested on hand-computed
+numbers), the Q-network, and the agent. The loop that feeds it (env stepping, replay, schedules of when to
+update) is ``rlcore.offpolicy``; the agent only acts, learns from a batch and keeps its own schedules.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nets
+from rlcore.config import require, require_choice
+from rlcore.errors import ConfigError
+from rlcore.replay import Batch
+from rlcore.schedules import linear_schedule
+
+
+@dataclass
+class DQNConfig:
+    """DQN hyperparameters; defaults follow Stable-Baselines3's DQN, per-env tunings live in configs/tuned/."""
+
+    name: str = "dqn"
+    lr: float = 1e-4
+    gamma: float = 0.99
+    buffer_size: int = 1_000_000
+    batch_size: int = 32
+    learning_starts: int = 100  # env steps of pure exploration before the first update
+    train_freq: int = 4  # env steps between rounds of updates
+    gradient_steps: int = 1  # updates per round
+    target_update_interval: int = 10_000  # env steps between target syncs
+    tau: float = 1.0  # 1 = hard copy; < 1 = Polyak averaging at each sync
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.05
+    exploration_fraction: float = 0.1  # fraction of total_steps over which ε decays linearly
+    max_grad_norm: float = 10.0
+    double: bool = False  # Double DQN target (van Hasselt et al. 2016)
+    adam_eps: float = 1e-8
+    loss: str = "huber"  # huber (smooth L1, as Mnih et al. 2015) or mse
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
+        require(0.0 <= self.gamma <= 1.0, "agent.gamma", f"must be in [0, 1] (got {self.gamma})")
+        require(self.buffer_size > 0, "agent.buffer_size", f"must be > 0 (got {self.buffer_size})")
+        require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
+        require(
+            self.batch_size <= self.buffer_size,
+            "agent.batch_size",
+            f"{self.batch_size} is larger than agent.buffer_size={self.buffer_size}; lower the batch or grow the buffer",
+        )
+        require(self.learning_starts >= 0, "agent.learning_starts", f"must be >= 0 (got {self.learning_starts})")
+        require(self.train_freq > 0, "agent.train_freq", f"must be > 0 (got {self.train_freq})")
+        require(self.gradient_steps > 0, "agent.gradient_steps", f"must be > 0 (got {self.gradient_steps})")
+        require(
+            self.target_update_interval > 0,
+            "agent.target_update_interval",
+            f"must be > 0 (got {self.target_update_interval})",
+        )
+        require(0.0 < self.tau <= 1.0, "agent.tau", f"must be in (0, 1] (got {self.tau})")
+        for key in ("exploration_initial_eps", "exploration_final_eps", "exploration_fraction"):
+            value = getattr(self, key)
+            require(0.0 <= value <= 1.0, f"agent.{key}", f"must be in [0, 1] (got {value})")
+        require(self.max_grad_norm > 0, "agent.max_grad_norm", f"must be > 0 (got {self.max_grad_norm})")
+        require(self.adam_eps > 0, "agent.adam_eps", f"must be > 0 (got {self.adam_eps})")
+        require_choice(self.loss, "agent.loss", ["huber", "mse"])
+
+
+# ---------------------------------------------------------------------------------------------- the math
+
+
+def td_target(
+    rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, discounts: torch.Tensor | float
+) -> torch.Tensor:
+    """y = r + γ · (1 − terminated) · V(s'). Truncated transitions are not terminal: they bootstrap."""
+    return rewards + discounts * (1.0 - terminated) * next_values
+
+
+def greedy_next_values(next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+    """max_a Q_target(s', a), or Q_target(s', argmax_a Q_online(s', a)) for Double DQN."""
+    if next_q_online is None:
+        return next_q_target.max(dim=1).values
+    best = next_q_online.argmax(dim=1, keepdim=True)
+    return next_q_target.gather(1, best).squeeze(1)
+
+
+def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Huber (smooth L1 with δ = 1, the error clipping of Mnih et al. 2015) or squared TD error, batch mean."""
+    if kind == "huber":
+        per_sample = F.smooth_l1_loss(q_taken, target, reduction="none")
+    else:
+        per_sample = F.mse_loss(q_taken, target, reduction="none")
+    if weights is not None:
+        per_sample = per_sample * weights
+    return per_sample.mean()
+
+
+# ------------------------------------------------------------------------------------------- the network
+
+
+class QNetwork(nn.Module):
+    """A feature extractor from ``nets`` followed by a linear layer with one output per action."""
+
+    def __init__(self, extractor: nets.FeatureExtractor, n_actions: int) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.head = nn.Linear(extractor.output_dim, n_actions)
+
+    def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
+        features, state = self.extractor(obs, state)
+        return self.head(features), state
+
+
+# ------------------------------------------------------------------------------------------- the agent
+
+
+class DQNAgent:
+    """ε-greedy acting, one gradient step per ``update``, target sync and ε schedule in ``advance``."""
+
+    def __init__(
+        self,
+        cfg: DQNConfig,
+        net_cfg: object,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        total_steps: int,
+        device: torch.device,
+        seed: int = 0,
+        amp: bool = False,
+        compile: bool = False,
+    ) -> None:
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"DQN needs a Discrete action space, got {action_space}; pick an env with discrete actions"
+            )
+        self.cfg = cfg
+        self.device = device
+        self.n_actions = int(action_space.n)
+        self.total_steps = total_steps
+        self.online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions).to(device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.params = [p for p in self.online.parameters() if p.requires_grad]
+        # fused Adam on one device: one kernel for all parameters instead of one per tensor
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+        self.autocast_dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if amp else None
+        self.forward_online = torch.compile(self.online) if compile else self.online
+        self.forward_target = torch.compile(self.target) if compile else self.target
+        self.rng = np.random.default_rng(seed)
+        self.env_steps = 0
+        self.epsilon = cfg.exploration_initial_eps
+        self.target_syncs = 0
+
+    # -- acting ------------------------------------------------------------------------------------------
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), self._autocast():
+            q, _ = self.forward_online(torch.as_tensor(obs, device=self.device))
+        return q.argmax(dim=1).cpu().numpy()
+
+    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
+        """Actions for a batch of observations: ε-greedy with the scheduled ε when exploring.
+
+        ``epsilon`` overrides the schedule (e.g. ε = 0.05 in the Nature Atari evaluation protocol).
+        """
+        eps = (self.epsilon if explore else 0.0) if epsilon is None else epsilon
+        n = len(obs)
+        random_mask = self.rng.random(n) < eps
+        actions = self.rng.integers(0, self.n_actions, size=n)
+        if not random_mask.all():  # the forward pass is skipped when every env explores
+            greedy = self.greedy_actions(obs)
+            actions = np.where(random_mask, actions, greedy)
+        return actions
+
+    # -- schedules ---------------------------------------------------------------------------------------
+    def advance(self, env_steps: int) -> None:
+        """Tell the agent how many env steps (across all envs) have been taken: updates ε and syncs the target."""
+        self.env_steps = env_steps
+        cfg = self.cfg
+        self.epsilon = linear_schedule(
+            cfg.exploration_initial_eps,
+            cfg.exploration_final_eps,
+            int(cfg.exploration_fraction * self.total_steps),
+            env_steps,
+        )
+        due = env_steps // cfg.target_update_interval
+        if due > self.target_syncs:
+            self.target_syncs = due
+            self.sync_target()
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        online, target = list(self.online.parameters()), list(self.target.parameters())
+        if self.cfg.tau >= 1.0:
+            torch._foreach_copy_(target, online)
+        else:
+            torch._foreach_lerp_(target, online, self.cfg.tau)
+        for b_t, b_o in zip(self.target.buffers(), self.online.buffers(), strict=True):
+            b_t.copy_(b_o)
+
+    # -- learning ----------------------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced)."""
+        cfg = self.cfg
+        discounts = batch.discounts if batch.discounts is not None else cfg.gamma
+        with torch.no_grad(), self._autocast():
+            next_q_target, _ = self.forward_target(batch.next_obs)
+            next_q_online = self.forward_online(batch.next_obs)[0] if cfg.double else None
+            next_values = greedy_next_values(next_q_target.float(), None if next_q_online is None else next_q_online.float())
+            target = td_target(batch.rewards, next_values, batch.terminated, discounts)
+        with self._autocast():
+            q, _ = self.forward_online(batch.obs)
+        q_taken = q.float().gather(1, batch.actions.view(-1, 1)).squeeze(1)
+        loss = q_loss(q_taken, target, cfg.loss, batch.weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+        self.optimizer.step()
+        return {
+            "loss": loss.detach(),
+            "q": q_taken.detach().mean(),
+            "grad_norm": grad_norm.detach(),
+        }
+
+    def _autocast(self) -> torch.autocast:
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "env_steps": self.env_steps,
+            "epsilon": self.epsilon,
+            "target_syncs": self.target_syncs,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.env_steps = int(state["env_steps"])
+        self.epsilon = float(state["epsilon"])
+        self.target_syncs = int(state["target_syncs"])
+        self.rng.bit_generator.state = state["rng"]

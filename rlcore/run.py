@@ -1,0 +1,55 @@
+"""From a composed config to a finished run: validation, the run directory, the agent's loop, the summary."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlcore.config import TrainConfig, to_typed
+from rlcore.errors import RLCoreError
+from rlcore.offpolicy import train_off_policy
+
+LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {"dqn": train_off_policy}
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Refuse to write over a finished or running run: nothing saved may be lost."""
+    taken = [p for p in ("metrics.csv", "checkpoints/last.pt", "summary.json") if (run_dir / p).exists()]
+    if taken:
+        raise RLCoreError(
+            f"run_dir {run_dir} already holds a run ({', '.join(taken)}); choose another run_dir= "
+            "or leave it out to get a fresh timestamped folder"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """Validate ``cfg``, write config.yaml and train; returns the summary dict."""
+    typed = to_typed(cfg)
+    prepare_run_dir(run_dir)
+    cfg = cfg.copy()
+    cfg.run_dir = str(run_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    typed.run_dir = str(run_dir)
+    loop = LOOPS.get(typed.agent.name)
+    if loop is None:
+        raise RLCoreError(f"config key 'agent.name': no training loop for {typed.agent.name!r}; known: {', '.join(LOOPS)}")
+    return loop(typed, run_dir, config)
+
+
+def print_summary(summary: dict) -> None:
+    width = max(len(k) for k in summary)
+    print("\n" + "-" * 60)
+    for key, value in summary.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    print("-" * 60)
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,33 @@
+"""Train an agent: ``python train.py [agent=dqn] [env=CartPole] [key=value ...]`` (see ``--help``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from rlcore.config import register_configs
+from rlcore.errors import RLCoreError
+from rlcore.run import fail, print_summary, run
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+def main(cfg: DictConfig) -> dict | None:
+    # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        summary = run(cfg, run_dir)
+    except RLCoreError as exc:
+        fail(str(exc))
+        return None
+    if cfg.logger.progress:
+        print_summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
