@@ -1,47 +1,63 @@
 """Feature extractors usable by every agent, by Stable-Baselines3 and by plain PyTorch code.
 
 ``build_extractor(net_cfg, observation_space)`` is how agents get one from a config; each net class can also
-be built directly (``from nets import MLP``).
+be built directly (``from nets import MLP, NatureCNN``). The SB3 adapter lives in :mod:`nets.sb3` and the
+autoencoder pieces in :mod:`nets.autoencoder` (imported on demand, so ``import nets`` stays light).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import gymnasium as gym
-
 from nets.base import FeatureExtractor, observation_shape, scale_observation
+from nets.build import build_extractor
+from nets.cnn import VGG, AlexNet, ConvNet, LeNet5, NatureCNN
+from nets.configs import (
+    NET_CONFIGS,
+    SCHEMAS,
+    AlexNetConfig,
+    GRUConfig,
+    LeNet5Config,
+    LSTMConfig,
+    MLPConfig,
+    NatureCNNConfig,
+    RecurrentConfig,
+    RNNConfig,
+    VGGConfig,
+)
 from nets.mlp import ACTIVATIONS, MLP
-from rlcore.config import require, require_choice
-
-
-@dataclass
-class MLPConfig:
-    name: str = "mlp"
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "relu"
-
-    def __post_init__(self) -> None:
-        require(all(w > 0 for w in self.hidden_sizes), "net.hidden_sizes", f"widths must be > 0 (got {self.hidden_sizes})")
-        require_choice(self.activation, "net.activation", ACTIVATIONS)
-
-
-SCHEMAS: dict[str, type] = {"mlp_schema": MLPConfig}
-
-
-def build_extractor(cfg: object, observation_space: gym.Space) -> FeatureExtractor:
-    """Build the feature extractor that ``cfg`` (one of the net schemas) describes."""
-    if isinstance(cfg, MLPConfig):
-        return MLP(observation_space, hidden_sizes=cfg.hidden_sizes, activation=cfg.activation)
-    raise TypeError(f"no extractor for net config {type(cfg).__name__}")
-
+from nets.pooling import StochasticPool2d, stochastic_pool2d
+from nets.pretrained import freeze_module, load_pretrained, save_encoder
+from nets.recurrent import RecurrentNet
+from nets.summary import count_parameters, summarize
 
 __all__ = [
-    "FeatureExtractor",
+    "ACTIVATIONS",
     "MLP",
-    "MLPConfig",
+    "NET_CONFIGS",
     "SCHEMAS",
+    "VGG",
+    "AlexNet",
+    "AlexNetConfig",
+    "ConvNet",
+    "FeatureExtractor",
+    "GRUConfig",
+    "LSTMConfig",
+    "LeNet5",
+    "LeNet5Config",
+    "MLPConfig",
+    "NatureCNN",
+    "NatureCNNConfig",
+    "RNNConfig",
+    "RecurrentConfig",
+    "RecurrentNet",
+    "StochasticPool2d",
+    "VGGConfig",
     "build_extractor",
+    "count_parameters",
+    "freeze_module",
+    "load_pretrained",
     "observation_shape",
+    "save_encoder",
     "scale_observation",
+    "stochastic_pool2d",
+    "summarize",
 ]

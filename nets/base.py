@@ -24,15 +24,18 @@ def observation_shape(space_or_shape: gym.Space | Sequence[int]) -> tuple[int, .
     return tuple(int(d) for d in space_or_shape)
 
 
-def scale_observation(obs: torch.Tensor) -> torch.Tensor:
+def scale_observation(obs: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """The one place where observations become float: uint8 pixels are divided by 255, everything else cast.
 
     Replay buffers and environments keep pixels as uint8 (4x less memory and host-to-device traffic);
-    every extractor calls this first.
+    every extractor calls this first. ``dtype`` is the float type wanted (FeatureExtractor passes its
+    parameters' dtype, so float64 observations meet a float32 net as float32 and a float64 net, e.g. in a
+    gradient check, gets float64); default: torch's default float dtype.
     """
+    dtype = dtype or torch.get_default_dtype()
     if obs.dtype == torch.uint8:
-        return obs.float().div_(255.0)
-    return obs.float()
+        return obs.to(dtype).div_(255.0)
+    return obs.to(dtype)
 
 
 class FeatureExtractor(nn.Module):
@@ -53,7 +56,12 @@ class FeatureExtractor(nn.Module):
         raise NotImplementedError
 
     def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
-        return self.extract(scale_observation(obs)), state
+        return self.extract(scale_observation(obs, self.param_dtype())), state
+
+    def param_dtype(self) -> torch.dtype | None:
+        """Float dtype of the parameters (None for a parameter-free net): what observations are cast to."""
+        param = next(self.parameters(), None)
+        return param.dtype if param is not None and param.is_floating_point() else None
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> object | None:
         """Hidden state at an episode start (``None`` for stateless nets)."""

@@ -1,0 +1,83 @@
+"""``build_extractor``: from a net config (one of :mod:`nets.configs`) and an observation space to a module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+
+from nets.base import FeatureExtractor
+from nets.cnn import VGG, AlexNet, LeNet5, NatureCNN
+from nets.configs import AlexNetConfig, LeNet5Config, MLPConfig, NatureCNNConfig, RecurrentConfig, VGGConfig
+from nets.mlp import MLP
+from nets.pretrained import freeze_module, load_pretrained
+from nets.recurrent import RecurrentNet
+
+
+def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
+    if isinstance(cfg, MLPConfig):
+        return MLP(
+            space,
+            hidden_sizes=cfg.hidden_sizes,
+            activation=cfg.activation,
+            dropout=cfg.dropout,
+            norm=cfg.norm,
+            init=cfg.init,
+        )
+    if isinstance(cfg, NatureCNNConfig):
+        return NatureCNN(
+            space,
+            features_dim=cfg.features_dim,
+            padding=cfg.padding,
+            batch_norm=cfg.batch_norm,
+            dropout=cfg.dropout,
+        )
+    if isinstance(cfg, LeNet5Config):
+        return LeNet5(
+            space,
+            features_dim=cfg.features_dim,
+            activation=cfg.activation,
+            pooling=cfg.pooling,
+            padding=cfg.padding,
+            batch_norm=cfg.batch_norm,
+            dropout=cfg.dropout,
+        )
+    if isinstance(cfg, AlexNetConfig):
+        return AlexNet(
+            space,
+            channels=cfg.channels,
+            features_dim=cfg.features_dim,
+            pooling=cfg.pooling,
+            padding=cfg.padding,
+            batch_norm=cfg.batch_norm,
+            dropout=cfg.dropout,
+        )
+    if isinstance(cfg, VGGConfig):
+        return VGG(
+            space,
+            channels=cfg.channels,
+            convs_per_block=cfg.convs_per_block,
+            features_dim=cfg.features_dim,
+            pooling=cfg.pooling,
+            padding=cfg.padding,
+            batch_norm=cfg.batch_norm,
+            dropout=cfg.dropout,
+        )
+    if isinstance(cfg, RecurrentConfig):
+        encoder = build_extractor(cfg.encoder_config(), space)
+        return RecurrentNet(encoder, cell=cfg.name, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)
+    raise TypeError(f"no extractor for net config {type(cfg).__name__}")
+
+
+def build_extractor(cfg: object, observation_space: gym.Space | Sequence[int]) -> FeatureExtractor:
+    """Build the feature extractor that ``cfg`` describes, then apply its ``pretrained`` and ``freeze``.
+
+    ``freeze`` without ``pretrained`` freezes the random initial weights (fixed random features).
+    """
+    net = _build(cfg, observation_space)
+    pretrained = getattr(cfg, "pretrained", None)
+    if pretrained:
+        load_pretrained(net, pretrained, freeze=bool(getattr(cfg, "freeze", False)))
+    elif getattr(cfg, "freeze", False):
+        freeze_module(net)
+    return net

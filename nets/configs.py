@@ -1,0 +1,227 @@
+"""Config schemas of the ``net`` group: one dataclass per option file in ``configs/net/``.
+
+Every schema has ``pretrained`` (a file written by :func:`nets.pretrained.save_encoder`, or a run directory
+holding ``encoder.pt``) and ``freeze`` (stop gradients into the extractor; without ``pretrained`` this gives
+fixed random features). Range and choice checks run in ``__post_init__`` and name the offending key.
+
+Recurrent nets wrap another net as their per-frame encoder: ``encoder`` names the encoder's option
+(``mlp``, ``nature_cnn``, ``lenet5``, ``alexnet``, ``vgg``) and ``encoder_kwargs`` holds that option's
+settings, checked by the encoder's own schema, e.g.::
+
+    net=lstm net.encoder=nature_cnn net.hidden_size=256 +net.encoder_kwargs.features_dim=256
+
+(keys absent from the YAML file's ``encoder_kwargs`` are added with Hydra's ``+`` prefix). An encoder can
+have its own ``pretrained``/``freeze`` inside ``encoder_kwargs`` (e.g. a CNN from an autoencoder run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nets.cnn import PADDINGS, POOLINGS
+from nets.mlp import ACTIVATIONS, INITS, NORMS
+from nets.recurrent import CELLS
+from rlcore.config import require, require_choice
+from rlcore.errors import ConfigError
+
+
+def _check_dropout(dropout: float) -> None:
+    require(0.0 <= dropout < 1.0, "net.dropout", f"must be in [0, 1) (got {dropout})")
+
+
+def _check_positive(value: int, key: str) -> None:
+    require(value > 0, key, f"must be > 0 (got {value})")
+
+
+@dataclass
+class MLPConfig:
+    """Fully connected net; ``hidden_sizes: []`` gives the identity (perceptron / softmax regression)."""
+
+    name: str = "mlp"
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "relu"
+    dropout: float = 0.0
+    norm: str = "none"  # none | batch | layer
+    init: str = "default"  # default | xavier | he | orthogonal
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            all(w > 0 for w in self.hidden_sizes),
+            "net.hidden_sizes",
+            f"widths must be > 0 (got {self.hidden_sizes})",
+        )
+        require_choice(self.activation, "net.activation", ACTIVATIONS)
+        _check_dropout(self.dropout)
+        require_choice(self.norm, "net.norm", NORMS)
+        require_choice(self.init, "net.init", INITS)
+
+
+@dataclass
+class NatureCNNConfig:
+    """Mnih et al. 2015 DQN trunk."""
+
+    name: str = "nature_cnn"
+    features_dim: int = 512
+    padding: str = "valid"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive(self.features_dim, "net.features_dim")
+        require_choice(self.padding, "net.padding", PADDINGS)
+        _check_dropout(self.dropout)
+
+
+@dataclass
+class LeNet5Config:
+    """LeCun et al. 1998, for 28x28/32x32 inputs."""
+
+    name: str = "lenet5"
+    features_dim: int = 84
+    activation: str = "tanh"
+    pooling: str = "avg"
+    padding: str = "valid"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive(self.features_dim, "net.features_dim")
+        require_choice(self.activation, "net.activation", ACTIVATIONS)
+        require_choice(self.pooling, "net.pooling", POOLINGS)
+        require_choice(self.padding, "net.padding", PADDINGS)
+        _check_dropout(self.dropout)
+
+
+@dataclass
+class AlexNetConfig:
+    """AlexNet-style (Krizhevsky et al. 2012) scaled for 28-84 px inputs; ``channels`` has 5 conv widths."""
+
+    name: str = "alexnet"
+    channels: list[int] = field(default_factory=lambda: [32, 96, 192, 128, 128])
+    features_dim: int = 512
+    pooling: str = "max"
+    padding: str = "same"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.channels) == 5 and all(c > 0 for c in self.channels),
+            "net.channels",
+            f"needs 5 positive conv widths (got {self.channels})",
+        )
+        _check_positive(self.features_dim, "net.features_dim")
+        require_choice(self.pooling, "net.pooling", POOLINGS)
+        require_choice(self.padding, "net.padding", PADDINGS)
+        _check_dropout(self.dropout)
+
+
+@dataclass
+class VGGConfig:
+    """VGG-style (Simonyan & Zisserman 2015): one block of stacked 3x3 convs per ``channels`` entry."""
+
+    name: str = "vgg"
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    convs_per_block: int = 2
+    features_dim: int = 512
+    pooling: str = "max"
+    padding: str = "same"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.channels) > 0 and all(c > 0 for c in self.channels),
+            "net.channels",
+            f"needs at least one positive block width (got {self.channels})",
+        )
+        _check_positive(self.convs_per_block, "net.convs_per_block")
+        _check_positive(self.features_dim, "net.features_dim")
+        require_choice(self.pooling, "net.pooling", POOLINGS)
+        require_choice(self.padding, "net.padding", PADDINGS)
+        _check_dropout(self.dropout)
+
+
+# The nets a recurrent net can use as its per-frame encoder, by option name.
+ENCODER_CONFIGS: dict[str, type] = {
+    "mlp": MLPConfig,
+    "nature_cnn": NatureCNNConfig,
+    "lenet5": LeNet5Config,
+    "alexnet": AlexNetConfig,
+    "vgg": VGGConfig,
+}
+
+
+@dataclass
+class RecurrentConfig:
+    """Encoder per frame, then an Elman RNN / LSTM / GRU (chosen by ``name``) with ``hidden_size`` units."""
+
+    name: str = "lstm"
+    encoder: str = "mlp"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    hidden_size: int = 128
+    num_layers: int = 1
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        require_choice(self.name, "net.name", CELLS)
+        require_choice(self.encoder, "net.encoder", ENCODER_CONFIGS)
+        _check_positive(self.hidden_size, "net.hidden_size")
+        _check_positive(self.num_layers, "net.num_layers")
+        self.encoder_config()  # fail at config time, not at build time
+
+    def encoder_config(self) -> Any:
+        """The encoder's typed config, built (and range-checked) from ``encoder`` and ``encoder_kwargs``."""
+        kwargs = dict(self.encoder_kwargs)
+        require(
+            kwargs.pop("name", self.encoder) == self.encoder,
+            "net.encoder_kwargs.name",
+            f"must match net.encoder ({self.encoder!r}) or be left out",
+        )
+        schema = ENCODER_CONFIGS[self.encoder]
+        try:
+            return schema(name=self.encoder, **kwargs)
+        except TypeError as exc:
+            allowed = [f for f in schema.__dataclass_fields__ if f != "name"]
+            unknown = sorted(set(kwargs) - set(allowed))
+            detail = (
+                f"unknown keys {unknown} for encoder {self.encoder!r}; allowed keys: {', '.join(allowed)}"
+            )
+            raise ConfigError(f"config key 'net.encoder_kwargs': {detail if unknown else exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(
+                str(exc).replace("config key 'net.", "config key 'net.encoder_kwargs.", 1)
+            ) from None
+
+
+@dataclass
+class RNNConfig(RecurrentConfig):
+    name: str = "rnn"
+
+
+@dataclass
+class LSTMConfig(RecurrentConfig):
+    name: str = "lstm"
+
+
+@dataclass
+class GRUConfig(RecurrentConfig):
+    name: str = "gru"
+
+
+# Every net option by name (the ``name`` key), e.g. for the SB3 adapter's ``net="nature_cnn"``.
+NET_CONFIGS: dict[str, type] = {**ENCODER_CONFIGS, "rnn": RNNConfig, "lstm": LSTMConfig, "gru": GRUConfig}
+
+SCHEMAS: dict[str, type] = {f"{name}_schema": schema for name, schema in NET_CONFIGS.items()}

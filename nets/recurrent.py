@@ -1,0 +1,115 @@
+"""Recurrent feature extractors: any per-frame extractor followed by an Elman RNN, an LSTM or a GRU.
+
+Recurrence lets a value function integrate information over time when one frame does not show the whole
+state (Hausknecht & Stone 2015, DRQN). Cells: Elman 1990 (tanh RNN), Hochreiter & Schmidhuber 1997 (LSTM),
+Cho et al. 2014 (GRU).
+
+Call convention (``is_recurrent = True``)::
+
+    features, state = net(obs, state=None, starts=None)
+
+* ``obs`` is a sequence ``(batch, time, *obs_shape)`` -> features ``(batch, time, hidden_size)``, or one step
+  ``(batch, *obs_shape)`` -> features ``(batch, hidden_size)``.
+* ``state`` is what the previous call returned (``None`` = :meth:`RecurrentNet.initial_state`): a tensor
+  ``(num_layers, batch, hidden_size)`` for rnn/gru, a pair ``(h, c)`` of those for lstm.
+* ``starts`` is a bool mask ``(batch, time)`` (or ``(batch,)`` for one step) marking the first step of an
+  episode; the state of those rows is reset to the initial state *before* that step is processed, so one
+  sequence may span episode boundaries (as replayed sequences and rollouts do).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nets.base import FeatureExtractor
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class RecurrentNet(FeatureExtractor):
+    """Encoder (applied to every frame) then a stacked recurrent cell; ``output_dim`` is ``hidden_size``.
+
+    The encoder is any stateless :class:`FeatureExtractor` (MLP, NatureCNN, LeNet5, ...); it does the uint8
+    scaling, so this module never touches pixel values. Gradient clipping, which recurrent nets usually
+    need, is the agent's job.
+    """
+
+    is_recurrent = True
+
+    def __init__(
+        self, encoder: FeatureExtractor, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1
+    ) -> None:
+        if cell not in CELLS:
+            raise ValueError(f"unknown recurrent cell {cell!r}; choose one of {list(CELLS)}")
+        if encoder.is_recurrent:
+            raise ValueError("the encoder of a recurrent net must be stateless")
+        if hidden_size < 1 or num_layers < 1:
+            raise ValueError(f"hidden_size and num_layers must be >= 1, got {hidden_size}, {num_layers}")
+        super().__init__(encoder.input_shape, hidden_size)
+        self.cell_type = cell
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.encoder = encoder
+        self.rnn = CELLS[cell](encoder.output_dim, hidden_size, num_layers=num_layers, batch_first=True)
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> RecurrentState:
+        """Zeros of shape ``(num_layers, batch_size, hidden_size)`` (a pair of them for an LSTM)."""
+        dtype = next(self.rnn.parameters()).dtype
+        h = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
+        return (h, h.clone()) if self.cell_type == "lstm" else h
+
+    def _reset(self, state: RecurrentState, mask: torch.Tensor) -> RecurrentState:
+        """Rows of ``state`` where ``mask`` (batch,) is true go back to the (zero) initial state."""
+        keep = (~mask).to(self._state_dtype(state)).view(1, -1, 1)
+        if isinstance(state, tuple):
+            return (state[0] * keep, state[1] * keep)
+        return state * keep
+
+    @staticmethod
+    def _state_dtype(state: RecurrentState) -> torch.dtype:
+        return state[0].dtype if isinstance(state, tuple) else state.dtype
+
+    def forward(  # type: ignore[override]
+        self,
+        obs: torch.Tensor,
+        state: RecurrentState | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, RecurrentState]:
+        obs_dims = len(self.input_shape)
+        if obs.dim() == obs_dims + 1:
+            single_step = True
+            obs = obs.unsqueeze(1)
+            if starts is not None:
+                starts = starts.reshape(-1, 1)
+        elif obs.dim() == obs_dims + 2:
+            single_step = False
+        else:
+            raise ValueError(
+                f"expected observations (batch, time, *{self.input_shape}) or (batch, *{self.input_shape}), "
+                f"got shape {tuple(obs.shape)}"
+            )
+        batch, time = obs.shape[:2]
+        frames, _ = self.encoder(obs.reshape(batch * time, *obs.shape[2:]))
+        features = frames.view(batch, time, -1)
+        if state is None:
+            state = self.initial_state(batch, obs.device)
+        if starts is None:
+            out, state = self.rnn(features, state)
+        else:
+            starts = starts.to(device=obs.device, dtype=torch.bool)
+            if starts.shape != (batch, time):
+                raise ValueError(f"starts must have shape {(batch, time)}, got {tuple(starts.shape)}")
+            # Run the cell over the stretches between time steps where some row starts an episode: one fused
+            # call per stretch instead of one per step, with the resets applied at the stretch boundaries.
+            boundaries = sorted({0, *starts.any(dim=0).nonzero().flatten().tolist()})
+            outputs = []
+            for i, t0 in enumerate(boundaries):
+                t1 = boundaries[i + 1] if i + 1 < len(boundaries) else time
+                state = self._reset(state, starts[:, t0])
+                out_part, state = self.rnn(features[:, t0:t1], state)
+                outputs.append(out_part)
+            out = torch.cat(outputs, dim=1)
+        return (out[:, 0] if single_step else out), state
