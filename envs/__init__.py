@@ -10,19 +10,25 @@ from __future__ import annotations
 import gymnasium as gym
 
 from envs.classic import ClassicControlConfig, make_classic
+from envs.dataset_env import DatasetEnvConfig, DatasetVectorEnv, make_dataset_env, register_envs
+from envs.idx import DatasetError
 
-SCHEMAS: dict[str, type] = {"classic_schema": ClassicControlConfig}
+SCHEMAS: dict[str, type] = {"classic_schema": ClassicControlConfig, "dataset_schema": DatasetEnvConfig}
+
+register_envs()
 
 
 def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None) -> gym.vector.VectorEnv:
     """Build the vector env ``cfg`` describes, seeded with ``seed``.
 
-    ``evaluation=True`` gives the evaluation protocol of the family (e.g. full games for Atari); ``n_envs``
-    overrides the config's number of copies.
+    ``evaluation=True`` gives the evaluation protocol of the family (e.g. full games for Atari, the whole
+    test split in order for datasets); ``n_envs`` overrides the config's number of copies.
     """
     if isinstance(cfg, ClassicControlConfig):
         return make_classic(cfg, seed, evaluation=evaluation, n_envs=n_envs)
+    if isinstance(cfg, DatasetEnvConfig):
+        return make_dataset_env(cfg, seed, evaluation=evaluation, n_envs=n_envs)
     raise TypeError(f"no environment family for config {type(cfg).__name__}")
 
 
-__all__ = ["SCHEMAS", "ClassicControlConfig", "make_env"]
+__all__ = ["SCHEMAS", "ClassicControlConfig", "DatasetEnvConfig", "DatasetError", "DatasetVectorEnv", "make_env"]
