@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from envs.atari import AtariConfig, make_atari
 from envs.classic import ClassicControlConfig, make_classic
 
-SCHEMAS: dict[str, type] = {"classic_schema": ClassicControlConfig}
+SCHEMAS: dict[str, type] = {"classic_schema": ClassicControlConfig, "atari_schema": AtariConfig}
 
 
 def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None) -> gym.vector.VectorEnv:
@@ -22,7 +23,9 @@ def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | 
     """
     if isinstance(cfg, ClassicControlConfig):
         return make_classic(cfg, seed, evaluation=evaluation, n_envs=n_envs)
+    if isinstance(cfg, AtariConfig):
+        return make_atari(cfg, seed, evaluation=evaluation, n_envs=n_envs)
     raise TypeError(f"no environment family for config {type(cfg).__name__}")
 
 
-__all__ = ["SCHEMAS", "ClassicControlConfig", "make_env"]
+__all__ = ["SCHEMAS", "AtariConfig", "ClassicControlConfig", "make_env"]
