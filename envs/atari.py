@@ -90,21 +90,31 @@ class AtariConfig:
     num_threads: int = 0  # C++ worker threads (0: ale-py's default)
 
     def __post_init__(self) -> None:
-        require(isinstance(self.game, str) and bool(self.game), "env.game", "must name an ALE game, e.g. breakout")
+        require(
+            isinstance(self.game, str) and bool(self.game), "env.game", "must name an ALE game, e.g. breakout"
+        )
         self.game = normalize_game(self.game)
         require(self.n_envs > 0, "env.n_envs", f"must be > 0 (got {self.n_envs})")
         require(self.frame_skip > 0, "env.frame_skip", f"must be > 0 (got {self.frame_skip})")
         require(self.frame_stack > 0, "env.frame_stack", f"must be > 0 (got {self.frame_stack})")
         require(self.noop_max >= 0, "env.noop_max", f"must be >= 0 (got {self.noop_max})")
         require(self.screen > 0, "env.screen", f"must be > 0 (got {self.screen})")
-        require(self.max_episode_frames > 0, "env.max_episode_frames", f"must be > 0 (got {self.max_episode_frames})")
+        require(
+            self.max_episode_frames > 0,
+            "env.max_episode_frames",
+            f"must be > 0 (got {self.max_episode_frames})",
+        )
         require(
             0.0 <= self.repeat_action_probability < 1.0,
             "env.repeat_action_probability",
             f"must be in [0, 1) (got {self.repeat_action_probability})",
         )
         require_choice(self.eval_protocol, "env.eval_protocol", EVAL_PROTOCOLS)
-        require(0.0 <= self.eval_epsilon <= 1.0, "env.eval_epsilon", f"must be in [0, 1] (got {self.eval_epsilon})")
+        require(
+            0.0 <= self.eval_epsilon <= 1.0,
+            "env.eval_epsilon",
+            f"must be in [0, 1] (got {self.eval_epsilon})",
+        )
         require(self.num_threads >= 0, "env.num_threads", f"must be >= 0 (got {self.num_threads})")
 
 
@@ -136,7 +146,9 @@ class AtariVecEnv(VectorWrapper):
         self._lives = np.array(info["lives"], dtype=np.int32)
         return obs, info
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, info = self.env.step(np.asarray(actions, dtype=np.int64))
         done = terminated | truncated
         lives = np.asarray(info["lives"], dtype=np.int32)
@@ -157,7 +169,11 @@ def make_atari(
     if evaluation and cfg.eval_protocol == "sticky":
         repeat, noop_max, full_actions = STICKY_REPEAT_PROBABILITY, 0, cfg.full_action_space
     else:
-        repeat, noop_max, full_actions = (0.0 if evaluation else cfg.repeat_action_probability), cfg.noop_max, cfg.full_action_space
+        repeat, noop_max, full_actions = (
+            (0.0 if evaluation else cfg.repeat_action_probability),
+            cfg.noop_max,
+            cfg.full_action_space,
+        )
     env = AtariVectorEnv(
         cfg.game,
         count,
