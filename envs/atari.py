@@ -39,6 +39,7 @@ import numpy as np
 from ale_py import roms
 from ale_py.vector_env import AtariVectorEnv
 from gymnasium.vector import AutoresetMode, VectorWrapper
+from omegaconf import MISSING
 
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
@@ -73,8 +74,10 @@ def normalize_game(game: str) -> str:
 class AtariConfig:
     """One Atari game with DeepMind preprocessing; the defaults are Mnih 2015's training setting."""
 
-    name: str = "Breakout"  # short name used in run directories
-    game: str = "breakout"  # ALE ROM name; CamelCase (Breakout, SpaceInvaders) is accepted
+    # ALE ROM name; CamelCase (Breakout, SpaceInvaders) is accepted. No default: a YAML `game: ???` merged
+    # over a default would silently keep the default game.
+    game: str = MISSING  # first, so that a missing game is the error reported, not `name: ${.game}`
+    name: str = ""  # short name used in run directories (empty: the game's name)
     n_envs: int = 1
     frame_skip: int = 4  # action repeat; the observation is the max over the last two frames
     frame_stack: int = 4  # frames per observation (1 for recurrent nets)
@@ -91,9 +94,12 @@ class AtariConfig:
 
     def __post_init__(self) -> None:
         require(
-            isinstance(self.game, str) and bool(self.game), "env.game", "must name an ALE game, e.g. breakout"
+            isinstance(self.game, str) and self.game not in ("", MISSING),
+            "env.game",
+            "no game chosen; pass an ALE game, e.g. env.game=breakout",
         )
         self.game = normalize_game(self.game)
+        self.name = self.name or self.game
         require(self.n_envs > 0, "env.n_envs", f"must be > 0 (got {self.n_envs})")
         require(self.frame_skip > 0, "env.frame_skip", f"must be > 0 (got {self.frame_skip})")
         require(self.frame_stack > 0, "env.frame_stack", f"must be > 0 (got {self.frame_stack})")
