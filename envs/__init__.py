@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from envs.atari import AtariConfig, make_atari
 from envs.classic import ClassicControlConfig, make_classic
 from envs.dataset_env import DatasetEnvConfig, DatasetVectorEnv, make_dataset_env, register_envs
 from envs.idx import DatasetError
 
-SCHEMAS: dict[str, type] = {"classic_schema": ClassicControlConfig, "dataset_schema": DatasetEnvConfig}
+SCHEMAS: dict[str, type] = {
+    "classic_schema": ClassicControlConfig,
+    "atari_schema": AtariConfig,
+    "dataset_schema": DatasetEnvConfig,
+}
 
 register_envs()
 
@@ -26,9 +31,19 @@ def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | 
     """
     if isinstance(cfg, ClassicControlConfig):
         return make_classic(cfg, seed, evaluation=evaluation, n_envs=n_envs)
+    if isinstance(cfg, AtariConfig):
+        return make_atari(cfg, seed, evaluation=evaluation, n_envs=n_envs)
     if isinstance(cfg, DatasetEnvConfig):
         return make_dataset_env(cfg, seed, evaluation=evaluation, n_envs=n_envs)
     raise TypeError(f"no environment family for config {type(cfg).__name__}")
 
 
-__all__ = ["SCHEMAS", "ClassicControlConfig", "DatasetEnvConfig", "DatasetError", "DatasetVectorEnv", "make_env"]
+__all__ = [
+    "SCHEMAS",
+    "AtariConfig",
+    "ClassicControlConfig",
+    "DatasetEnvConfig",
+    "DatasetError",
+    "DatasetVectorEnv",
+    "make_env",
+]
