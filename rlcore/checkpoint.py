@@ -31,9 +31,9 @@ def package_versions() -> dict[str, str]:
 
     return {
         "rlcore": rlcore.__version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "gymnasium": gymnasium.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__),
+        "gymnasium": str(gymnasium.__version__),
         "python": platform.python_version(),
     }
 
@@ -77,9 +77,12 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbage bytes, or a pickle that asks for code
+        reason = "it holds objects that would run code when unpickled" if "weights_only" in str(exc).lower() else (
+            "it is truncated or not a torch file"
+        )
         raise CheckpointError(
-            f"{path} could not be read as a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "it may be truncated or not a torch file — use checkpoints/best.pt or another run"
+            f"{path} could not be loaded as a checkpoint: {reason} ({type(exc).__name__}). "
+            "Pass another checkpoint (e.g. the run's checkpoints/best.pt or last.pt)"
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not an rlcore checkpoint (no '{FORMAT}' marker)")

@@ -15,10 +15,17 @@ class Actor(Protocol):
 def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Play ``episodes`` complete episodes; returns (returns, lengths).
 
+    A dataset env (MNIST, Digits) is instead evaluated on every test image exactly once, whatever
+    ``episodes`` says, so the mean return is the test accuracy (with the default 1/0 rewards).
+
     The env is reset first, so an evaluation never resumes a half-played episode. With several envs the
     episodes are split evenly between them and extra episodes are discarded (as SB3's evaluate_policy
     does), so short episodes are not over-represented.
     """
+    from envs.dataset_env import DatasetVectorEnv
+
+    if isinstance(env, DatasetVectorEnv):
+        return evaluate_dataset(agent, env, epsilon)
     n = env.num_envs
     targets = np.array([(episodes + i) // n for i in range(n)])
     counts = np.zeros(n, dtype=int)
@@ -40,3 +47,18 @@ def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: fl
             current_return[i] = 0.0
             current_length[i] = 0
     return np.asarray(returns), np.asarray(lengths)
+
+
+def evaluate_dataset(agent: Actor, env: gym.vector.VectorEnv, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One-step episodes over the env's whole (test) set, each image answered exactly once, in order."""
+    total = len(env.labels)
+    rewards = np.empty(total, dtype=np.float64)
+    seen = np.zeros(total, dtype=bool)
+    obs, _ = env.reset()
+    while not seen.all():
+        actions = agent.act(obs, explore=False, epsilon=epsilon)
+        obs, reward, _, _, info = env.step(actions)
+        first = info["first_pass"]
+        rewards[info["index"][first]] = reward[first]
+        seen[info["index"][first]] = True
+    return rewards, np.ones(total, dtype=np.int64)

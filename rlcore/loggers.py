@@ -52,7 +52,7 @@ class CSVWriter:
         self.path = Path(path)
         self.fields = list(fields)
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self.handle = open(self.path, "a", newline="")
+        self.handle = open(self.path, "a", newline="")  # noqa: SIM115 - kept open for the whole run
         self.writer = csv.DictWriter(self.handle, fieldnames=self.fields, extrasaction="ignore")
         if new:
             self.writer.writeheader()

@@ -141,21 +141,22 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
                         updates.add(agent.update(replay.sample(a.batch_size)))
                     counters.updates += a.gradient_steps
 
-            for i in np.flatnonzero(done):
-                counters.episodes += 1
-                last_return = float(episode_return[i])
+            if done.any():  # one row per vector step: the mean over the episodes that just ended
+                finished = np.flatnonzero(done)
+                counters.episodes += len(finished)
+                last_return = float(episode_return[finished].mean())
                 logger.log(counters.env_steps, {
                     "rollout/episode": counters.episodes,
                     "rollout/episode_return": last_return,
-                    "rollout/episode_length": int(episode_length[i]),
+                    "rollout/episode_length": float(episode_length[finished].mean()),
                     "rollout/epsilon": agent.epsilon,
                     **updates.pop(),
                     "train/updates": counters.updates,
                     "time/sps": train_sps(),
                     "time/elapsed_s": time.perf_counter() - start,
                 })
-                episode_return[i] = 0.0
-                episode_length[i] = 0
+                episode_return[finished] = 0.0
+                episode_length[finished] = 0
 
             progress_pending += n_envs
             if progress_pending >= 256 or counters.env_steps >= cfg.total_steps:

@@ -1,0 +1,50 @@
+"""Rebuild a trained agent from a checkpoint alone (its saved config names env, net and agent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlcore.checkpoint import load_checkpoint
+from rlcore.config import TrainConfig, typed_from_container
+from rlcore.errors import CheckpointError
+from rlcore.seeding import resolve_device
+
+
+def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, which: str = "best") -> Path:
+    """``checkpoint`` as given, or ``<run>/checkpoints/<which>.pt`` (falling back to last.pt)."""
+    if checkpoint:
+        return Path(checkpoint)
+    if not run:
+        raise CheckpointError("say which policy to load: run=<run_dir> or checkpoint=<file.pt>")
+    folder = Path(run) / "checkpoints"
+    if not Path(run).is_dir():
+        raise CheckpointError(f"run directory {run} does not exist")
+    for name in (f"{which}.pt", "last.pt"):
+        if (folder / name).exists():
+            return folder / name
+    raise CheckpointError(f"{run} has no checkpoints/{which}.pt or checkpoints/last.pt; is it a run directory?")
+
+
+def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig, dict]:
+    """Agent with trained weights, its typed config, and the raw checkpoint dict."""
+    from agents import make_agent
+    from envs import make_env
+
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = typed_from_container(ckpt["config"], ckpt["schemas"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path} lacks the '{exc.args[0]}' entry every rlcore checkpoint has") from None
+    cfg.device = device
+    env = make_env(cfg.env, cfg.seed, evaluation=True, n_envs=1)
+    agent = make_agent(cfg, env.single_observation_space, env.single_action_space, resolve_device(device))
+    env.close()
+    try:
+        agent.load_state_dict(ckpt["agent"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the saved weights do not fit the saved config ({str(exc).splitlines()[0]})") from None
+    torch.set_grad_enabled(True)
+    return agent, cfg, ckpt
