@@ -45,5 +45,6 @@ def make_classic(
         return gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs)
 
     envs = SyncVectorEnv([make_one for _ in range(count)], autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.reset(seed=seed)  # seeds every copy (seed, seed+1, ...); later resets continue those generators
     envs.action_space.seed(seed)
     return envs

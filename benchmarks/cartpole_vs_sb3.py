@@ -1,0 +1,137 @@
+"""Our DQN vs Stable-Baselines3's DQN on CartPole-v1, same settings (RL Zoo's), several seeds, one run.
+
+    python benchmarks/cartpole_vs_sb3.py                 # 5 seeds x 50,000 steps each (~10 minutes on 2 cores)
+    python benchmarks/cartpole_vs_sb3.py --seeds 1 --steps 20000
+
+Prints per seed: final 20-episode eval return, the env step at which the periodic 10-episode eval first
+reaches 475, training SPS (evaluation time excluded), wall time, and the ours/SB3 SPS ratio; writes JSON to
+benchmarks/results/cartpole_vs_sb3.json. Each run is its own subprocess, so they do not share state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = dict(  # RL Baselines3 Zoo, hyperparams/dqn.yml, CartPole-v1
+    learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
+    target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+)
+EVAL_EVERY, EVAL_EPISODES, FINAL_EPISODES, THRESHOLD = 5_000, 10, 20, 475.0
+
+
+def run_ours(seed: int, steps: int, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        cmd = [sys.executable, str(ROOT / "train.py"), f"seed={seed}", f"total_steps={steps}", f"run_dir={run_dir}",
+               f"eval_every={EVAL_EVERY}", f"eval_episodes={EVAL_EPISODES}", f"final_eval_episodes={FINAL_EPISODES}",
+               "logger=none", "device=cpu", f"threads={threads}"]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        wall = time.perf_counter() - start
+        summary = json.loads((run_dir / "summary.json").read_text())
+        first = None
+        import csv
+
+        with open(run_dir / "metrics.csv") as handle:
+            for row in csv.DictReader(handle):
+                if row["eval/mean_return"] and float(row["eval/mean_return"]) >= THRESHOLD:
+                    first = int(row["step"])
+                    break
+    return {"final_eval": summary["eval_mean_return"], "first_475": first, "train_sps": summary["train_sps"],
+            "wall_s": round(wall, 1)}
+
+
+def sb3_worker(seed: int, steps: int, threads: int) -> dict:
+    """One SB3 run (called in a subprocess): periodic eval time is measured and excluded from the SPS."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    class PeriodicEval(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.eval_env = gym.make("CartPole-v1")
+            self.eval_env.reset(seed=seed + 10_000)
+            self.eval_time, self.first = 0.0, None
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % EVAL_EVERY == 0:
+                t = time.perf_counter()
+                mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=EVAL_EPISODES)
+                self.eval_time += time.perf_counter() - t
+                if self.first is None and mean >= THRESHOLD:
+                    self.first = self.num_timesteps
+            return True
+
+    start = time.perf_counter()
+    model = DQN("MlpPolicy", "CartPole-v1", seed=seed, device="cpu", policy_kwargs=dict(net_arch=[256, 256]), **ZOO)
+    callback = PeriodicEval()
+    model.learn(total_timesteps=steps, callback=callback)
+    train_time = time.perf_counter() - start - callback.eval_time
+    final, _ = evaluate_policy(model, callback.eval_env, n_eval_episodes=FINAL_EPISODES)
+    return {"final_eval": float(np.round(final, 2)), "first_475": callback.first,
+            "train_sps": round(steps / train_time, 1), "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def run_sb3(seed: int, steps: int, threads: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--sb3-worker", str(seed), "--steps", str(steps), "--threads", str(threads)],
+                         check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for both (0 = torch default)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cartpole_vs_sb3.json"))
+    parser.add_argument("--sb3-worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sb3_worker is not None:
+        print(json.dumps(sb3_worker(args.sb3_worker, args.steps, args.threads)))
+        return
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    rows = []
+    for seed in range(args.seeds):  # interleaved, so machine load drifts hit both alike
+        ours, sb3 = run_ours(seed, args.steps, args.threads), run_sb3(seed, args.steps, args.threads)
+        rows.append({"seed": seed, "ours": ours, "sb3": sb3, "sps_ratio": round(ours["train_sps"] / sb3["train_sps"], 2)})
+        print(f"seed {seed}: ours {ours} | sb3 {sb3}", flush=True)
+    header = f"{'seed':>4} | {'ours eval':>9} {'ours 475@':>9} {'ours SPS':>9} {'ours s':>7} | {'SB3 eval':>9} {'SB3 475@':>9} {'SB3 SPS':>8} {'SB3 s':>6} | {'SPS ratio':>9}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in rows:
+        o, s = r["ours"], r["sb3"]
+        print(f"{r['seed']:>4} | {o['final_eval']:>9.1f} {o['first_475'] or '-':>9} {o['train_sps']:>9.0f} {o['wall_s']:>7.1f} | "
+              f"{s['final_eval']:>9.1f} {s['first_475'] or '-':>9} {s['train_sps']:>8.0f} {s['wall_s']:>6.1f} | {r['sps_ratio']:>9.2f}")
+    summary = {
+        "seeds_solved_ours": sum(r["ours"]["final_eval"] >= 500 for r in rows),
+        "seeds_solved_sb3": sum(r["sb3"]["final_eval"] >= 500 for r in rows),
+        "median_sps_ours": statistics.median(r["ours"]["train_sps"] for r in rows),
+        "median_sps_sb3": statistics.median(r["sb3"]["train_sps"] for r in rows),
+        "median_sps_ratio": statistics.median(r["sps_ratio"] for r in rows),
+    }
+    print(f"\nsolved (20-episode eval = 500): ours {summary['seeds_solved_ours']}/{len(rows)}, SB3 {summary['seeds_solved_sb3']}/{len(rows)}; "
+          f"median SPS ours {summary['median_sps_ours']:.0f}, SB3 {summary['median_sps_sb3']:.0f}, ratio {summary['median_sps_ratio']:.2f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"settings": {**ZOO, "net": [256, 256], "steps": args.steps,
+                                                      "eval_every": EVAL_EVERY}, "rows": rows, "summary": summary}, indent=2))
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

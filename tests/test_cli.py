@@ -1,0 +1,128 @@
+"""train.py and evaluate.py end to end, as a user runs them (subprocesses)."""
+
+import csv
+import json
+import os
+
+import pytest
+from conftest import ROOT
+
+SHORT = ["total_steps=600", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
+         "eval_every=300", "eval_episodes=2", "final_eval_episodes=3", "logger=none", "device=cpu"]
+SUMMARY_KEYS = {"env", "agent", "seed", "total_steps", "wall_time_s", "train_sps", "eval_mean_return",
+                "eval_std_return", "eval_episodes", "checkpoint"}
+
+
+def read_metrics(path, drop_time=True):
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: v for k, v in row.items() if not (drop_time and k.startswith("time/"))} for row in rows]
+
+
+def test_train_then_evaluate(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli("train.py", *SHORT, f"run_dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    for name in ("config.yaml", "metrics.csv", "summary.json", "learning_curve.png", "checkpoints/last.pt",
+                 "checkpoints/best.pt"):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary) and summary["total_steps"] == 600 and summary["eval_episodes"] == 3
+    rows = read_metrics(run_dir / "metrics.csv")
+    assert {"step", "rollout/episode_return", "train/loss", "train/q", "rollout/epsilon"} <= set(rows[0])
+    assert sum(1 for r in rows if r["eval/mean_return"]) == 3  # two periodic evaluations and the final one
+    assert "run_dir: " + str(run_dir) in (run_dir / "config.yaml").read_text()
+
+    result = cli("evaluate.py", f"run={run_dir}", "episodes=4")
+    assert result.returncode == 0, result.stderr
+    assert "mean return" in result.stdout
+    evaluation = json.loads((run_dir / "checkpoints" / "eval.json").read_text())
+    assert evaluation["episodes"] == 4 and len(evaluation["returns"]) == 4
+
+
+def test_same_seed_twice_gives_identical_metrics(cli, tmp_path):
+    for name in ("a", "b"):
+        result = cli("train.py", *SHORT, "seed=7", f"run_dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr
+    a, b = read_metrics(tmp_path / "a" / "metrics.csv"), read_metrics(tmp_path / "b" / "metrics.csv")
+    assert len(a) > 10 and a == b
+    c = cli("train.py", *SHORT, "seed=8", f"run_dir={tmp_path / 'c'}")
+    assert c.returncode == 0 and read_metrics(tmp_path / "c" / "metrics.csv") != a
+
+
+def test_learns_cartpole(cli, tmp_path):
+    """A learning test with a threshold: RL Zoo settings, 8,000 steps, periodic greedy eval reaches 200."""
+    run_dir = tmp_path / "run"
+    result = cli("train.py", "total_steps=8000", "eval_every=2000", "eval_episodes=5", "final_eval_episodes=5",
+                 "logger=none", "device=cpu", f"run_dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_eval_mean_return"] >= 200, summary
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["agent.lr=-0.1"], "config key 'agent.lr': must be > 0"),
+        (["agent.batch_size=64", "agent.buffer_size=10"], "larger than agent.buffer_size=10"),
+        (["agent.gamma=2"], "config key 'agent.gamma': must be in [0, 1]"),
+        (["env=Nope"], "Could not find 'env/Nope'"),
+        (["agent=nope"], "Could not find 'agent/nope'"),
+        (["agent.lr=fast"], "could not be converted to Float"),
+        (["agent.foo=1"], "Key 'foo' not in 'DQNConfig'"),
+        (["device=cuda"] if not __import__("torch").cuda.is_available() else ["device=tpu"], "device"),
+    ],
+)
+def test_bad_input_is_one_clear_message(cli, tmp_path, args, message):
+    result = cli("train.py", *args, f"run_dir={tmp_path / 'run'}", "logger=none")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_existing_run_is_never_overwritten(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli("train.py", *SHORT, f"run_dir={run_dir}").returncode == 0
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    result = cli("train.py", *SHORT, f"run_dir={run_dir}")
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_evaluate_rejects_bad_files_clearly(cli, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for args, message in [
+        ([f"checkpoint={bad}"], "truncated or not a torch file"),
+        ([f"run={tmp_path / 'missing'}"], "does not exist"),
+        (["episodes=0", f"checkpoint={bad}"], "episodes must be > 0"),
+        (["colour=blue"], "Key 'colour' not in 'EvaluateConfig'"),
+    ]:
+        result = cli("evaluate.py", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_help_lists_groups_and_options(cli):
+    result = cli("train.py", "--help")
+    assert result.returncode == 0
+    for text in ("agent: dqn", "env: Acrobot, ", "CartPole", "logger: csv, none, wandb", "net: ", "mlp", "evaluate.py"):
+        assert text in result.stdout, text
+
+
+def test_wandb_offline_without_an_account_never_prompts(cli, tmp_path):
+    env_home = tmp_path / "home"
+    env_home.mkdir()
+    run_dir = tmp_path / "run"
+    old = dict(os.environ)
+    try:
+        os.environ.pop("WANDB_API_KEY", None)
+        os.environ["HOME"] = str(env_home)
+        os.environ["WANDB_MODE"] = ""
+        result = cli("train.py", *SHORT, "logger=wandb", f"run_dir={run_dir}", timeout=180)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert result.returncode == 0, result.stderr
+    assert list((run_dir / "wandb").glob("offline-run-*")), "an offline W&B run is written in the run dir"
+    assert ROOT.exists()
