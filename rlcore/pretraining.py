@@ -93,7 +93,7 @@ def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
         obs, *_ = envs.step(envs.action_space.sample())
         env_steps += envs.num_envs
     envs.close()
-    n_val = max(1, round(len(frames) * cfg.agent.val_fraction))
+    n_val = min(max(1, round(len(frames) * cfg.agent.val_fraction)), len(frames) - 1)  # both parts non-empty
     return frames[:-n_val], frames[-n_val:], space, env_steps
 
 
