@@ -33,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from agents import make_agent  # noqa: E402
 from envs import DatasetEnvConfig, make_env  # noqa: E402
@@ -244,6 +245,7 @@ def plot_recon_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     for key, label in (("train/recon_loss", "train (corrupted input when denoising)"), ("val/recon_loss", "validation (clean)")):
         ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("reconstruction loss")
     ax.set_yscale("log")
     ax.set_title(title)
