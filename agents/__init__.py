@@ -5,14 +5,15 @@ from __future__ import annotations
 import gymnasium as gym
 import torch
 
+from agents.autoencoder import AutoencoderAgent, AutoencoderConfig
 from agents.dqn import DQNAgent, DQNConfig
 
-SCHEMAS: dict[str, type] = {"dqn_schema": DQNConfig}
+SCHEMAS: dict[str, type] = {"dqn_schema": DQNConfig, "autoencoder_schema": AutoencoderConfig}
 
 
 def make_agent(
     cfg: object, observation_space: gym.Space, action_space: gym.Space, device: torch.device
-) -> DQNAgent:
+) -> DQNAgent | AutoencoderAgent:
     """Build the agent that ``cfg.agent`` describes (``cfg`` is the typed top-level TrainConfig)."""
     agent_cfg = cfg.agent
     if isinstance(agent_cfg, DQNConfig):
@@ -27,7 +28,9 @@ def make_agent(
             amp=cfg.amp,
             compile=cfg.compile,
         )
+    if isinstance(agent_cfg, AutoencoderConfig):  # action_space unused: an autoencoder does not act
+        return AutoencoderAgent(agent_cfg, cfg.net, observation_space, device=device, seed=cfg.seed)
     raise TypeError(f"no agent for config {type(agent_cfg).__name__}")
 
 
-__all__ = ["SCHEMAS", "DQNAgent", "DQNConfig", "make_agent"]
+__all__ = ["SCHEMAS", "AutoencoderAgent", "AutoencoderConfig", "DQNAgent", "DQNConfig", "make_agent"]

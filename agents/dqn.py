@@ -145,6 +145,7 @@ class DQNAgent:
         self.n_actions = int(action_space.n)
         self.total_steps = total_steps
         self.online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions).to(device)
+        self.online.extractor.train(not getattr(net_cfg, "freeze", False))  # frozen: fixed BN stats, no dropout
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.params = [p for p in self.online.parameters() if p.requires_grad]
         # fused Adam on one device: one kernel for all parameters instead of one per tensor

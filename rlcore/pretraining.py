@@ -1,0 +1,256 @@
+"""The autoencoder pretraining loop: gather frames → (layer-wise phase) → epochs → validate → encoder.pt.
+
+Data: a dataset env (``env=MNIST``/``env=Digits``) gives its training images directly
+(:func:`envs.dataset_env.dataset_splits`; its validation split is the held-out set). Any other env is played
+by a uniformly random policy for ``agent.frames`` observations, kept in the observation space's dtype
+(uint8 for Atari: 4x less memory); the *last* ``agent.val_fraction`` of them are held out, so validation
+frames come from later play rather than being near-duplicates of neighbouring training frames.
+
+Counting: ``step`` in metrics.csv and ``total_steps``/``train_sps`` in summary.json count training samples
+processed (batch size × gradient steps), the autoencoder's analogue of env steps. One metrics row per epoch
+(plus one per layer-wise epoch of a stacked autoencoder).
+
+Files: config.yaml, metrics.csv, checkpoints/last.pt (end of every epoch) and best.pt (lowest validation
+loss), ``encoder.pt`` holding the encoder of the *best validation epoch* (what ``net.pretrained=<run_dir>``
+loads), reconstructions.png from that same model, learning_curve.png (reconstruction loss per epoch) and
+summary.json. An autoencoder has no return: ``eval_mean_return`` is null in summary.json and checkpoints;
+the model-selection figure is ``best_val_recon_loss``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from agents import make_agent  # noqa: E402
+from envs import DatasetEnvConfig, make_env  # noqa: E402
+from envs.dataset_env import dataset_splits  # noqa: E402
+from envs.datasets import train_val_split  # noqa: E402
+from nets import save_encoder  # noqa: E402
+from rlcore.checkpoint import save_checkpoint  # noqa: E402
+from rlcore.config import TrainConfig, schema_names  # noqa: E402
+from rlcore.loggers import Progress, RunLogger  # noqa: E402
+from rlcore.seeding import configure_threads, resolve_device, seed_everything  # noqa: E402
+
+FIELDS = (
+    "epoch",
+    "train/loss",
+    "train/recon_loss",
+    "train/l1_activity",
+    "train/kl_sparsity",
+    "train/l2_weight",
+    "val/recon_loss",
+    "layerwise/layer",
+    "layerwise/recon_loss",
+    "train/updates",
+    "time/sps",
+    "time/elapsed_s",
+)
+
+
+@dataclass
+class Counters:
+    epoch: int = 0
+    updates: int = 0
+    samples: int = 0
+    best_val: float = math.inf
+    best_epoch: int = 0
+
+
+def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray, object, int]:
+    """Training and validation observations, the observation space, and the env steps it took to get them."""
+    if isinstance(cfg.env, DatasetEnvConfig):
+        splits = dataset_splits(cfg.env, seed)
+        train, val = splits["train"], splits["val"]
+        if val is None:  # env.validation_fraction=0: carve our own held-out images
+            train, val = train_val_split(train, cfg.agent.val_fraction, seed)
+        envs = make_env(cfg.env, seed, n_envs=1)
+        space = envs.single_observation_space
+        envs.close()
+        return np.asarray(train.images), np.asarray(val.images), space, 0
+    envs = make_env(cfg.env, seed)
+    space = envs.single_observation_space
+    frames = np.empty((cfg.agent.frames, *space.shape), dtype=space.dtype)
+    envs.action_space.seed(seed)
+    obs, _ = envs.reset(seed=seed)
+    filled, env_steps = 0, 0
+    while filled < len(frames):
+        take = min(len(obs), len(frames) - filled)
+        frames[filled : filled + take] = obs[:take]
+        filled += take
+        obs, *_ = envs.step(envs.action_space.sample())
+        env_steps += envs.num_envs
+    envs.close()
+    n_val = min(max(1, round(len(frames) * cfg.agent.val_fraction)), len(frames) - 1)  # both parts non-empty
+    return frames[:-n_val], frames[-n_val:], space, env_steps
+
+
+def train_autoencoder(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
+    """Pretrain ``cfg.net`` as the encoder of an autoencoder and write the run's files; returns the summary."""
+    configure_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / "checkpoints"
+    a = cfg.agent
+    start = time.perf_counter()
+    train_np, val_np, space, env_steps = collect_frames(cfg, cfg.seed)
+    agent = make_agent(cfg, space, None, device)
+    train = torch.as_tensor(train_np, device=device)
+    val = torch.as_tensor(val_np, device=device)
+    schemas = schema_names(cfg)
+    logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{a.name}-{run_dir.name}")
+    batches_per_epoch = math.ceil(len(train) / a.batch_size)
+    total_updates = a.steps or a.epochs * batches_per_epoch
+    if cfg.logger.progress:
+        print(f"[rlcore] autoencoder on {cfg.env.name} | device {device} | {len(train)} train / {len(val)} val "
+              f"frames {tuple(train.shape[1:])} {train_np.dtype} | run dir {run_dir}")
+        print(agent.model)
+        print(f"[rlcore] parameters: {sum(p.numel() for p in agent.model.parameters()):,}")
+    counters = Counters()
+    generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(path, {"config": config, "schemas": schemas, "agent": agent.state_dict(),
+                               "counters": asdict(counters), "eval_mean_return": None})
+
+    if a.stacked:  # greedy layer-wise phase (Bengio et al. 2007), then end-to-end fine-tuning below
+        for layer, losses in enumerate(agent.pretrain_layerwise(train), start=1):
+            for loss in losses:
+                logger.log(0, {"layerwise/layer": layer, "layerwise/recon_loss": loss,
+                               "time/elapsed_s": time.perf_counter() - start})
+
+    train_start = time.perf_counter()
+    best_model = copy.deepcopy(agent.model.state_dict())
+    progress = Progress(total_updates, enabled=cfg.logger.progress, desc="pretrain")
+    try:
+        while counters.updates < total_updates:
+            sums: dict[str, torch.Tensor] = {}
+            epoch_samples = 0
+            order = torch.randperm(len(train), generator=generator).to(device)
+            for begin in range(0, len(train), a.batch_size):
+                if counters.updates >= total_updates:
+                    break
+                batch = train[order[begin : begin + a.batch_size]]
+                for key, value in agent.update(batch).items():
+                    sums[key] = sums.get(key, 0.0) + value * len(batch)
+                counters.updates += 1
+                counters.samples += len(batch)
+                epoch_samples += len(batch)
+                progress.update(1)
+            counters.epoch += 1
+            val_loss = agent.validation_loss(val)
+            row = {f"train/{k}": (v / epoch_samples).item() for k, v in sums.items()}
+            sps = counters.samples / max(time.perf_counter() - train_start, 1e-9)
+            logger.log(counters.samples, {"epoch": counters.epoch, **row, "val/recon_loss": val_loss,
+                                          "train/updates": counters.updates, "time/sps": sps,
+                                          "time/elapsed_s": time.perf_counter() - start})
+            logger.flush()
+            progress.update(0, recon=row["train/recon_loss"], val=val_loss)
+            if val_loss < counters.best_val:
+                counters.best_val, counters.best_epoch = val_loss, counters.epoch
+                best_model = copy.deepcopy(agent.model.state_dict())
+                checkpoint(checkpoints / "best.pt")
+            checkpoint(checkpoints / "last.pt")
+    finally:
+        progress.close()
+        logger.close()
+    train_time = time.perf_counter() - train_start
+    final_recon, final_val = row["train/recon_loss"], val_loss
+
+    agent.model.load_state_dict(best_model)  # the saved encoder and the picture come from the best epoch
+    encoder_path = save_encoder(agent.encoder, run_dir / "encoder.pt", asdict(cfg.net))
+    plot_reconstructions(agent, val[:8], run_dir / "reconstructions.png", f"{cfg.env.name} validation frames, best epoch {counters.best_epoch}")
+    plot_recon_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"autoencoder on {cfg.env.name} (seed {cfg.seed})")
+    summary = {
+        "env": cfg.env.name,
+        "env_id": getattr(cfg.env, "id", cfg.env.name),
+        "agent": a.name,
+        "net": cfg.net.name,
+        "seed": cfg.seed,
+        "device": str(device),
+        "total_steps": counters.samples,
+        "updates": counters.updates,
+        "epochs": counters.epoch,
+        "train_frames": len(train),
+        "val_frames": len(val),
+        "collect_env_steps": env_steps,
+        "wall_time_s": round(time.perf_counter() - start, 3),
+        "train_time_s": round(train_time, 3),
+        "train_sps": round(counters.samples / max(train_time, 1e-9), 1),
+        "eval_mean_return": None,  # an autoencoder has no return; see best_val_recon_loss
+        "final_recon_loss": final_recon,
+        "val_recon_loss": final_val,
+        "best_val_recon_loss": counters.best_val,
+        "best_epoch": counters.best_epoch,
+        "encoder": str(encoder_path),
+        "checkpoint": str(checkpoints / "last.pt"),
+        "best_checkpoint": str(checkpoints / "best.pt"),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def plot_reconstructions(agent: object, obs: torch.Tensor, out_png: Path, title: str) -> None:
+    """Originals in the top row, reconstructions below (the last frame of a stack); bars for vector observations."""
+    target = agent.model.target(obs).float().cpu()  # type: ignore[attr-defined]
+    recon = agent.reconstruct(obs).float().cpu()  # type: ignore[attr-defined]
+    n = len(obs)
+    if target.dim() >= 3:  # images: (C, H, W) shows channel -1 (the newest frame), (H, W) as is
+        fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.2), dpi=100, squeeze=False)
+        for i in range(n):
+            for row, images in enumerate((target, recon)):
+                image = images[i] if images.dim() == 3 else images[i, -1]
+                axes[row, i].imshow(image.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+                axes[row, i].set_xticks([])
+                axes[row, i].set_yticks([])
+        axes[0, 0].set_ylabel("original")
+        axes[1, 0].set_ylabel("reconstruction")
+        stack = " (last frame of each stack)" if target.dim() == 4 and target.shape[1] > 1 else ""
+        fig.suptitle(title + stack, fontsize=9)
+    else:  # vector observations: grouped bars per sample
+        flat_t, flat_r = target.flatten(1), recon.flatten(1)
+        fig, axes = plt.subplots(1, n, figsize=(1.8 * n, 2.6), dpi=100, squeeze=False)
+        x = np.arange(flat_t.shape[1])
+        for i in range(n):
+            axes[0, i].bar(x - 0.2, flat_t[i].numpy(), 0.4, label="original")
+            axes[0, i].bar(x + 0.2, flat_r[i].numpy(), 0.4, label="reconstruction")
+            axes[0, i].set_xticks(x)
+        axes[0, 0].legend(fontsize=6)
+        fig.suptitle(title + " (observation components)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def plot_recon_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
+    """Train and validation reconstruction loss per epoch (log scale)."""
+    with open(metrics_csv, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("epoch")]
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for key, label in (("train/recon_loss", "train (corrupted input when denoising)"), ("val/recon_loss", "validation (clean)")):
+        ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("reconstruction loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
