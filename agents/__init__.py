@@ -6,13 +6,14 @@ import gymnasium as gym
 import torch
 
 from agents.dqn import DQNAgent, DQNConfig
+from agents.supervised import SupervisedAgent, SupervisedConfig
 
-SCHEMAS: dict[str, type] = {"dqn_schema": DQNConfig}
+SCHEMAS: dict[str, type] = {"dqn_schema": DQNConfig, "supervised_schema": SupervisedConfig}
 
 
 def make_agent(
     cfg: object, observation_space: gym.Space, action_space: gym.Space, device: torch.device
-) -> DQNAgent:
+) -> DQNAgent | SupervisedAgent:
     """Build the agent that ``cfg.agent`` describes (``cfg`` is the typed top-level TrainConfig)."""
     agent_cfg = cfg.agent
     if isinstance(agent_cfg, DQNConfig):
@@ -27,7 +28,9 @@ def make_agent(
             amp=cfg.amp,
             compile=cfg.compile,
         )
+    if isinstance(agent_cfg, SupervisedConfig):
+        return SupervisedAgent(agent_cfg, cfg.net, observation_space, action_space, device=device, seed=cfg.seed)
     raise TypeError(f"no agent for config {type(agent_cfg).__name__}")
 
 
-__all__ = ["SCHEMAS", "DQNAgent", "DQNConfig", "make_agent"]
+__all__ = ["SCHEMAS", "DQNAgent", "DQNConfig", "SupervisedAgent", "SupervisedConfig", "make_agent"]
