@@ -11,8 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 from rlcore.config import TrainConfig, to_typed
 from rlcore.errors import RLCoreError
 from rlcore.offpolicy import train_off_policy
+from rlcore.supervised import train_supervised
 
-LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {"dqn": train_off_policy}
+LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {"dqn": train_off_policy, "supervised": train_supervised}
 
 
 def prepare_run_dir(run_dir: Path) -> None:
