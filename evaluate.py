@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from envs import make_env
+from envs import DatasetVectorEnv, make_env
 from rlcore.errors import RLCoreError
 from rlcore.evaluation import evaluate
 from rlcore.policy import load_agent, resolve_checkpoint
@@ -79,6 +79,11 @@ def main(argv: list[str]) -> int:
         env = make_env(cfg.env, seed, evaluation=True)
         returns, lengths = evaluate(agent, env, args.episodes, epsilon=epsilon)
         env.close()
+        report = None
+        if isinstance(env, DatasetVectorEnv):  # classification: accuracy, confusion matrix, misclassified images
+            from rlcore.classification_report import write_report
+
+            report = write_report(agent, env.images, env.labels, path.parent, path.stem, f"{cfg.agent.name} {cfg.net.name} on {cfg.env.name}")
         result = {
             "checkpoint": str(path),
             "env": cfg.env.name,
@@ -94,6 +99,8 @@ def main(argv: list[str]) -> int:
             "returns": [float(r) for r in returns],
             "trained_env_steps": int(ckpt.get("counters", {}).get("env_steps", 0)),
         }
+        if report is not None:
+            result.update(report)
         if args.video:
             from rlcore.video import record_episode
 
@@ -107,6 +114,9 @@ def main(argv: list[str]) -> int:
         f"{cfg.agent.name} on {cfg.env.name}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
         f"over {result['episodes']} episodes (ε={epsilon}) — written to {out}"
     )
+    if "test_accuracy" in result:
+        print(f"test accuracy: {100 * result['test_accuracy']:.2f}% ({result['test_errors']} errors) — "
+              f"confusion matrix: {result['confusion_png']}, misclassified: {result['misclassified_png']}")
     if "video" in result:
         print(f"video: {result['video']}")
     return 0

@@ -7,13 +7,18 @@ import torch
 
 from agents.autoencoder import AutoencoderAgent, AutoencoderConfig
 from agents.dqn import DQNAgent, DQNConfig
+from agents.supervised import SupervisedAgent, SupervisedConfig
 
-SCHEMAS: dict[str, type] = {"dqn_schema": DQNConfig, "autoencoder_schema": AutoencoderConfig}
+SCHEMAS: dict[str, type] = {
+    "dqn_schema": DQNConfig,
+    "supervised_schema": SupervisedConfig,
+    "autoencoder_schema": AutoencoderConfig,
+}
 
 
 def make_agent(
     cfg: object, observation_space: gym.Space, action_space: gym.Space, device: torch.device
-) -> DQNAgent | AutoencoderAgent:
+) -> DQNAgent | SupervisedAgent | AutoencoderAgent:
     """Build the agent that ``cfg.agent`` describes (``cfg`` is the typed top-level TrainConfig)."""
     agent_cfg = cfg.agent
     if isinstance(agent_cfg, DQNConfig):
@@ -28,9 +33,20 @@ def make_agent(
             amp=cfg.amp,
             compile=cfg.compile,
         )
+    if isinstance(agent_cfg, SupervisedConfig):
+        return SupervisedAgent(agent_cfg, cfg.net, observation_space, action_space, device=device, seed=cfg.seed)
     if isinstance(agent_cfg, AutoencoderConfig):  # action_space unused: an autoencoder does not act
         return AutoencoderAgent(agent_cfg, cfg.net, observation_space, device=device, seed=cfg.seed)
     raise TypeError(f"no agent for config {type(agent_cfg).__name__}")
 
 
-__all__ = ["SCHEMAS", "AutoencoderAgent", "AutoencoderConfig", "DQNAgent", "DQNConfig", "make_agent"]
+__all__ = [
+    "SCHEMAS",
+    "AutoencoderAgent",
+    "AutoencoderConfig",
+    "DQNAgent",
+    "DQNConfig",
+    "SupervisedAgent",
+    "SupervisedConfig",
+    "make_agent",
+]

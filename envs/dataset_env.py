@@ -47,6 +47,7 @@ class DatasetEnvConfig:
     wrong_reward: float = 0.0
     validation_fraction: float = 0.1  # share of the train split held out (by seed) for early stopping
     clip_rewards: bool = False  # store sign(reward) in the replay; logged returns stay raw
+    labels_per_class: int = 0  # keep only this many training examples per class (0 = all), e.g. 100 for 1,000 MNIST labels
 
     def __post_init__(self) -> None:
         require_choice(self.dataset, "env.dataset", DATASETS)
@@ -57,6 +58,7 @@ class DatasetEnvConfig:
             "env.validation_fraction",
             f"must be in [0, 1) (got {self.validation_fraction})",
         )
+        require(self.labels_per_class >= 0, "env.labels_per_class", f"must be >= 0 (got {self.labels_per_class})")
         require(
             self.correct_reward > self.wrong_reward,
             "env.correct_reward",
@@ -279,6 +281,15 @@ def register_envs() -> None:
             gym.register(env_id, entry_point=f"{__name__}:{single}", vector_entry_point=f"{__name__}:{vector}")
 
 
+def per_class_subset(dataset: ImageDataset, per_class: int, seed: int) -> ImageDataset:
+    """The first ``per_class`` examples of each class in a seeded shuffle (all of a class that has fewer)."""
+    if per_class <= 0:
+        return dataset
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    keep = np.concatenate([order[dataset.labels[order] == c][:per_class] for c in range(dataset.num_classes)])
+    return dataset.subset(np.sort(keep))
+
+
 def dataset_splits(cfg: DatasetEnvConfig, seed: int) -> dict[str, ImageDataset | None]:
     """The arrays a supervised loop needs: ``train`` (minus validation), ``val`` (or None) and ``test``.
 
@@ -288,6 +299,7 @@ def dataset_splits(cfg: DatasetEnvConfig, seed: int) -> dict[str, ImageDataset |
     train, val = train_val_split(
         load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.download), cfg.validation_fraction, seed
     )
+    train = per_class_subset(train, cfg.labels_per_class, seed)
     return {"train": train, "val": val, "test": load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.download)}
 
 
@@ -301,6 +313,7 @@ def make_dataset_env(
     elif cfg.split == "train":
         full = load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.download)
         dataset, _ = train_val_split(full, cfg.validation_fraction, seed)
+        dataset = per_class_subset(dataset, cfg.labels_per_class, seed)
     else:
         dataset = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, cfg.download)
     return DatasetVectorEnv(

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import gymnasium as gym
 
 from nets.base import FeatureExtractor
-from nets.cnn import VGG, AlexNet, LeNet5, NatureCNN
+from nets.cnn import VGG, AlexNet, LeNet5, NatureCNN, image_shape
 from nets.configs import AlexNetConfig, LeNet5Config, MLPConfig, NatureCNNConfig, RecurrentConfig, VGGConfig
 from nets.mlp import MLP
 from nets.pretrained import freeze_module, load_pretrained
-from nets.recurrent import RecurrentNet
+from nets.recurrent import RecurrentNet, RowSequenceNet
 
 
 def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
@@ -63,6 +63,10 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             batch_norm=cfg.batch_norm,
             dropout=cfg.dropout,
         )
+    if isinstance(cfg, RecurrentConfig) and cfg.rows:
+        shape = image_shape(space, "net.rows=true")
+        row_encoder = build_extractor(cfg.encoder_config(), (shape[0] * shape[2],))
+        return RowSequenceNet(shape, row_encoder, cfg.name, cfg.hidden_size, cfg.num_layers)
     if isinstance(cfg, RecurrentConfig):
         encoder = build_extractor(cfg.encoder_config(), space)
         return RecurrentNet(encoder, cell=cfg.name, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)

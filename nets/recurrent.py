@@ -113,3 +113,28 @@ class RecurrentNet(FeatureExtractor):
                 outputs.append(out_part)
             out = torch.cat(outputs, dim=1)
         return (out[:, 0] if single_step else out), state
+
+
+class RowSequenceNet(FeatureExtractor):
+    """An image read as a sequence of its rows: the encoder sees one row (C*W values), the cell runs over the
+    H rows, and the features are the last row's output (the "pixel-row LSTM" of sequential MNIST).
+
+    Stateless across calls (``is_recurrent = False``): each image is a whole sequence, so agents treat it
+    like any feed-forward extractor. Build the encoder for a flat row shape ``(C * W,)``.
+    """
+
+    def __init__(
+        self, image_shape: tuple[int, int, int], encoder: FeatureExtractor, cell: str = "lstm",
+        hidden_size: int = 128, num_layers: int = 1,
+    ) -> None:
+        c, h, w = image_shape
+        if encoder.input_shape != (c * w,):
+            raise ValueError(f"the row encoder must take rows of shape {(c * w,)}, got {encoder.input_shape}")
+        super().__init__(image_shape, hidden_size)
+        self.rows = RecurrentNet(encoder, cell=cell, hidden_size=hidden_size, num_layers=num_layers)
+
+    def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
+        # (B, C, H, W) -> (B, H, C*W): time runs down the image; the encoder scales uint8 pixels itself
+        sequence = obs.movedim(-3, -2).reshape(obs.shape[0], obs.shape[-2], -1)
+        out, _ = self.rows(sequence)
+        return out[:, -1], state

@@ -227,6 +227,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
         "checkpoint": str(checkpoints / "last.pt"),
         "best_checkpoint": str(checkpoints / "best.pt"),
     }
+    if hasattr(cfg.env, "correct_reward"):  # dataset env: each test image answered once, so this is the accuracy
+        summary["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})")
     return summary

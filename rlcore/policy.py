@@ -48,3 +48,16 @@ def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig
         raise CheckpointError(f"{path}: the saved weights do not fit the saved config ({str(exc).splitlines()[0]})") from None
     torch.set_grad_enabled(True)
     return agent, cfg, ckpt
+
+
+def load_encoder(run_or_checkpoint: Path | str, which: str = "best", device: str = "cpu") -> torch.nn.Module:
+    """The trained feature extractor of a run (supervised or DQN) as a plain module in eval mode.
+
+    ``run_or_checkpoint`` is a run directory (``checkpoints/<which>.pt``, else last.pt) or a checkpoint
+    file. Call it as ``features, _ = encoder(images)`` (uint8 images are scaled inside); pass it to
+    :func:`nets.save_encoder` to start another run from it with ``net.pretrained=<file>``.
+    """
+    given = Path(run_or_checkpoint)
+    path = given if given.is_file() else resolve_checkpoint(run=str(given), which=which)
+    agent, _, _ = load_agent(path, device)
+    return agent.online.extractor.eval()

@@ -12,9 +12,13 @@ from rlcore.config import TrainConfig, to_typed
 from rlcore.errors import RLCoreError
 from rlcore.offpolicy import train_off_policy
 from rlcore.pretraining import train_autoencoder
+from rlcore.supervised import train_supervised
 
-LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {"dqn": train_off_policy}
-LOOPS["autoencoder"] = train_autoencoder
+LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {
+    "dqn": train_off_policy,
+    "supervised": train_supervised,
+    "autoencoder": train_autoencoder,
+}
 
 
 def prepare_run_dir(run_dir: Path) -> None:

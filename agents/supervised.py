@@ -1,0 +1,253 @@
+"""Supervised classifier: the same feature extractors as DQN, trained with cross-entropy on the labels.
+
+It is the baseline that a reward-only learner (DQN on a dataset env) is compared with, and a way to train
+encoders for reuse. Read top to bottom: the config schema, the pure math (loss, accuracy, learning-rate
+schedules, early stopping), the network (module names ``extractor`` and ``head``, as DQN's ``QNetwork``,
+so encoders move between the two), and the agent. The epoch loop is :mod:`rlcore.supervised`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nets
+from rlcore.config import require, require_choice
+from rlcore.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("none", "step", "exponential", "cosine")
+
+
+@dataclass
+class SupervisedConfig:
+    """Classifier training hyperparameters (defaults: Adam 1e-3, batch 64, 10 epochs, no early stopping)."""
+
+    name: str = "supervised"
+    optimizer: str = "adam"  # sgd | adam
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only: Nesterov momentum (Sutskever et al. 2013)
+    weight_decay: float = 0.0  # L2 penalty through the optimizer (coupled, as torch's SGD/Adam apply it)
+    lr_schedule: str = "none"  # none | step | exponential | cosine, applied per gradient step
+    lr_step_epochs: int = 1  # step: multiply by lr_gamma every lr_step_epochs epochs
+    lr_gamma: float = 0.1  # step: factor per step; exponential: factor per epoch
+    lr_min_fraction: float = 0.0  # cosine: final lr as a fraction of lr
+    epochs: int = 10
+    max_steps: int = 0  # stop after this many gradient steps (0 = only epochs limit training)
+    batch_size: int = 64
+    eval_batch_size: int = 1000  # images per forward pass when scoring validation/test sets
+    patience: int = 0  # epochs without a better validation accuracy before stopping (0 = never stop early)
+    max_grad_norm: float = 0.0  # clip the gradient norm to this (0 = no clipping)
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_choice(self.optimizer, "agent.optimizer", OPTIMIZERS)
+        require_choice(self.lr_schedule, "agent.lr_schedule", LR_SCHEDULES)
+        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
+        require(0.0 <= self.momentum < 1.0, "agent.momentum", f"must be in [0, 1) (got {self.momentum})")
+        require(
+            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+            "agent.nesterov",
+            "needs agent.optimizer=sgd and agent.momentum > 0",
+        )
+        require(self.weight_decay >= 0, "agent.weight_decay", f"must be >= 0 (got {self.weight_decay})")
+        require(self.lr_step_epochs > 0, "agent.lr_step_epochs", f"must be > 0 (got {self.lr_step_epochs})")
+        require(0.0 < self.lr_gamma <= 1.0, "agent.lr_gamma", f"must be in (0, 1] (got {self.lr_gamma})")
+        require(
+            0.0 <= self.lr_min_fraction <= 1.0,
+            "agent.lr_min_fraction",
+            f"must be in [0, 1] (got {self.lr_min_fraction})",
+        )
+        require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
+        require(self.max_steps >= 0, "agent.max_steps", f"must be >= 0 (got {self.max_steps})")
+        require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
+        require(self.eval_batch_size > 0, "agent.eval_batch_size", f"must be > 0 (got {self.eval_batch_size})")
+        require(self.patience >= 0, "agent.patience", f"must be >= 0 (got {self.patience})")
+        require(self.max_grad_norm >= 0, "agent.max_grad_norm", f"must be >= 0 (got {self.max_grad_norm})")
+        require(
+            0.0 <= self.label_smoothing < 1.0,
+            "agent.label_smoothing",
+            f"must be in [0, 1) (got {self.label_smoothing})",
+        )
+
+
+# ---------------------------------------------------------------------------------------------- the math
+
+
+def lr_factor(schedule: str, epoch: float, total_epochs: float, step_epochs: int = 1, gamma: float = 0.1,
+              min_fraction: float = 0.0) -> float:
+    """Multiplier of the base learning rate after ``epoch`` (fractional) epochs of ``total_epochs``.
+
+    step: gamma ** floor(epoch / step_epochs); exponential: gamma ** epoch (smooth per step); cosine:
+    annealed from 1 to ``min_fraction`` over ``total_epochs`` (Loshchilov & Hutter 2017, no restarts).
+    """
+    if schedule == "none":
+        return 1.0
+    if schedule == "step":
+        return gamma ** math.floor(epoch / step_epochs)
+    if schedule == "exponential":
+        return gamma**epoch
+    if schedule == "cosine":
+        progress = min(max(epoch / total_epochs, 0.0), 1.0)
+        return min_fraction + (1.0 - min_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown lr schedule {schedule!r}; choose one of {list(LR_SCHEDULES)}")
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Batch-mean cross-entropy of integer labels under softmax(logits)."""
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
+def correct_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Number of rows whose argmax is the label (a tensor, so summing it needs no device sync)."""
+    return (logits.argmax(dim=1) == labels).sum()
+
+
+class EarlyStopping:
+    """Tracks the best validation score; ``stop`` once ``patience`` epochs in a row did not beat it."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -math.inf
+        self.best_epoch = -1
+        self.bad_epochs = 0
+
+    def update(self, score: float, epoch: int) -> bool:
+        """Record one epoch's score; True when it is a new best (the caller keeps those weights)."""
+        if score > self.best:
+            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+
+# ------------------------------------------------------------------------------------------- the network
+
+
+class Classifier(nn.Module):
+    """A feature extractor from ``nets`` and a linear layer with one logit per class (cf. ``QNetwork``)."""
+
+    def __init__(self, extractor: nets.FeatureExtractor, n_classes: int) -> None:
+        super().__init__()
+        if extractor.is_recurrent:
+            raise ConfigError(
+                "a classifier sees one image per sample, not a time sequence; for an LSTM over the rows "
+                "of an image use net=lstm net.rows=true"
+            )
+        self.extractor = extractor
+        self.head = nn.Linear(extractor.output_dim, n_classes)
+
+    def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
+        features, state = self.extractor(obs, state)
+        return self.head(features), state
+
+
+# ------------------------------------------------------------------------------------------- the agent
+
+
+class SupervisedAgent:
+    """Cross-entropy updates on (images, labels) batches; ``act`` answers the argmax class."""
+
+    def __init__(
+        self,
+        cfg: SupervisedConfig,
+        net_cfg: object,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError(f"a classifier needs a Discrete action space (the classes), got {action_space}")
+        self.cfg = cfg
+        self.device = device
+        self.n_classes = int(action_space.n)
+        self.model = Classifier(nets.build_extractor(net_cfg, observation_space), self.n_classes).to(device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                self.params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng(seed)
+        self.lr = cfg.lr
+        self.updates = 0
+
+    @property
+    def online(self) -> Classifier:
+        """The network, under DQN's attribute name, so tools written for ``agent.online`` work on both."""
+        return self.model
+
+    # -- acting ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Class scores in eval mode (dropout off, batch-norm running statistics)."""
+        self.model.eval()
+        if isinstance(obs, np.ndarray) and not obs.flags.writeable:
+            obs = obs.copy()  # dataset arrays are read-only; torch warns on wrapping them
+        out, _ = self.model(torch.as_tensor(obs, device=self.device))
+        return out
+
+    def act(self, obs: np.ndarray, explore: bool = False, epsilon: float | None = None) -> np.ndarray:
+        """The predicted class of each image; with ``epsilon`` > 0 a uniformly random class that often."""
+        predictions = self.logits(obs).argmax(dim=1).cpu().numpy()
+        if epsilon:
+            random_mask = self.rng.random(len(predictions)) < epsilon
+            predictions = np.where(random_mask, self.rng.integers(0, self.n_classes, len(predictions)), predictions)
+        return predictions
+
+    # -- schedules ---------------------------------------------------------------------------------------
+    def advance(self, epoch: float) -> None:
+        """Set the learning rate for training progress ``epoch`` (fractional epochs done)."""
+        cfg = self.cfg
+        self.lr = cfg.lr * lr_factor(
+            cfg.lr_schedule, epoch, cfg.epochs, cfg.lr_step_epochs, cfg.lr_gamma, cfg.lr_min_fraction
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+
+    # -- learning ----------------------------------------------------------------------------------------
+    def update(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step on ``(images, labels)``; metrics are detached tensors (no device sync)."""
+        images, labels = batch
+        self.model.train()
+        logits, _ = self.model(images)
+        loss = classification_loss(logits, labels, self.cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics = {"loss": loss.detach(), "correct": correct_count(logits.detach(), labels)}
+        if self.cfg.max_grad_norm > 0:
+            metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm, foreach=True).detach()
+        self.optimizer.step()
+        self.updates += 1
+        return metrics
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr": self.lr,
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr = float(state["lr"])
+        self.updates = int(state["updates"])
+        self.rng.bit_generator.state = state["rng"]
