@@ -68,7 +68,7 @@ class TrainConfig:
     final_eval_episodes: int = 20  # episodes of the evaluation written to summary.json
     checkpoint_every: int = 0  # env steps between checkpoints/last.pt writes (0 = at evals and at the end)
     run_dir: str = MISSING  # where the run's files go; resolved by Hydra (hydra.run.dir follows it)
-    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    threads: int = 1  # torch intra-op threads; 1 is robust on shared/small machines (0 = torch's default, all cores)
     amp: bool = False  # bf16/fp16 autocast for network passes
     compile: bool = False  # torch.compile the networks
 

@@ -51,13 +51,13 @@ def test_same_seed_twice_gives_identical_metrics(cli, tmp_path):
 
 
 def test_learns_cartpole(cli, tmp_path):
-    """A learning test with a threshold: RL Zoo settings, 8,000 steps, periodic greedy eval reaches 200."""
+    """A learning test with a threshold: RL Zoo settings, 10,000 steps, periodic greedy eval reaches 300."""
     run_dir = tmp_path / "run"
-    result = cli("train.py", "total_steps=8000", "eval_every=2000", "eval_episodes=5", "final_eval_episodes=5",
+    result = cli("train.py", "total_steps=10000", "eval_every=2000", "eval_episodes=5", "final_eval_episodes=5",
                  "logger=none", "device=cpu", f"run_dir={run_dir}")
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["best_eval_mean_return"] >= 200, summary
+    assert summary["best_eval_mean_return"] >= 300, summary
 
 
 @pytest.mark.parametrize(
