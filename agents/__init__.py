@@ -26,6 +26,8 @@ def make_agent(
             seed=cfg.seed,
             amp=cfg.amp,
             compile=cfg.compile,
+            channels_last=cfg.channels_last,
+            separate_actor=cfg.overlap,
         )
     raise TypeError(f"no agent for config {type(agent_cfg).__name__}")
 
