@@ -159,7 +159,11 @@ class DQNAgent:
         self.params = [p for p in self.online.parameters() if p.requires_grad]
         # fused Adam on one device: one kernel for all parameters instead of one per tensor
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-        self.autocast_dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if amp else None
+        # bf16 autocast: fp32's range, so no loss scaling is needed (fp16 would need a GradScaler). On CPUs
+        # without AMX (bf16 matrix units) it is much slower than fp32: keep amp for GPUs.
+        if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("amp=true autocasts to bfloat16, which this GPU does not support; use amp=false")
+        self.autocast_dtype = torch.bfloat16 if amp else None
         self.forward_online = torch.compile(self.online) if compile else self.online
         self.forward_target = torch.compile(self.target) if compile else self.target
         self.forward_actor = self.forward_online if self.actor is self.online else (

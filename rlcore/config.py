@@ -87,7 +87,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # env steps between checkpoints/last.pt writes (0 = at evals and at the end)
     run_dir: str = MISSING  # where the run's files go; resolved by Hydra (hydra.run.dir follows it)
     threads: int = 0  # torch intra-op threads (0 = torch's default)
-    amp: bool = False  # bf16/fp16 autocast for network passes
+    amp: bool = False  # bf16 autocast for network passes (GPUs; slower on CPUs without AMX)
     compile: bool = False  # torch.compile the networks
     channels_last: bool = True  # NHWC memory format for conv nets (faster convolutions on CPU)
     overlap: bool = False  # learn in a background thread while the env steps; acting is one update stale
