@@ -32,6 +32,8 @@ def make_agent(
             seed=cfg.seed,
             amp=cfg.amp,
             compile=cfg.compile,
+            channels_last=cfg.channels_last,
+            separate_actor=cfg.overlap,
         )
     if isinstance(agent_cfg, SupervisedConfig):
         return SupervisedAgent(agent_cfg, cfg.net, observation_space, action_space, device=device, seed=cfg.seed)

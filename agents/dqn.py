@@ -135,6 +135,8 @@ class DQNAgent:
         seed: int = 0,
         amp: bool = False,
         compile: bool = False,
+        channels_last: bool = False,
+        separate_actor: bool = False,
     ) -> None:
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ConfigError(
@@ -146,13 +148,28 @@ class DQNAgent:
         self.total_steps = total_steps
         self.online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions).to(device)
         self.online.extractor.train(not getattr(net_cfg, "freeze", False))  # frozen: fixed BN stats, no dropout
+        # NHWC conv weights and (4-D) inputs: oneDNN's convolutions run faster in this layout on CPU
+        self.channels_last = channels_last
+        if channels_last:
+            self.online.to(memory_format=torch.channels_last)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
+        # A separate actor (the loop's `overlap`: updates run in a background thread) is a copy of the online
+        # net that acting reads and `refresh_actor` overwrites between updates, so acting never sees weights
+        # an update is halfway through writing; it lags the online net by the update in flight.
+        self.actor = copy.deepcopy(self.online).requires_grad_(False) if separate_actor else self.online
         self.params = [p for p in self.online.parameters() if p.requires_grad]
         # fused Adam on one device: one kernel for all parameters instead of one per tensor
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-        self.autocast_dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if amp else None
+        # bf16 autocast: fp32's range, so no loss scaling is needed (fp16 would need a GradScaler). On CPUs
+        # without AMX (bf16 matrix units) it is much slower than fp32: keep amp for GPUs.
+        if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("amp=true autocasts to bfloat16, which this GPU does not support; use amp=false")
+        self.autocast_dtype = torch.bfloat16 if amp else None
         self.forward_online = torch.compile(self.online) if compile else self.online
         self.forward_target = torch.compile(self.target) if compile else self.target
+        self.forward_actor = self.forward_online if self.actor is self.online else (
+            torch.compile(self.actor) if compile else self.actor
+        )
         self.rng = np.random.default_rng(seed)
         self.env_steps = 0
         self.epsilon = cfg.exploration_initial_eps
@@ -161,8 +178,22 @@ class DQNAgent:
     # -- acting ------------------------------------------------------------------------------------------
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
-            q, _ = self.forward_online(torch.as_tensor(obs, device=self.device))
+            q, _ = self.forward_actor(self._layout(torch.as_tensor(obs, device=self.device)))
         return q.argmax(dim=1).cpu().numpy()
+
+    def _layout(self, obs: torch.Tensor) -> torch.Tensor:
+        """Image batches in the nets' memory format (a copy of the uint8 pixels, before they become float)."""
+        if self.channels_last and obs.dim() == 4:
+            return obs.contiguous(memory_format=torch.channels_last)
+        return obs
+
+    @torch.no_grad()
+    def refresh_actor(self) -> None:
+        """Copy the online weights into the separate actor (a no-op when acting uses the online net)."""
+        if self.actor is not self.online:
+            torch._foreach_copy_(list(self.actor.parameters()), list(self.online.parameters()))
+            for b_a, b_o in zip(self.actor.buffers(), self.online.buffers(), strict=True):
+                b_a.copy_(b_o)
 
     def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
         """Actions for a batch of observations: ε-greedy with the scheduled ε when exploring.
@@ -189,10 +220,13 @@ class DQNAgent:
             int(cfg.exploration_fraction * self.total_steps),
             env_steps,
         )
-        due = env_steps // cfg.target_update_interval
-        if due > self.target_syncs:
-            self.target_syncs = due
+        if self.target_sync_due(env_steps):
+            self.target_syncs = env_steps // cfg.target_update_interval
             self.sync_target()
+
+    def target_sync_due(self, env_steps: int) -> bool:
+        """Whether ``advance(env_steps)`` will copy the online net into the target."""
+        return env_steps // self.cfg.target_update_interval > self.target_syncs
 
     @torch.no_grad()
     def sync_target(self) -> None:
@@ -209,13 +243,14 @@ class DQNAgent:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced)."""
         cfg = self.cfg
         discounts = batch.discounts if batch.discounts is not None else cfg.gamma
+        obs, next_obs = self._layout(batch.obs), self._layout(batch.next_obs)
         with torch.no_grad(), self._autocast():
-            next_q_target, _ = self.forward_target(batch.next_obs)
-            next_q_online = self.forward_online(batch.next_obs)[0] if cfg.double else None
+            next_q_target, _ = self.forward_target(next_obs)
+            next_q_online = self.forward_online(next_obs)[0] if cfg.double else None
             next_values = greedy_next_values(next_q_target.float(), None if next_q_online is None else next_q_online.float())
             target = td_target(batch.rewards, next_values, batch.terminated, discounts)
         with self._autocast():
-            q, _ = self.forward_online(batch.obs)
+            q, _ = self.forward_online(obs)
         q_taken = q.float().gather(1, batch.actions.view(-1, 1)).squeeze(1)
         loss = q_loss(q_taken, target, cfg.loss, batch.weights)
         self.optimizer.zero_grad(set_to_none=True)
@@ -253,3 +288,4 @@ class DQNAgent:
         self.epsilon = float(state["epsilon"])
         self.target_syncs = int(state["target_syncs"])
         self.rng.bit_generator.state = state["rng"]
+        self.refresh_actor()

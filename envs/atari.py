@@ -91,6 +91,7 @@ class AtariConfig:
     eval_protocol: str = "nature"  # nature (Mnih 2015) or sticky (Machado 2018), see the module docstring
     eval_epsilon: float = 0.05  # epsilon-greedy exploration during evaluation (Mnih 2015)
     num_threads: int = 0  # C++ worker threads (0: ale-py's default)
+    eval_max_episode_frames: int = EVAL_MAX_EPISODE_FRAMES  # evaluation game cap (lower it for quick checks)
 
     def __post_init__(self) -> None:
         require(
@@ -120,6 +121,11 @@ class AtariConfig:
             0.0 <= self.eval_epsilon <= 1.0,
             "env.eval_epsilon",
             f"must be in [0, 1] (got {self.eval_epsilon})",
+        )
+        require(
+            self.eval_max_episode_frames > 0,
+            "env.eval_max_episode_frames",
+            f"must be > 0 (got {self.eval_max_episode_frames})",
         )
         require(self.num_threads >= 0, "env.num_threads", f"must be >= 0 (got {self.num_threads})")
 
@@ -184,7 +190,7 @@ def make_atari(
         cfg.game,
         count,
         num_threads=cfg.num_threads,
-        max_num_frames_per_episode=EVAL_MAX_EPISODE_FRAMES if evaluation else cfg.max_episode_frames,
+        max_num_frames_per_episode=cfg.eval_max_episode_frames if evaluation else cfg.max_episode_frames,
         repeat_action_probability=repeat,
         full_action_space=full_actions,
         autoreset_mode=AutoresetMode.SAME_STEP,

@@ -53,6 +53,23 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
+class ReplayConfig:
+    """Where the replay buffer lives.
+
+    ``device``: ``cpu`` keeps it in host memory; batches are gathered there and copied to the learner
+    (from pinned memory, non-blocking, when the learner is on CUDA). ``cuda`` keeps the Atari frame replay
+    in GPU memory and gathers batches there (no host gather, no copy; 1M transitions take about 7.1 GB of
+    GPU memory). ``auto`` means ``cpu``: host memory is the larger and the safer default; ask for ``cuda``
+    when the GPU has room.
+    """
+
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        require_choice(self.device, "replay.device", DEVICES)
+
+
+@dataclass
 class TrainConfig:
     """The top-level config: one run of one agent on one env with one net."""
 
@@ -60,6 +77,7 @@ class TrainConfig:
     env: Any = MISSING
     net: Any = MISSING
     logger: Any = MISSING
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     seed: int = 0
     device: str = "auto"
     total_steps: int = 50_000
@@ -69,8 +87,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # env steps between checkpoints/last.pt writes (0 = at evals and at the end)
     run_dir: str = MISSING  # where the run's files go; resolved by Hydra (hydra.run.dir follows it)
     threads: int = 1  # torch intra-op threads; 1 is robust on shared/small machines (0 = torch's default, all cores)
-    amp: bool = False  # bf16/fp16 autocast for network passes
+    amp: bool = False  # bf16 autocast for network passes (GPUs; slower on CPUs without AMX)
     compile: bool = False  # torch.compile the networks
+    channels_last: bool = True  # NHWC memory format for conv nets (faster convolutions on CPU)
+    overlap: bool = False  # learn in a background thread while the env steps; acting is one update stale
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", f"must be >= 0 (got {self.seed})")

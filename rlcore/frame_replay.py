@@ -17,6 +17,12 @@ predecessor is overwritten by the newest row, so the obs of the oldest row is ke
 Whether two observations continue each other is checked by comparing them, not guessed from the
 done flags: a life loss (a training terminal that does not reset the game) stays in one stream, and
 anything the buffer returns is exactly what was added.
+
+Storage. By default the frames live in host memory as numpy arrays and a batch is gathered there, then
+copied to the learner's device (from pinned memory, non-blocking, on CUDA). With ``storage="torch"`` the
+frames (``frames``, ``pool``, ``head_obs``) are torch tensors on ``device`` (``replay.device=cuda``: GPU
+memory) and the batch is gathered there by the same index arithmetic, computed on the host from the small
+bookkeeping arrays, which always stay in numpy.
 """
 
 from __future__ import annotations
@@ -74,6 +80,12 @@ def available_memory_bytes() -> int | None:
     return None
 
 
+def _available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return available_memory_bytes()
+
+
 def _pool_size(transitions: int, stack: int, n_envs: int, start_fraction: float) -> int:
     return max(int(transitions * start_fraction), 4 * stack * n_envs)
 
@@ -88,7 +100,8 @@ class FrameReplayBuffer:
     Same interface as :class:`rlcore.replay.ReplayBuffer`. ``capacity`` is rounded down to a multiple of
     ``n_envs``. Observations must be ``(stack, H, W)`` uint8 stacks whose ``next_obs`` is ``obs`` shifted by
     one frame, as frame-stacking envs produce. Raises :class:`RLCoreError` before allocating when the buffer
-    would not fit in the memory available.
+    would not fit in the memory available (host memory, or GPU memory with ``storage="torch"`` on CUDA).
+    ``storage``: ``numpy`` (host arrays) or ``torch`` (tensors on ``device``), see the module docstring.
     """
 
     def __init__(
@@ -99,7 +112,10 @@ class FrameReplayBuffer:
         seed: int = 0,
         device: torch.device | str = "cpu",
         start_fraction: float = START_POOL_FRACTION,
+        storage: str = "numpy",
     ) -> None:
+        if storage not in ("numpy", "torch"):
+            raise ValueError(f"storage must be 'numpy' or 'torch', got {storage!r}")
         if capacity < n_envs:
             raise ValueError(f"replay capacity {capacity} is smaller than the number of envs {n_envs}")
         shape = tuple(observation_space.shape)
@@ -113,18 +129,21 @@ class FrameReplayBuffer:
         self.stack, self.height, self.width = shape
         self.obs_shape = shape
         self.device = torch.device(device)
+        self.on_torch = storage == "torch"
+        where = self.device if self.on_torch else torch.device("cpu")
         needed = estimate_bytes(self.capacity, shape, self.n_envs, start_fraction)
-        available = available_memory_bytes()
+        available = _available_bytes(where)
         if available is not None and needed > available:
             fits = int(0.9 * available / (needed / self.capacity))
+            memory = "GPU memory" if where.type == "cuda" else "memory"
             raise RLCoreError(
                 f"the frame replay buffer of {self.capacity:,} transitions needs about {_gb(needed)} but only "
-                f"{_gb(available)} of memory is available; lower agent.buffer_size (about {fits:,} would fit) "
-                f"or free memory"
+                f"{_gb(available)} of {memory} is available; lower agent.buffer_size (about {fits:,} would "
+                f"fit){' or use replay.device=cpu' if where.type == 'cuda' else ''} or free memory"
             )
         frame = (self.height, self.width)
         # np.zeros maps pages lazily: resident memory grows with the contents, up to `needed` when full.
-        self.frames = np.zeros((self.rows, self.n_envs, *frame), dtype=np.uint8)  # newest frame of next_obs
+        self.frames = self._zeros((self.rows, self.n_envs, *frame))  # newest frame of next_obs
         self.actions = np.zeros((self.rows, self.n_envs), dtype=np.int64)
         self.rewards = np.zeros((self.rows, self.n_envs), dtype=np.float32)
         self.terminated = np.zeros((self.rows, self.n_envs), dtype=np.bool_)
@@ -133,12 +152,10 @@ class FrameReplayBuffer:
             (self.rows, self.n_envs), -1, dtype=np.int64
         )  # absolute pool index, -1: none
         self.start_len = np.zeros((self.rows, self.n_envs), dtype=np.uint8)  # frames stored for the start
-        self.pool = np.zeros(
-            (_pool_size(self.capacity, self.stack, self.n_envs, start_fraction), *frame), np.uint8
-        )
+        self.pool = self._zeros((_pool_size(self.capacity, self.stack, self.n_envs, start_fraction), *frame))
         self.pool_head = 0  # absolute index of the next free pool slot
         self.pool_tail = 0  # absolute index of the oldest live pool frame
-        self.head_obs = np.zeros((self.n_envs, *shape), dtype=np.uint8)  # obs of the oldest row, when full
+        self.head_obs = self._zeros((self.n_envs, *shape))  # obs of the oldest row, when full
         self.last_next_obs = np.zeros((self.n_envs, *shape), dtype=np.uint8)
         self.rng = np.random.default_rng(seed)
         self.pos = 0  # next row to write
@@ -156,7 +173,25 @@ class FrameReplayBuffer:
         """Bytes held by the arrays now (the pool may have grown past the estimate's reserve)."""
         arrays = (self.frames, self.actions, self.rewards, self.terminated, self.truncated, self.start_ptr)
         extra = (self.start_len, self.pool, self.head_obs, self.last_next_obs)
-        return sum(a.nbytes for a in arrays + extra)
+        return sum(a.nbytes if isinstance(a, np.ndarray) else a.numel() for a in arrays + extra)
+
+    # ---------------------------------------------------------------------------- numpy or torch storage
+    def _zeros(self, shape: tuple[int, ...]) -> np.ndarray | torch.Tensor:
+        if self.on_torch:
+            return torch.zeros(shape, dtype=torch.uint8, device=self.device)
+        return np.zeros(shape, dtype=np.uint8)
+
+    def _frames_in(self, array: np.ndarray) -> np.ndarray | torch.Tensor:
+        """Host frames in the storage's kind (a copy to the storage device for torch storage)."""
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device) if self.on_torch else array
+
+    def _ix(self, index: np.ndarray) -> np.ndarray | torch.Tensor:
+        """A numpy index array as an index into the storage."""
+        return torch.from_numpy(index).to(self.device) if self.on_torch else index
+
+    @staticmethod
+    def _host(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(array) if isinstance(array, np.ndarray) else array.cpu()
 
     # ----------------------------------------------------------------------------------------------- adding
     def add(
@@ -198,7 +233,7 @@ class FrameReplayBuffer:
                 self.start_len[row, env] = 0
             else:
                 self._push_start(row, env, obs[env])
-        self.frames[row] = next_obs[:, -1]
+        self.frames[row] = self._frames_in(next_obs[:, -1])
         self.actions[row] = actions
         self.rewards[row] = rewards
         self.terminated[row] = terminated
@@ -217,7 +252,7 @@ class FrameReplayBuffer:
         if self.pool_head + count - self.pool_tail > len(self.pool):
             self._grow_pool(self.pool_head + count - self.pool_tail)
         idx = np.arange(self.pool_head, self.pool_head + count) % len(self.pool)
-        self.pool[idx] = obs[self.stack - count :]
+        self.pool[self._ix(idx)] = self._frames_in(obs[self.stack - count :])
         self.start_ptr[row, env] = self.pool_head
         self.start_len[row, env] = count
         self.pool_head += count
@@ -242,8 +277,8 @@ class FrameReplayBuffer:
             )
             self._warned_pool = True
         live = np.arange(self.pool_tail, self.pool_head)
-        grown = np.zeros((size, self.height, self.width), dtype=np.uint8)
-        grown[live % size] = self.pool[live % len(self.pool)]
+        grown = self._zeros((size, self.height, self.width))
+        grown[self._ix(live % size)] = self.pool[self._ix(live % len(self.pool))]
         self.pool = grown
 
     # --------------------------------------------------------------------------------------------- sampling
@@ -285,31 +320,35 @@ class FrameReplayBuffer:
             cand = (row - j) % rows
             is_base = (back < 0) & (j <= age) & ((self.start_ptr[cand, env] >= 0) | (cand == oldest))
             back[is_base] = j
-        seq = np.empty((n, k + 1, self.height, self.width), dtype=np.uint8)
-        for offset in range(k + 1):  # offset 0 is the newest frame (of next_obs)
-            seq[:, k - offset] = self.frames[(row - offset) % rows, env]
+        ix = self._ix
+        # seq[:, j] is the frame k - j rows back (j = k: the newest frame, of next_obs)
+        seq = self.frames[ix((row[:, None] - np.arange(k, -1, -1)) % rows), ix(env[:, None])]
         # Frames older than the base come from its stored obs (few samples: only those near a start).
         near = np.flatnonzero((back >= 0) & (back < k))
         if len(near):
             back, env = back[near], env[near]
             base_row = (row[near] - back) % rows
-            base = np.zeros((len(near), k, self.height, self.width), dtype=np.uint8)
+            base = self._zeros((len(near), k, self.height, self.width))
             ptr = self.start_ptr[base_row, env]
             from_head = ptr < 0  # the oldest row, not a start
             if from_head.any():
-                base[from_head] = self.head_obs[env[from_head]]
+                base[ix(np.flatnonzero(from_head))] = self.head_obs[ix(env[from_head])]
             length = self.start_len[base_row, env].astype(np.int64)
             for slot in range(k):  # stack position `slot` holds pool frame ptr + slot - (k - length)
                 use = ~from_head & (slot >= k - length)
                 if use.any():
-                    base[use, slot] = self.pool[(ptr[use] + slot - (k - length[use])) % len(self.pool)]
+                    source = (ptr[use] + slot - (k - length[use])) % len(self.pool)
+                    base[ix(np.flatnonzero(use)), slot] = self.pool[ix(source)]
             for offset in range(1, k + 1):
                 older = offset > back
                 if older.any():
-                    seq[near[older], k - offset] = base[older, k + back[older] - offset]
+                    which = np.flatnonzero(older)
+                    seq[ix(near[which]), k - offset] = base[ix(which), ix(k + back[which] - offset)]
         return seq
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+    def _to_device(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(array, torch.Tensor):  # torch storage: already on the device
+            return array
         tensor = torch.from_numpy(array)
         if self.device.type == "cuda":
             return tensor.pin_memory().to(self.device, non_blocking=True)
@@ -330,17 +369,17 @@ class FrameReplayBuffer:
             "obs_shape": list(self.obs_shape),
             "pos": self.pos,
             "filled": n,
-            "frames": torch.from_numpy(self.frames[:n]),
+            "frames": self._host(self.frames[:n]),
             "actions": torch.from_numpy(self.actions[:n].copy()),
             "rewards": torch.from_numpy(self.rewards[:n].copy()),
             "terminated": torch.from_numpy(self.terminated[:n].copy()),
             "truncated": torch.from_numpy(self.truncated[:n].copy()),
             "start_ptr": torch.from_numpy(self.start_ptr[:n].copy()),
             "start_len": torch.from_numpy(self.start_len[:n].copy()),
-            "pool": torch.from_numpy(self.pool[live]),
+            "pool": self._host(self.pool[self._ix(live)]),
             "pool_tail": self.pool_tail,
             "pool_head": self.pool_head,
-            "head_obs": torch.from_numpy(self.head_obs.copy()),
+            "head_obs": self._host(self.head_obs).clone(),
             "last_next_obs": torch.from_numpy(self.last_next_obs.copy()),
             "rng": self.rng.bit_generator.state,
         }
@@ -353,15 +392,17 @@ class FrameReplayBuffer:
                 f"configured {(self.capacity, self.n_envs, self.obs_shape)}"
             )
         n = state["filled"]
-        for name in ("frames", "actions", "rewards", "terminated", "truncated", "start_ptr", "start_len"):
+        self.frames[:n] = self._frames_in(state["frames"].numpy())
+        for name in ("actions", "rewards", "terminated", "truncated", "start_ptr", "start_len"):
             getattr(self, name)[:n] = state[name].numpy()
         self.start_ptr[n:] = -1
         self.start_len[n:] = 0
         self.pool_tail, self.pool_head = state["pool_tail"], state["pool_head"]
         if self.pool_head - self.pool_tail > len(self.pool):
-            self.pool = np.zeros((self.pool_head - self.pool_tail, self.height, self.width), dtype=np.uint8)
-        self.pool[np.arange(self.pool_tail, self.pool_head) % len(self.pool)] = state["pool"].numpy()
-        self.head_obs[:] = state["head_obs"].numpy()
+            self.pool = self._zeros((self.pool_head - self.pool_tail, self.height, self.width))
+        live = np.arange(self.pool_tail, self.pool_head) % len(self.pool)
+        self.pool[self._ix(live)] = self._frames_in(state["pool"].numpy())
+        self.head_obs[:] = self._frames_in(state["head_obs"].numpy())
         self.last_next_obs[:] = state["last_next_obs"].numpy()
         self.pos, self.filled = state["pos"], n
         self.rng.bit_generator.state = state["rng"]

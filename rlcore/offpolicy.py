@@ -2,6 +2,14 @@
 
 Everything is counted in env steps across all vector envs: ε schedule, target sync, ``train_freq``,
 ``learning_starts``, ``eval_every`` and ``total_steps``.
+
+With ``overlap=true`` the updates run in one background thread while the main thread steps the env for
+the next ``train_freq`` steps (torch releases the GIL in its kernels, and ale-py in its C++ step), so env
+stepping, acting and sampling hide behind the update. The price is one update of staleness: the actions
+of those steps come from the weights before the update in flight (:meth:`DQNAgent.refresh_actor` publishes
+them when it finishes). The update of each round still starts at the same env step and on the same
+sampled batch as without overlap; the loop waits for it before a target sync, an evaluation, a
+checkpoint and the end of training.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,6 +77,41 @@ class UpdateMetrics:
         return out
 
 
+class Learner:
+    """Runs rounds of updates inline, or (``overlap``) one round at a time in a background thread."""
+
+    def __init__(self, agent: object, metrics: UpdateMetrics, overlap: bool) -> None:
+        self.agent = agent
+        self.metrics = metrics
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="rlcore-learner") if overlap else None
+        self.pending: Future | None = None
+
+    def _run(self, batches: list) -> list[dict[str, torch.Tensor]]:
+        return [self.agent.update(batch) for batch in batches]
+
+    def submit(self, batches: list) -> None:
+        """Learn from ``batches`` (one gradient step each); with overlap, returns once the round has started."""
+        if self.pool is None:
+            for batch in batches:
+                self.metrics.add(self.agent.update(batch))
+            return
+        self.wait()
+        self.pending = self.pool.submit(self._run, batches)
+
+    def wait(self) -> None:
+        """Finish the round in flight (re-raising its error) and let the actor act with its weights."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            for metrics in pending.result():
+                self.metrics.add(metrics)
+            self.agent.refresh_actor()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
 def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     """Train ``cfg.agent`` on ``cfg.env`` and write the run's files into ``run_dir``; returns the summary."""
     configure_threads(cfg.threads)
@@ -78,7 +122,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     envs = make_env(cfg.env, cfg.seed)
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True)
     agent = make_agent(cfg, envs.single_observation_space, envs.single_action_space, device)
-    replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device)
+    replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device)
     n_envs = envs.num_envs
     schemas = schema_names(cfg)
     logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}")
@@ -104,6 +148,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     a = cfg.agent
     progress = Progress(cfg.total_steps, enabled=cfg.logger.progress)
     updates = UpdateMetrics()
+    learner = Learner(agent, updates, overlap=cfg.overlap)
     episode_return = np.zeros(n_envs)
     episode_length = np.zeros(n_envs, dtype=np.int64)
     last_return = float("nan")
@@ -132,13 +177,14 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
             episode_return += rewards
             episode_length += 1
             counters.env_steps += n_envs
+            if agent.target_sync_due(counters.env_steps):
+                learner.wait()  # the target copy must not race an update in flight
             agent.advance(counters.env_steps)
 
             while counters.env_steps >= counters.next_train_at:
                 counters.next_train_at += a.train_freq
                 if len(replay) >= a.batch_size:
-                    for _ in range(a.gradient_steps):
-                        updates.add(agent.update(replay.sample(a.batch_size)))
+                    learner.submit([replay.sample(a.batch_size) for _ in range(a.gradient_steps)])
                     counters.updates += a.gradient_steps
 
             if done.any():  # one row per vector step: the mean over the episodes that just ended
@@ -166,6 +212,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
             if counters.env_steps >= counters.next_eval_at:
                 counters.next_eval_at += cfg.eval_every
                 eval_start = time.perf_counter()
+                learner.wait()
                 returns, _ = evaluate(agent, eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
                 mean, std = float(returns.mean()), float(returns.std())
                 logger.log(counters.env_steps, {
@@ -187,8 +234,11 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
 
             if counters.env_steps >= counters.next_checkpoint_at:
                 counters.next_checkpoint_at += cfg.checkpoint_every
+                learner.wait()
                 checkpoint(checkpoints / "last.pt", None)
+        learner.wait()
     finally:
+        learner.close()
         progress.close()
         logger.flush()
 

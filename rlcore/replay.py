@@ -7,11 +7,16 @@ real final observation (Pardo et al. 2018, "Time Limits in Reinforcement Learnin
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
+
+from rlcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rlcore.frame_replay import FrameReplayBuffer
 
 
 class Batch(NamedTuple):
@@ -129,6 +134,35 @@ class ReplayBuffer:
         self.rng.bit_generator.state = state["rng"]
 
 
-def make_replay(capacity: int, env_cfg: object, envs: gym.vector.VectorEnv, seed: int, device: torch.device) -> ReplayBuffer:
-    """The replay that fits the env: flat arrays for vector observations."""
-    return ReplayBuffer(capacity, envs.single_observation_space, n_envs=envs.num_envs, seed=seed, device=device)
+def make_replay(
+    capacity: int,
+    env_cfg: object,
+    envs: gym.vector.VectorEnv,
+    seed: int,
+    device: torch.device,
+    replay_device: str = "auto",
+) -> ReplayBuffer | FrameReplayBuffer:
+    """The replay that fits the env: one frame per transition for Atari, flat arrays otherwise.
+
+    ``replay_device`` is ``replay.device`` (see :class:`rlcore.config.ReplayConfig`): ``auto`` and ``cpu``
+    keep the buffer in host memory, ``cuda`` keeps the Atari frame replay in GPU memory and samples there.
+    """
+    from envs.atari import AtariConfig
+    from rlcore.frame_replay import FrameReplayBuffer
+
+    space, n_envs = envs.single_observation_space, envs.num_envs
+    on_gpu = replay_device == "cuda"
+    if on_gpu:
+        if not torch.cuda.is_available():
+            raise ConfigError("config key 'replay.device': 'cuda' was asked for but no CUDA device is visible; "
+                              "use replay.device=cpu or auto")
+        if device.type != "cuda":
+            raise ConfigError(f"config key 'replay.device': a replay on cuda needs the learner there too "
+                              f"(device=cuda), but the learner is on {device}")
+        if not isinstance(env_cfg, AtariConfig):
+            raise ConfigError("config key 'replay.device': replay.device=cuda is for the Atari frame replay; "
+                              "flat-observation buffers stay in host memory (use replay.device=cpu or auto)")
+    if isinstance(env_cfg, AtariConfig):
+        return FrameReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device,
+                                 storage="torch" if on_gpu else "numpy")
+    return ReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device)

@@ -73,10 +73,10 @@ def assert_same(a, b) -> None:
         np.testing.assert_array_equal(getattr(a, name).numpy(), getattr(b, name).numpy(), err_msg=name)
 
 
-def fill_both(capacity, n_envs, stack, steps, max_len, seed=0, pad="zeros"):
+def fill_both(capacity, n_envs, stack, steps, max_len, seed=0, pad="zeros", storage="numpy"):
     streams = StackedStreams(n_envs, stack, seed, max_len, pad)
     ref = ReplayBuffer(capacity, space(stack), n_envs=n_envs, seed=seed)
-    buf = FrameReplayBuffer(capacity, space(stack), n_envs=n_envs, seed=seed)
+    buf = FrameReplayBuffer(capacity, space(stack), n_envs=n_envs, seed=seed, storage=storage)
     for t in range(steps):
         transition = streams.step()
         ref.add(*transition)
@@ -102,10 +102,12 @@ def fill_both(capacity, n_envs, stack, steps, max_len, seed=0, pad="zeros"):
         (6, 2, 4, 40, 3),  # fewer rows than the stack
     ],
 )
-def test_matches_reference_buffer(capacity, n_envs, stack, steps, max_len):
+@pytest.mark.parametrize("storage", ["numpy", "torch"])  # torch: the replay.device=cuda code path, on CPU
+def test_matches_reference_buffer(capacity, n_envs, stack, steps, max_len, storage):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pool growth, tested below
-        ref, buf = fill_both(capacity, n_envs, stack, steps, max_len, seed=capacity + n_envs + stack)
+        seed = capacity + n_envs + stack
+        ref, buf = fill_both(capacity, n_envs, stack, steps, max_len, seed=seed, storage=storage)
     assert_same(buf.sample(64), ref.sample(64))  # same seed, same indices
 
 
@@ -120,13 +122,14 @@ def test_pool_growth_warns_once_and_stays_exact():
         fill_both(120, 1, 4, 300, 1)
 
 
-def test_state_dict_round_trip_with_weights_only():
-    ref, buf = fill_both(60, 2, 4, 170, 10)
+@pytest.mark.parametrize(("saved", "loaded"), [("numpy", "numpy"), ("torch", "numpy"), ("numpy", "torch")])
+def test_state_dict_round_trip_with_weights_only(saved, loaded):
+    ref, buf = fill_both(60, 2, 4, 170, 10, storage=saved)
     data = io.BytesIO()
     torch.save(buf.state_dict(), data)
     data.seek(0)
     state = torch.load(data, weights_only=True)
-    restored = FrameReplayBuffer(60, space(4), n_envs=2, seed=99)
+    restored = FrameReplayBuffer(60, space(4), n_envs=2, seed=99, storage=loaded)
     restored.load_state_dict(state)
     everything = np.arange(len(ref))
     assert_same(restored.gather(everything), ref.gather(everything))
