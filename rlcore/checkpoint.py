@@ -77,9 +77,8 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbage bytes, or a pickle that asks for code
-        reason = "it holds objects that would run code when unpickled" if "weights_only" in str(exc).lower() else (
-            "it is truncated or not a torch file"
-        )
+        code = "unsupported global" in str(exc).lower()  # weights_only refused a class or function in the pickle
+        reason = "it holds objects that would run code when unpickled" if code else "it is truncated or not a torch file"
         raise CheckpointError(
             f"{path} could not be loaded as a checkpoint: {reason} ({type(exc).__name__}). "
             "Pass another checkpoint (e.g. the run's checkpoints/best.pt or last.pt)"

@@ -8,6 +8,7 @@ the config, and ``__post_init__`` range checks fail in :func:`to_typed` before a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,8 +126,26 @@ def register_configs() -> None:
             store.store(group=group, name=name, node=schema)
 
 
+def _reject_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
+    """Hydra's ``+key=value`` can add keys a schema does not have; they would be silently ignored, so refuse them."""
+    schema = OmegaConf.get_type(cfg)
+    if dataclasses.is_dataclass(schema):
+        known = {f.name for f in dataclasses.fields(schema)}
+        unknown = [k for k in cfg if k not in known]
+        if unknown:
+            raise ConfigError(
+                f"config key '{prefix}{unknown[0]}' is not a setting of {schema.__name__}; "
+                f"allowed keys: {', '.join(sorted(known))}"
+            )
+    for key in cfg:
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            _reject_unknown_keys(node, f"{prefix}{key}.")
+
+
 def to_typed(cfg: DictConfig) -> TrainConfig:
     """Turn the composed DictConfig into dataclass instances, running every range check."""
+    _reject_unknown_keys(cfg)
     try:
         typed = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:

@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
@@ -106,23 +108,30 @@ def test_evaluate_rejects_bad_files_clearly(cli, tmp_path):
 def test_help_lists_groups_and_options(cli):
     result = cli("train.py", "--help")
     assert result.returncode == 0
-    for text in ("agent: dqn", "env: Acrobot, ", "CartPole", "logger: csv, none, wandb", "net: ", "mlp", "evaluate.py"):
-        assert text in result.stdout, text
+    groups_section = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    lines = {line.split(":")[0]: line for line in groups_section.splitlines() if ":" in line}
+    for group, option in [("agent", "dqn"), ("agent", "supervised"), ("agent", "autoencoder"), ("env", "CartPole"),
+                          ("env", "Breakout"), ("env", "MNIST"), ("net", "lenet5"), ("logger", "wandb")]:
+        assert option in lines[group], (group, option)
+    assert "evaluate.py" in result.stdout
 
 
 def test_wandb_offline_without_an_account_never_prompts(cli, tmp_path):
     env_home = tmp_path / "home"
     env_home.mkdir()
     run_dir = tmp_path / "run"
-    old = dict(os.environ)
-    try:
-        os.environ.pop("WANDB_API_KEY", None)
-        os.environ["HOME"] = str(env_home)
-        os.environ["WANDB_MODE"] = ""
-        result = cli("train.py", *SHORT, "logger=wandb", f"run_dir={run_dir}", timeout=180)
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(env_home), WANDB_SILENT="true")  # no API key, no netrc: logger.mode=auto -> offline
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *SHORT, "logger=wandb", f"run_dir={run_dir}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert list((run_dir / "wandb").glob("offline-run-*")), "an offline W&B run is written in the run dir"
-    assert ROOT.exists()
+
+
+def test_wandb_online_without_a_key_is_refused_not_prompted(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *SHORT, "logger=wandb", "logger.mode=online",
+                             f"run_dir={tmp_path / 'run'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "needs a W&B API key" in result.stderr

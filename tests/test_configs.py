@@ -73,8 +73,10 @@ def test_out_of_range_values_name_the_key(override, message):
 def test_wrong_types_and_unknown_keys_fail_at_composition():
     with pytest.raises(Exception, match="Error merging override agent.lr=abc"):
         compose_config(["agent.lr=abc"])
-    with pytest.raises(Exception, match="Key 'foo' not in 'DQNConfig'"):
-        compose_config(["+agent.foo=1"])
+    with pytest.raises(Exception, match="Could not override 'agent.foo'"):
+        compose_config(["agent.foo=1"])
+    with pytest.raises(ConfigError, match="'agent.foo' is not a setting of DQNConfig; allowed keys: "):
+        to_typed(compose_config(["+agent.foo=1"]))  # '+' appends past the schema: refused, not ignored
     with pytest.raises(Exception, match="Could not find 'env/NoSuchEnv'"):
         compose_config(["env=NoSuchEnv"])
 
