@@ -3,7 +3,7 @@
 import itertools
 
 import pytest
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, compose_many
 from omegaconf import OmegaConf
 
 from rlcore.config import schema_names, to_typed, typed_from_container
@@ -21,8 +21,8 @@ def env_overrides(env: str) -> list[str]:
 def test_every_agent_env_net_combination_composes_and_validates():
     combos = list(itertools.product(options("agent"), options("env"), options("net")))
     assert len(combos) >= 3 * 8
-    for agent, env, net in combos:
-        cfg = compose_config([f"agent={agent}", f"env={env}", f"net={net}", *env_overrides(env)])
+    configs = compose_many([[f"agent={a}", f"env={e}", f"net={n}", *env_overrides(e)] for a, e, n in combos])
+    for (agent, env, net), cfg in zip(combos, configs, strict=True):
         typed = to_typed(cfg)
         assert typed.agent.name == agent and typed.net.name == net, (agent, env, net)
 
