@@ -43,6 +43,7 @@ class DQNConfig:
     max_grad_norm: float = 10.0
     double: bool = False  # Double DQN target (van Hasselt et al. 2016)
     adam_eps: float = 1e-8
+    lr_final: float | None = None  # set: lr decays linearly to this over total_steps (stabilises late training)
     loss: str = "huber"  # huber (smooth L1, as Mnih et al. 2015) or mse
 
     def __post_init__(self) -> None:
@@ -69,6 +70,11 @@ class DQNConfig:
             require(0.0 <= value <= 1.0, f"agent.{key}", f"must be in [0, 1] (got {value})")
         require(self.max_grad_norm > 0, "agent.max_grad_norm", f"must be > 0 (got {self.max_grad_norm})")
         require(self.adam_eps > 0, "agent.adam_eps", f"must be > 0 (got {self.adam_eps})")
+        require(
+            self.lr_final is None or 0.0 <= self.lr_final <= self.lr,
+            "agent.lr_final",
+            f"must be null or in [0, agent.lr={self.lr}] (got {self.lr_final})",
+        )
         require_choice(self.loss, "agent.loss", ["huber", "mse"])
 
 
@@ -220,6 +226,10 @@ class DQNAgent:
             int(cfg.exploration_fraction * self.total_steps),
             env_steps,
         )
+        if cfg.lr_final is not None:
+            lr = linear_schedule(cfg.lr, cfg.lr_final, self.total_steps, env_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         if self.target_sync_due(env_steps):
             self.target_syncs = env_steps // cfg.target_update_interval
             self.sync_target()

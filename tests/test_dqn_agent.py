@@ -97,3 +97,13 @@ def test_save_load_gives_identical_greedy_actions_and_state():
 def test_continuous_actions_are_refused_clearly():
     with pytest.raises(ConfigError, match="Discrete action space"):
         DQNAgent(DQNConfig(), MLPConfig(), OBS, gym.spaces.Box(-1, 1, (2,)), total_steps=10, device=torch.device("cpu"))
+
+
+def test_linear_learning_rate_decay():
+    agent = make(DQNConfig(lr=1e-3, lr_final=0.0))  # total_steps=1000
+    agent.advance(250)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(7.5e-4)
+    agent.advance(1000)
+    assert agent.optimizer.param_groups[0]["lr"] == 0.0
+    with pytest.raises(ConfigError, match="agent.lr_final"):
+        DQNConfig(lr=1e-3, lr_final=1e-2)
