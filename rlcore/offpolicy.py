@@ -26,6 +26,7 @@ import torch
 
 from agents import make_agent
 from envs import make_env
+from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint
 from rlcore.config import TrainConfig, schema_names
 from rlcore.evaluation import evaluate
@@ -128,8 +129,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}")
     if cfg.logger.progress:
         print(f"[rlcore] {cfg.agent.name} on {cfg.env.name} | device {device} | {n_envs} env(s) | run dir {run_dir}")
-        print(agent.online)
-        print(f"[rlcore] parameters: {sum(p.numel() for p in agent.online.parameters()):,}")
+        print(summarize(agent.online, envs.single_observation_space))  # per-layer output shapes and parameter counts
 
     def checkpoint(path: Path, eval_mean: float | None) -> None:
         save_checkpoint(path, {

@@ -40,6 +40,7 @@ from envs import DatasetEnvConfig, make_env  # noqa: E402
 from envs.dataset_env import dataset_splits  # noqa: E402
 from envs.datasets import train_val_split  # noqa: E402
 from nets import save_encoder  # noqa: E402
+from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint  # noqa: E402
 from rlcore.config import TrainConfig, schema_names  # noqa: E402
 from rlcore.loggers import Progress, RunLogger  # noqa: E402
@@ -118,8 +119,7 @@ def train_autoencoder(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     if cfg.logger.progress:
         print(f"[rlcore] autoencoder on {cfg.env.name} | device {device} | {len(train)} train / {len(val)} val "
               f"frames {tuple(train.shape[1:])} {train_np.dtype} | run dir {run_dir}")
-        print(agent.model)
-        print(f"[rlcore] parameters: {sum(p.numel() for p in agent.model.parameters()):,}")
+        print(summarize(agent.model, space))  # per-layer output shapes and parameter counts
     counters = Counters()
     generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
 

@@ -24,6 +24,7 @@ from agents.supervised import EarlyStopping, SupervisedAgent, SupervisedConfig
 from envs import DatasetEnvConfig, make_env
 from envs.dataset_env import dataset_splits
 from envs.datasets import ImageDataset
+from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint
 from rlcore.config import TrainConfig, schema_names
 from rlcore.errors import ConfigError
@@ -114,8 +115,7 @@ def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     if cfg.logger.progress:
         print(f"[rlcore] supervised on {cfg.env.name} | device {device} | {len(y_train)} train / "
               f"{0 if y_val is None else len(y_val)} val / {len(y_test)} test images | run dir {run_dir}")
-        print(agent.model)
-        print(f"[rlcore] parameters: {sum(p.numel() for p in agent.model.parameters()):,}")
+        print(summarize(agent.model, eval_env.single_observation_space))  # per-layer output shapes and parameter counts
 
     counters = {"env_steps": 0, "epochs": 0, "updates": 0, "best_epoch": -1, "best_val_accuracy": float("nan")}
 
