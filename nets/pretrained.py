@@ -14,13 +14,13 @@ train/eval mode, which is the agent's business: an agent that keeps a frozen enc
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from rlcore.checkpoint import atomic_torch_save
 from rlcore.errors import CheckpointError
 
 ENCODER_FORMAT = "rlcore-encoder"
@@ -47,16 +47,7 @@ def save_encoder(extractor: nn.Module, path: str | os.PathLike[str], net_cfg: di
         "output_dim": int(getattr(extractor, "output_dim", 0)),
         "state_dict": {k: v.detach().cpu() for k, v in extractor.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(payload, target)
     return target
 
 
