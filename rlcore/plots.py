@@ -48,3 +48,35 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
+
+
+def plot_epoch_curves(
+    metrics_csv: Path,
+    out_png: Path,
+    title: str,
+    series: list[tuple[str, str]],
+    ylabel: str,
+    *,
+    scale: float = 1.0,
+    log_y: bool = False,
+) -> None:
+    """One line per ``(csv column, label)`` against the ``epoch`` column (rows where the first column is set)."""
+    from matplotlib.ticker import MaxNLocator
+
+    with open(metrics_csv, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("epoch") and r.get(series[0][0])]
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for key, label in series:
+        ax.plot(epochs, [scale * float(r[key]) for r in rows], marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)

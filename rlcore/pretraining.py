@@ -20,7 +20,6 @@ the model-selection figure is ``best_val_recon_loss``.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import math
 import time
@@ -33,7 +32,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from agents import make_agent  # noqa: E402
 from envs import DatasetEnvConfig, make_env  # noqa: E402
@@ -44,6 +42,7 @@ from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint  # noqa: E402
 from rlcore.config import TrainConfig, schema_names  # noqa: E402
 from rlcore.loggers import Progress, RunLogger  # noqa: E402
+from rlcore.plots import plot_epoch_curves  # noqa: E402
 from rlcore.seeding import configure_threads, resolve_device, seed_everything  # noqa: E402
 
 FIELDS = (
@@ -238,19 +237,5 @@ def plot_reconstructions(agent: object, obs: torch.Tensor, out_png: Path, title:
 
 def plot_recon_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     """Train and validation reconstruction loss per epoch (log scale)."""
-    with open(metrics_csv, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("epoch")]
-    epochs = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for key, label in (("train/recon_loss", "train (corrupted input when denoising)"), ("val/recon_loss", "validation (clean)")):
-        ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("reconstruction loss")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    series = [("train/recon_loss", "train (corrupted input when denoising)"), ("val/recon_loss", "validation (clean)")]
+    plot_epoch_curves(metrics_csv, out_png, title, series, "reconstruction loss", log_y=True)

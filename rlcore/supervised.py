@@ -11,7 +11,6 @@ with early stopping those weights are restored before the final test evaluation.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from rlcore.config import TrainConfig, schema_names
 from rlcore.errors import ConfigError
 from rlcore.evaluation import evaluate
 from rlcore.loggers import Progress, RunLogger
+from rlcore.plots import plot_epoch_curves
 from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
 
 FIELDS = (
@@ -210,19 +210,5 @@ def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
 
 def plot_accuracy_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     """Train / validation / test accuracy against epochs."""
-    from rlcore.plots import plt
-
-    with open(metrics_csv, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("train/accuracy")]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    epochs = [int(r["epoch"]) for r in rows]
-    for key, label in (("train/accuracy", "train"), ("val/accuracy", "validation"), ("test/accuracy", "test")):
-        ax.plot(epochs, [100 * float(r[key]) for r in rows], marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    series = [("train/accuracy", "train"), ("val/accuracy", "validation"), ("test/accuracy", "test")]
+    plot_epoch_curves(metrics_csv, out_png, title, series, "accuracy (%)", scale=100.0)
