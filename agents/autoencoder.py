@@ -58,6 +58,8 @@ class AutoencoderConfig:
     steps: int = 0  # > 0: train for exactly this many gradient steps instead of `epochs`
     loss: str = "mse"  # mse | bce (bce treats the decoder output as logits; needs observations in [0, 1])
     frames: int = 20_000  # frames collected from a (non-dataset) env with a random policy
+    policy: str | None = None  # or with a trained agent's policy: its run directory or checkpoint file
+    policy_epsilon: float = 0.05  # ε-greedy around that policy, for some variety in the frames
     val_fraction: float = 0.05  # held out for val/recon_loss (dataset envs use env.validation_fraction)
     # sparse codes
     l1_activity: float = 0.0  # weight of the batch mean of sum_j |h_j|
@@ -76,6 +78,7 @@ class AutoencoderConfig:
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
+        require(0.0 <= self.policy_epsilon <= 1.0, "agent.policy_epsilon", f"must be in [0, 1] (got {self.policy_epsilon})")
         require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
         require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
         require(self.steps >= 0, "agent.steps", f"must be >= 0 (got {self.steps})")

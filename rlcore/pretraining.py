@@ -20,6 +20,7 @@ the model-selection figure is ``best_val_recon_loss``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -41,6 +42,7 @@ from nets import save_encoder  # noqa: E402
 from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint  # noqa: E402
 from rlcore.config import TrainConfig, schema_names  # noqa: E402
+from rlcore.errors import RLCoreError  # noqa: E402
 from rlcore.loggers import Progress, RunLogger  # noqa: E402
 from rlcore.plots import plot_epoch_curves  # noqa: E402
 from rlcore.seeding import configure_threads, resolve_device, seed_everything  # noqa: E402
@@ -86,12 +88,26 @@ def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
     frames = np.empty((cfg.agent.frames, *space.shape), dtype=space.dtype)
     envs.action_space.seed(seed)
     obs, _ = envs.reset(seed=seed)
+    policy = None
+    if cfg.agent.policy:  # a trained agent plays instead of the random policy
+        from rlcore.policy import load_agent, resolve_checkpoint
+
+        policy, policy_cfg, _ = load_agent(resolve_checkpoint(cfg.agent.policy, None), cfg.device)
+        if dataclasses.replace(policy_cfg.env, n_envs=cfg.env.n_envs) != cfg.env:  # the env copies may differ
+            raise RLCoreError(
+                f"config key 'agent.policy': {cfg.agent.policy} was trained on env {policy_cfg.env.name} with other "
+                f"settings than this run's env {cfg.env.name}; collect frames with a policy of the same env config"
+            )
     filled, env_steps = 0, 0
     while filled < len(frames):
         take = min(len(obs), len(frames) - filled)
         frames[filled : filled + take] = obs[:take]
         filled += take
-        obs, *_ = envs.step(envs.action_space.sample())
+        if policy is None:
+            actions = envs.action_space.sample()
+        else:
+            actions = policy.act(obs, explore=False, epsilon=cfg.agent.policy_epsilon)
+        obs, *_ = envs.step(actions)
         env_steps += envs.num_envs
     envs.close()
     n_val = min(max(1, round(len(frames) * cfg.agent.val_fraction)), len(frames) - 1)  # both parts non-empty

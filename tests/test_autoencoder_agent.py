@@ -193,3 +193,18 @@ def test_cnn_autoencoder_from_breakout_frames(tmp_path: Path) -> None:
     encoder = torch.load(tmp_path / "ae" / "encoder.pt", weights_only=True)
     assert encoder["class"] == "NatureCNN" and encoder["input_shape"] == [4, 84, 84]
     assert time.perf_counter() - start < 60
+
+
+def test_frames_from_a_trained_policy(cli, tmp_path):
+    """agent.policy=<run>: a trained agent (ε-greedy) plays to collect the frames; another env's policy is refused."""
+    policy_run = tmp_path / "dqn"
+    result = cli("train.py", "total_steps=300", "agent.learning_starts=100", "eval_every=0", "final_eval_episodes=1",
+                 "logger=none", f"run_dir={policy_run}")
+    assert result.returncode == 0, result.stderr
+    result = cli("train.py", "agent=autoencoder", "env=CartPole", f"agent.policy={policy_run}", "agent.frames=500",
+                 "agent.epochs=1", "logger=none", f"run_dir={tmp_path / 'ae'}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ae" / "encoder.pt").is_file()
+    result = cli("train.py", "agent=autoencoder", "env=Acrobot", f"agent.policy={policy_run}", "agent.frames=500",
+                 "agent.epochs=1", "logger=none", f"run_dir={tmp_path / 'ae2'}")
+    assert result.returncode == 2 and "config key 'agent.policy'" in result.stderr and "Traceback" not in result.stderr
