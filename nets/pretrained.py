@@ -37,7 +37,6 @@ def save_encoder(extractor: nn.Module, path: str | os.PathLike[str], net_cfg: di
     target = Path(path)
     if target.is_dir():
         target = target / ENCODER_FILENAME
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": ENCODER_FORMAT,
         "version": ENCODER_VERSION,

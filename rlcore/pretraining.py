@@ -27,25 +27,21 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from agents import make_agent  # noqa: E402
-from envs import DatasetEnvConfig, make_env  # noqa: E402
-from envs.dataset_env import dataset_splits  # noqa: E402
-from envs.datasets import train_val_split  # noqa: E402
-from nets import save_encoder  # noqa: E402
+from agents import make_agent
+from envs import DatasetEnvConfig, make_env
+from envs.dataset_env import dataset_splits
+from envs.datasets import train_val_split
+from nets import save_encoder
 from nets.summary import summarize
-from rlcore.checkpoint import save_checkpoint  # noqa: E402
-from rlcore.config import TrainConfig, schema_names  # noqa: E402
-from rlcore.errors import RLCoreError  # noqa: E402
-from rlcore.loggers import Progress, RunLogger  # noqa: E402
-from rlcore.plots import plot_epoch_curves  # noqa: E402
-from rlcore.seeding import configure_threads, resolve_device, seed_everything  # noqa: E402
+from rlcore.checkpoint import save_checkpoint
+from rlcore.config import TrainConfig, schema_names
+from rlcore.errors import RLCoreError
+from rlcore.loggers import Progress, RunLogger
+from rlcore.plots import plot_epoch_curves, plt  # the one place that picks the Agg backend
+from rlcore.seeding import configure_threads, resolve_device, seed_everything
 
 FIELDS = (
     "epoch",
