@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import math
+import shlex
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -273,6 +274,17 @@ def format_table(records: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def sweep_command(root: Path) -> str | None:
+    """The ``train.py -m`` command that made a multirun folder (from Hydra's multirun.yaml), minus its sweep dir."""
+    try:
+        overrides = yaml.safe_load((Path(root) / "multirun.yaml").read_text())["hydra"]["overrides"]
+        task, hydra = list(overrides.get("task") or []), list(overrides.get("hydra") or [])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return None  # not a multirun folder (a tree of single runs): nothing to reproduce it with
+    hydra = [o for o in hydra if not o.startswith(("hydra.mode=", "hydra.sweep.dir="))]
+    return shlex.join(["python", "train.py", "-m", *task, *hydra])
+
+
 def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plot: bool = True) -> dict[str, Any]:
     """Find, group and summarize the runs below ``root``; write aggregate.json (and aggregate.png) to ``out_dir``."""
     root = Path(root)
@@ -283,6 +295,7 @@ def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plo
     records = [summarize_group(group, root) for group in group_runs(runs)]
     report = {
         "root": str(root),
+        "command": sweep_command(root),
         "std": "sample standard deviation across seeds (ddof=1); null for one seed",
         "band": band,
         "groups": records,
@@ -302,8 +315,10 @@ def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plo
 
 
 def format_report(report: dict) -> str:
-    """The table, then the skipped run folders (if any)."""
+    """The table, the command that made the sweep, then the skipped run folders (if any)."""
     text = format_table(report["groups"])
+    if report.get("command"):
+        text += f"\n\nsweep command: {report['command']}"
     if report["skipped"]:
         text += f"\n\nskipped {len(report['skipped'])} run folder(s):"
         text += "".join(f"\n  {s['run']}: {s['reason']}" for s in report["skipped"])

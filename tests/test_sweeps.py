@@ -174,6 +174,7 @@ def test_multirun_basic_launcher_writes_one_folder_per_job_and_the_aggregate(bas
     assert [(g["settings"], g["seeds"]) for g in report["groups"]] == [("agent.double=false", [0, 1]),
                                                                        ("agent.double=true", [0, 1])]
     assert (sweep / "aggregate.png").is_file() and report["skipped"] == []
+    assert report["command"].startswith("python train.py -m seed=0,1 agent.double=false,true total_steps=300")
     evals = final_evals(sweep)
     mean = (evals[(0, False)] + evals[(1, False)]) / 2
     assert report["groups"][0]["final_eval"]["mean"] == pytest.approx(mean)
@@ -190,7 +191,8 @@ def test_multirun_joblib_runs_seeds_in_parallel_with_the_same_results(basic_swee
     assert result.stdout.count("[rlcore] done: CartPole dqn seed") == 2
     assert "step/s" not in result.stderr and "train:" not in result.stderr  # no tqdm bars interleaving
     assert final_evals(sweep) == {k: v for k, v in final_evals(basic_sweep[0]).items() if not k[1]}
-    assert (sweep / "aggregate.json").is_file()
+    command = json.loads((sweep / "aggregate.json").read_text())["command"]
+    assert command.endswith("hydra/launcher=joblib hydra.launcher.n_jobs=2")  # hydra.sweep.dir left out
 
 
 def test_multirun_refuses_one_run_dir_for_all_jobs(cli, tmp_path):
