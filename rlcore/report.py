@@ -146,10 +146,12 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
         split: dict[tuple, Group] = {}
         for run in members:
             values = tuple(run.config.get(k, "<unset>") for k in varying)
-            split.setdefault(tuple(map(repr, values)), Group(env, agent, dict(zip(varying, values, strict=True)))).runs.append(run)
-        for key in sorted(split, key=lambda k: [_show(v) for v in split[k].variant.values()]):
-            group = split[key]
-            group.runs.sort(key=lambda r: (str(r.seed), str(r.path)))
+            key = tuple(map(repr, values))
+            if key not in split:
+                split[key] = Group(env, agent, dict(zip(varying, values, strict=True)))
+            split[key].runs.append(run)
+        for group in sorted(split.values(), key=lambda g: [_show(v) for v in g.variant.values()]):
+            group.runs.sort(key=lambda r: (r.seed if isinstance(r.seed, int) else math.inf, str(r.path)))
             groups.append(group)
     return groups
 
@@ -196,12 +198,13 @@ def _read_columns(metrics_csv: Path, keys: Sequence[str]) -> dict[str, tuple[lis
         with open(metrics_csv, newline="") as handle:
             for row in csv.DictReader(handle):
                 for key in keys:
-                    value = row.get(key)
-                    if value not in ("", None) and row.get("step") not in ("", None):
-                        out[key][0].append(float(row["step"]))
-                        out[key][1].append(float(value))
-    except (OSError, ValueError):
-        pass  # a missing or damaged metrics.csv leaves the run out of the curves, not out of the table
+                    value, step = row.get(key), row.get("step")
+                    if value not in ("", None) and step not in ("", None):
+                        step, value = float(step), float(value)
+                        out[key][0].append(step)
+                        out[key][1].append(value)
+    except (OSError, ValueError):  # a missing or damaged metrics.csv leaves the run out of the curves, not the table
+        return {key: ([], []) for key in keys}
     return out
 
 

@@ -81,6 +81,9 @@ def runs_folder(tmp_path):
     make_run(root / "2", seed=0, final=100.0, config={"agent.double": True})
     make_run(root / "3", seed=1, final=200.0, config={"agent.double": True})
     make_run(root / "nested" / "4", env="Acrobot", seed=0, final=-90.0, config={"agent.lr": 6.3e-4})
+    make_run(root / "nested" / "8", env="Acrobot", seed=1, final=-110.0, config={"agent.lr": 6.3e-4})
+    with open(root / "nested" / "8" / "metrics.csv", "a") as handle:
+        handle.write("1100,oops,\n")  # damaged: the run stays in the table, out of the curves
     make_run(root / "5", seed=2, finished=False)  # still running, or crashed
     make_run(root / "6", seed=3, final=1.0)
     (root / "6" / "summary.json").write_text("{truncated")
@@ -91,12 +94,12 @@ def runs_folder(tmp_path):
 
 def test_groups_by_env_agent_and_differing_settings_not_seed_nor_logger(runs_folder):
     runs, skipped = find_runs(runs_folder)
-    assert sorted(r.path.name for r in runs) == ["0", "1", "2", "3", "4"]
+    assert sorted(r.path.name for r in runs) == ["0", "1", "2", "3", "4", "8"]
     assert [(p.name, reason.split(":")[0]) for p, reason in skipped] == [("5", "no summary.json"),
                                                                           ("6", "unreadable summary.json or config.yaml (JSONDecodeError)")]
     groups = group_runs(runs)
     assert [(g.env, g.agent, g.variant, [r.seed for r in g.runs]) for g in groups] == [
-        ("Acrobot", "dqn", {}, [0]),
+        ("Acrobot", "dqn", {}, [0, 1]),
         ("CartPole", "dqn", {"agent.double": False}, [0, 1]),  # logger.* differs between these two: ignored
         ("CartPole", "dqn", {"agent.double": True}, [0, 1]),
     ]
@@ -114,14 +117,18 @@ def test_report_table_json_and_png(runs_folder, tmp_path):
                                        "max": [11.0, 21.0], "n": [2, 2]}
     train = plain["curves"]["train"]
     assert train["step"][0] == 100.0 and train["step"][-1] == 900.0 and train["mean"][0] == 10.5
-    assert by_label[("Acrobot", "")]["final_eval"] == {"mean": -90.0, "std": None, "values": [-90.0]}
+    acrobot = by_label[("Acrobot", "")]
+    assert acrobot["final_eval"] == {"mean": -100.0, "std": pytest.approx(math.sqrt(200)), "values": [-90.0, -110.0]}
+    assert acrobot["curves"]["eval"]["n"] == [1, 1]  # the damaged metrics.csv is left out of the curves
     assert [s["run"] for s in report["skipped"]] == ["5", "6"]
     assert json.loads((tmp_path / "out" / "aggregate.json").read_text())["groups"][1]["n_runs"] == 2
     assert (tmp_path / "out" / "aggregate.png").stat().st_size > 10_000
     table = format_table(report["groups"])
     assert "| CartPole | dqn | agent.double=false | 2 | 400.0 ± 141.4 | 475.0 ± 35.4 | 1,000 |" in table
     assert "| CartPole | dqn | agent.double=true | 2 | 150.0 ± 70.7 |" in table
-    assert "| Acrobot | dqn | – | 1 | -90.0 ± – |" in table
+    assert "| Acrobot | dqn | – | 2 | -100.0 ± 14.1 |" in table
+    one_seed = format_table([{**acrobot, "n_runs": 1, "seeds": [0], "final_eval": {"mean": -90.0, "std": None}}])
+    assert "| Acrobot | dqn | – | 1 | -90.0 ± – |" in one_seed
 
 
 def test_report_cli_messages(runs_folder, tmp_path, capsys):
