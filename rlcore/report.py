@@ -106,11 +106,13 @@ def find_runs(root: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
     root = Path(root)
     if not root.is_dir():
         raise RLCoreError(f"{root} is not a folder; give the folder of a multirun (multirun/<time>) or of runs")
-    folders = {p.parent for name in ("summary.json", "metrics.csv") for p in root.rglob(name) if not _hidden(p, root)}
+    # train.log is Hydra's log of the job: the one file a job that stopped before training began leaves behind
+    names = ("summary.json", "metrics.csv", "train.log")
+    folders = {p.parent for name in names for p in root.rglob(name) if not _hidden(p, root)}
     runs, skipped = [], []
     for folder in sorted(folders):
         if not (folder / "summary.json").is_file():
-            skipped.append((folder, "no summary.json: still running, or crashed"))
+            skipped.append((folder, "no summary.json: still running, or stopped by an error"))
             continue
         if not (folder / "config.yaml").is_file():
             skipped.append((folder, "no config.yaml: not a run written by train.py"))

@@ -85,6 +85,8 @@ def runs_folder(tmp_path):
     with open(root / "nested" / "8" / "metrics.csv", "a") as handle:
         handle.write("1100,oops,\n")  # damaged: the run stays in the table, out of the curves
     make_run(root / "5", seed=2, finished=False)  # still running, or crashed
+    (root / "9").mkdir()
+    (root / "9" / "train.log").write_text("")  # a job stopped by a config error: Hydra's log only
     make_run(root / "6", seed=3, final=1.0)
     (root / "6" / "summary.json").write_text("{truncated")
     (root / ".submitit" / "7").mkdir(parents=True)
@@ -96,7 +98,8 @@ def test_groups_by_env_agent_and_differing_settings_not_seed_nor_logger(runs_fol
     runs, skipped = find_runs(runs_folder)
     assert sorted(r.path.name for r in runs) == ["0", "1", "2", "3", "4", "8"]
     assert [(p.name, reason.split(":")[0]) for p, reason in skipped] == [("5", "no summary.json"),
-                                                                          ("6", "unreadable summary.json or config.yaml (JSONDecodeError)")]
+                                                                          ("6", "unreadable summary.json or config.yaml (JSONDecodeError)"),
+                                                                          ("9", "no summary.json")]
     groups = group_runs(runs)
     assert [(g.env, g.agent, g.variant, [r.seed for r in g.runs]) for g in groups] == [
         ("Acrobot", "dqn", {}, [0, 1]),
@@ -120,7 +123,7 @@ def test_report_table_json_and_png(runs_folder, tmp_path):
     acrobot = by_label[("Acrobot", "")]
     assert acrobot["final_eval"] == {"mean": -100.0, "std": pytest.approx(math.sqrt(200)), "values": [-90.0, -110.0]}
     assert acrobot["curves"]["eval"]["n"] == [1, 1]  # the damaged metrics.csv is left out of the curves
-    assert [s["run"] for s in report["skipped"]] == ["5", "6"]
+    assert [s["run"] for s in report["skipped"]] == ["5", "6", "9"]
     assert json.loads((tmp_path / "out" / "aggregate.json").read_text())["groups"][1]["n_runs"] == 2
     assert (tmp_path / "out" / "aggregate.png").stat().st_size > 10_000
     table = format_table(report["groups"])
@@ -134,7 +137,7 @@ def test_report_table_json_and_png(runs_folder, tmp_path):
 def test_report_cli_messages(runs_folder, tmp_path, capsys):
     assert main([str(runs_folder), "--band", "std"]) == 0
     out = capsys.readouterr().out
-    assert "skipped 2 run folder(s)" in out and "5: no summary.json: still running, or crashed" in out
+    assert "skipped 3 run folder(s)" in out and "5: no summary.json: still running, or stopped by an error" in out
     assert (runs_folder / "aggregate.png").is_file() and (runs_folder / "aggregate.json").is_file()
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2
