@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from rlcore.config import register_configs
 from rlcore.errors import RLCoreError
 from rlcore.run import fail, print_summary, run
+from rlcore.sweeps import job_line, parallel_job
 
 register_configs()
 
@@ -19,6 +20,9 @@ register_configs()
 def main(cfg: DictConfig) -> dict | None:
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    announce = parallel_job() and cfg.logger.progress  # jobs side by side: no interleaved bars, one line each
+    if announce:
+        cfg.logger.progress = False
     try:
         summary = run(cfg, run_dir)
     except RLCoreError as exc:
@@ -26,6 +30,8 @@ def main(cfg: DictConfig) -> dict | None:
         return None
     if cfg.logger.progress:
         print_summary(summary)
+    elif announce:
+        print(job_line(summary, run_dir), flush=True)
     return summary
 
 

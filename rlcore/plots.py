@@ -1,4 +1,4 @@
-"""The learning-curve PNG written at the end of every run."""
+"""The PNGs rlcore writes: every run's learning curve, and a sweep's curves across seeds (rlcore/report.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,22 @@ def _column(rows: list[dict[str, str]], key: str) -> tuple[list[float], list[flo
     return xs, ys
 
 
+def smoothing_window(n: int) -> int:
+    """Episodes averaged by the learning-curve smoothing: a tenth of the episodes, at most 100."""
+    return max(1, min(100, n // 10))
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (fewer at the start), so the curve starts at the first episode."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     """Raw episode returns against env steps (with a moving average), and the periodic evaluations."""
     with open(metrics_csv, newline="") as handle:
@@ -30,8 +46,8 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     steps, returns = _column(rows, "rollout/episode_return")
     if returns:
         ax.plot(steps, returns, color="tab:blue", alpha=0.25, linewidth=0.8, label="episode return (train)")
-        window = max(1, min(100, len(returns) // 10))
-        smooth = [sum(returns[max(0, i - window + 1) : i + 1]) / (i - max(0, i - window + 1) + 1) for i in range(len(returns))]
+        window = smoothing_window(len(returns))
+        smooth = moving_average(returns, window)
         ax.plot(steps, smooth, color="tab:blue", linewidth=1.6, label=f"moving average ({window})")
     eval_steps, eval_means = _column(rows, "eval/mean_return")
     if eval_means:
@@ -77,6 +93,48 @@ def plot_epoch_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+
+
+def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax") -> None:
+    """One column per env: greedy evaluations (top) and smoothed training returns (bottom) against env steps.
+
+    ``panels[env]`` holds one dict per group: ``label`` and the curves ``eval`` and ``train`` as built by
+    :func:`rlcore.report.aggregate_curves` (``step``, ``mean``, ``std``, ``min``, ``max``, ``n``; may be None).
+    The shaded band is min-max across seeds (``band="minmax"``) or mean ± one standard deviation (``"std"``).
+    """
+    envs = sorted(panels)
+    fig, axes = plt.subplots(2, len(envs), figsize=(5.5 * len(envs), 7.5), dpi=100, squeeze=False)
+    rows = (("eval", "greedy evaluation: mean return"), ("train", "training episode return (smoothed)"))
+    for col, env in enumerate(envs):
+        for row, (key, ylabel) in enumerate(rows):
+            ax = axes[row][col]
+            drawn = False
+            for i, group in enumerate(panels[env]):
+                curve = group.get(key)
+                if not curve or not curve["step"]:
+                    continue
+                color = f"C{i % 10}"
+                ax.plot(curve["step"], curve["mean"], color=color, linewidth=1.6,
+                        marker="o" if key == "eval" else None, markersize=3, label=f"{group['label']} (n={max(curve['n'])})")
+                if band == "std":
+                    low = [m - (s or 0.0) for m, s in zip(curve["mean"], curve["std"], strict=True)]
+                    high = [m + (s or 0.0) for m, s in zip(curve["mean"], curve["std"], strict=True)]
+                else:
+                    low, high = curve["min"], curve["max"]
+                ax.fill_between(curve["step"], low, high, color=color, alpha=0.2, linewidth=0)
+                drawn = True
+            ax.set_title(f"{env}: {ylabel}", fontsize=10)
+            ax.set_xlabel("env steps")
+            ax.grid(alpha=0.3)
+            if drawn:
+                ax.legend(loc="best", fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+    shown = "min-max across seeds" if band == "minmax" else "mean ± 1 std across seeds"
+    fig.suptitle(f"mean across seeds, band = {shown}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
