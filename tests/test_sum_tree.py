@@ -26,8 +26,8 @@ def test_sums_and_minimums_hold_after_random_batched_updates(capacity):
     tree = SumTree(capacity)
     reference = np.zeros(capacity)
     written = np.zeros(capacity, bool)
-    for _ in range(50):
-        idx = rng.integers(0, capacity, size=rng.integers(1, 40))
+    for step in range(50):  # single-leaf updates (one env's add) take their own path: the first 10
+        idx = rng.integers(0, capacity, size=1 if step < 10 else rng.integers(2, 40))
         values = rng.uniform(0.01, 5.0, size=len(idx))
         tree.update(idx, values)
         for i, v in zip(idx, values, strict=True):  # repeated indices: the last one wins, as numpy assigns
