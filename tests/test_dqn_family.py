@@ -168,3 +168,14 @@ def test_rainbow_lite_trains_from_the_cli_and_prioritized_nstep_runs_with_overla
     (tmp_path / "overlap").mkdir()
     summary = train_off_policy(typed, tmp_path / "overlap", {})
     assert summary["updates"] == 2 * ((1200 - 200) // 4 + 1)
+
+
+def test_rainbow_lite_on_atari_uses_the_frame_replay_with_two_envs_and_overlap(tmp_path):
+    typed = to_typed(compose_config([
+        "agent=rainbow_lite", "env=Breakout", "env.n_envs=2", "agent.buffer_size=2000", "agent.learning_starts=100",
+        "agent.target_update_interval=100", "total_steps=300", "eval_every=0", "final_eval_episodes=1",
+        "env.eval_max_episode_frames=500", "logger=none", "device=cpu", f"run_dir={tmp_path}",
+    ]))
+    assert typed.overlap and typed.agent.n_step == 3 and typed.agent.lr == 1e-4  # Atari tuning kept
+    summary = train_off_policy(typed, tmp_path, {})
+    assert summary["total_steps"] == 300 and summary["updates"] == (300 - 100) // 4 + 1
