@@ -43,24 +43,23 @@ def nstep_returns(
     """n-step targets' ingredients for the transitions at ``(row, env)`` of ``(rows, n_envs)`` arrays.
 
     ``ahead[i]`` is how many rows after ``row[i]`` are stored (0 for the newest row): the walk never
-    goes further. Vectorised over the batch, one numpy step per n.
+    goes further. Vectorised over batch and steps: a (batch, n) window of each sample's column.
     """
     rows = rewards.shape[0]
     row = np.asarray(row, dtype=np.int64)
-    env = np.asarray(env, dtype=np.int64)
-    returns = np.zeros(len(row), dtype=np.float64)
-    discount = np.ones(len(row), dtype=np.float64)
-    last = row.copy()
-    term = np.zeros(len(row), dtype=np.float32)
-    active = np.ones(len(row), dtype=bool)
-    for k in range(n):
-        r = (row + k) % rows
-        returns[active] += discount[active] * rewards[r[active], env[active]]
-        discount[active] *= gamma
-        last[active] = r[active]
-        ended = terminated[r, env].astype(bool)
-        term[active] = ended[active]
-        active &= ~(ended | truncated[r, env].astype(bool) | (k >= ahead))
-        if not active.any():
-            break
-    return NStep(returns.astype(np.float32), last, term, discount.astype(np.float32))
+    env = np.asarray(env, dtype=np.int64)[:, None]
+    steps = np.arange(n)
+    walk = (row[:, None] + steps) % rows  # (batch, n): rows t .. t+n-1 of each sample's column
+    ended = terminated[walk, env].astype(bool)
+    stop = ended | truncated[walk, env].astype(bool) | (steps >= np.asarray(ahead)[:, None])
+    stop[:, -1] = True
+    last = stop.argmax(axis=1)  # the first step that ends the walk: k = last + 1 transitions are summed
+    used = steps <= last[:, None]
+    returns = (np.where(used, rewards[walk, env], 0.0) * gamma ** steps).sum(axis=1)
+    rows_out = walk[np.arange(len(row)), last]
+    return NStep(
+        returns.astype(np.float32),
+        rows_out,
+        ended[np.arange(len(row)), last].astype(np.float32),
+        (gamma ** (last + 1.0)).astype(np.float32),
+    )
