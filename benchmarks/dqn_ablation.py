@@ -67,7 +67,8 @@ def run_one(env: str, variant: str, seed: int, steps: int, eval_every: int) -> d
         with open(run_dir / "metrics.csv", newline="") as handle:
             for row in csv.DictReader(handle):
                 value = row["eval/mean_return"]
-                if value and int(row["step"]) < steps and float(value) >= threshold:  # periodic evals only
+                periodic = bool(row["rollout/epsilon"])  # the final evaluation's row logs no epsilon
+                if value and periodic and float(value) >= threshold:
                     first = int(row["step"])
                     break
     shown = " ".join(a for a in cmd[2:] if not a.startswith("run_dir="))
