@@ -54,6 +54,8 @@ class SumTree:
             return
         if np.any(priorities < 0) or not np.all(np.isfinite(priorities)):
             raise ValueError("priorities must be finite and >= 0")
+        if indices.min() < 0 or indices.max() >= self.capacity:
+            raise IndexError(f"sum-tree leaf index out of range [0, {self.capacity})")
         nodes = self.leaves + indices
         self.sums[nodes] = priorities
         self.mins[nodes] = priorities

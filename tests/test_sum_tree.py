@@ -51,12 +51,14 @@ def test_find_matches_a_prefix_sum_search():
     assert not np.isin(tree.find(values), [3, 10, 11]).any()
 
 
-def test_rejects_negative_or_nan_priorities():
+def test_rejects_negative_or_nan_priorities_and_leaves_out_of_range():
     tree = SumTree(4)
     with pytest.raises(ValueError, match="finite and >= 0"):
         tree.update(np.array([0]), np.array([-1.0]))
     with pytest.raises(ValueError, match="finite and >= 0"):
         tree.update(np.array([0]), np.array([np.nan]))
+    with pytest.raises(IndexError, match="out of range"):
+        SumTree(5).update(np.array([5]), np.array([1.0]))  # a padding leaf of the 8-leaf tree
 
 
 def test_stratified_sampling_is_proportional_to_priority_chi_square():
