@@ -1,4 +1,10 @@
-"""Deep Q-Network (Mnih et al. 2015) with experience replay, a target network and Double DQN.
+"""Deep Q-Network (Mnih et al. 2015) with experience replay, a target network and switchable extensions.
+
+The extensions combine freely (``agent=rainbow_lite`` turns on all four, docs/dqn_family.md):
+Double DQN (``agent.double``, van Hasselt et al. 2016), a dueling head (``agent.dueling``, Wang et al. 2016),
+n-step returns (``agent.n_step``, built by the replay at sample time) and proportional prioritized replay
+(``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
+from which the loop sets new priorities).
 
 Read top to bottom: the config schema, the pure math (TD target and loss, unit-tested on hand-computed
 numbers), the Q-network, and the agent. The loop that feeds it (env stepping, replay, schedules of when to
@@ -45,6 +51,12 @@ class DQNConfig:
     adam_eps: float = 1e-8
     lr_final: float | None = None  # set: lr decays linearly to this over total_steps (stabilises late training)
     loss: str = "huber"  # huber (smooth L1, as Mnih et al. 2015) or mse
+    dueling: bool = False  # value + mean-subtracted advantage streams (Wang et al. 2016)
+    n_step: int = 1  # n-step returns, built from the replay's one-step transitions (Hessel et al. 2018: 3)
+    prioritized: bool = False  # proportional prioritized replay (Schaul et al. 2016)
+    per_alpha: float = 0.6  # priority exponent: 0 = uniform sampling (Schaul et al.: 0.6; Rainbow: 0.5)
+    per_beta0: float = 0.4  # importance-sampling exponent at the start, annealed linearly to 1 over total_steps
+    per_eps: float = 1e-6  # added to |TD error| so no transition's priority is 0
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
@@ -76,6 +88,10 @@ class DQNConfig:
             f"must be null or in [0, agent.lr={self.lr}] (got {self.lr_final})",
         )
         require_choice(self.loss, "agent.loss", ["huber", "mse"])
+        require(1 <= self.n_step <= 100, "agent.n_step", f"must be in [1, 100] (got {self.n_step})")
+        require(0.0 <= self.per_alpha <= 1.0, "agent.per_alpha", f"must be in [0, 1] (got {self.per_alpha})")
+        require(0.0 <= self.per_beta0 <= 1.0, "agent.per_beta0", f"must be in [0, 1] (got {self.per_beta0})")
+        require(self.per_eps > 0, "agent.per_eps", f"must be > 0 (got {self.per_eps})")
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -97,7 +113,10 @@ def greedy_next_values(next_q_target: torch.Tensor, next_q_online: torch.Tensor 
 
 
 def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Huber (smooth L1 with δ = 1, the error clipping of Mnih et al. 2015) or squared TD error, batch mean."""
+    """Huber (smooth L1 with δ = 1, the error clipping of Mnih et al. 2015) or squared TD error, batch mean.
+
+    ``weights``: prioritized replay's importance weights, one per sample, multiplying each sample's loss.
+    """
     if kind == "huber":
         per_sample = F.smooth_l1_loss(q_taken, target, reduction="none")
     else:
@@ -107,20 +126,34 @@ def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", wei
     return per_sample.mean()
 
 
+def dueling_q(value: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """Q = V + A − mean_a A: the mean-subtracted aggregation of Wang et al. 2016 (eq. 9), identifiable and stable."""
+    return value + advantages - advantages.mean(dim=1, keepdim=True)
+
+
 # ------------------------------------------------------------------------------------------- the network
 
 
 class QNetwork(nn.Module):
-    """A feature extractor from ``nets`` followed by a linear layer with one output per action."""
+    """A feature extractor from ``nets`` followed by a linear head with one output per action.
 
-    def __init__(self, extractor: nets.FeatureExtractor, n_actions: int) -> None:
+    ``dueling``: two linear streams on the same features, a value (1 output) and advantages (one per
+    action), combined by :func:`dueling_q`. The streams are single linear layers like the plain head, so
+    any extractor works; Wang et al. put a 512-unit hidden layer in each stream on top of the Nature CNN.
+    """
+
+    def __init__(self, extractor: nets.FeatureExtractor, n_actions: int, dueling: bool = False) -> None:
         super().__init__()
         self.extractor = extractor
         self.head = nn.Linear(extractor.output_dim, n_actions)
+        self.value = nn.Linear(extractor.output_dim, 1) if dueling else None
 
     def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
         features, state = self.extractor(obs, state)
-        return self.head(features), state
+        q = self.head(features)
+        if self.value is not None:  # the plain head is the advantage stream
+            q = dueling_q(self.value(features), q)
+        return q, state
 
 
 # ------------------------------------------------------------------------------------------- the agent
@@ -152,7 +185,7 @@ class DQNAgent:
         self.device = device
         self.n_actions = int(action_space.n)
         self.total_steps = total_steps
-        self.online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions).to(device)
+        self.online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions, cfg.dueling).to(device)
         self.online.extractor.train(not getattr(net_cfg, "freeze", False))  # frozen: fixed BN stats, no dropout
         # NHWC conv weights and (4-D) inputs: oneDNN's convolutions run faster in this layout on CPU
         self.channels_last = channels_last
@@ -250,7 +283,10 @@ class DQNAgent:
 
     # -- learning ----------------------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced)."""
+        """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced).
+
+        ``td_errors`` (per sample, target − Q) is for prioritized replay's new priorities, not a metric.
+        """
         cfg = self.cfg
         discounts = batch.discounts if batch.discounts is not None else cfg.gamma
         obs, next_obs = self._layout(batch.obs), self._layout(batch.next_obs)
@@ -271,6 +307,7 @@ class DQNAgent:
             "loss": loss.detach(),
             "q": q_taken.detach().mean(),
             "grad_norm": grad_norm.detach(),
+            "td_errors": (target - q_taken).detach(),
         }
 
     def _autocast(self) -> torch.autocast:

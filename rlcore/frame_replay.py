@@ -23,6 +23,10 @@ copied to the learner's device (from pinned memory, non-blocking, on CUDA). With
 frames (``frames``, ``pool``, ``head_obs``) are torch tensors on ``device`` (``replay.device=cuda``: GPU
 memory) and the batch is gathered there by the same index arithmetic, computed on the host from the small
 bookkeeping arrays, which always stay in numpy.
+
+n-step returns (``n_step > 1``) walk down an env's column from the one-step transitions
+(:mod:`rlcore.nstep`) and rebuild the stack of ``next_obs`` at ``t + k`` exactly as for one step; a
+:class:`rlcore.sum_tree.PrioritizedSampler` samples positions by priority (see :mod:`rlcore.replay`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import numpy as np
 import torch
 
 from rlcore.errors import RLCoreError
-from rlcore.replay import Batch
+from rlcore.nstep import nstep_returns
+from rlcore.replay import Batch, load_sampler_state
+from rlcore.sum_tree import PrioritizedSampler
 
 START_POOL_FRACTION = 0.02  # start frames reserved per transition: room for episodes of 50 steps on average
 # Bytes per transition besides its frame: action int64, reward float32, terminated, truncated, start
@@ -113,6 +119,9 @@ class FrameReplayBuffer:
         device: torch.device | str = "cpu",
         start_fraction: float = START_POOL_FRACTION,
         storage: str = "numpy",
+        n_step: int = 1,
+        gamma: float = 0.99,
+        sampler: PrioritizedSampler | None = None,
     ) -> None:
         if storage not in ("numpy", "torch"):
             raise ValueError(f"storage must be 'numpy' or 'torch', got {storage!r}")
@@ -128,6 +137,7 @@ class FrameReplayBuffer:
         self.capacity = self.rows * self.n_envs
         self.stack, self.height, self.width = shape
         self.obs_shape = shape
+        self.n_step, self.gamma, self.sampler = int(n_step), float(gamma), sampler
         self.device = torch.device(device)
         self.on_torch = storage == "torch"
         where = self.device if self.on_torch else torch.device("cpu")
@@ -243,6 +253,8 @@ class FrameReplayBuffer:
             self.head_obs[:] = new_head
         self.pos = (row + 1) % self.rows
         self.filled = min(self.filled + 1, self.rows)
+        if self.sampler is not None:
+            self.sampler.on_add(row * self.n_envs + np.arange(self.n_envs))
 
     def _push_start(self, row: int, env: int, obs: np.ndarray) -> None:
         # The env pads a fresh stack with zero frames (ale-py's AtariVectorEnv does): store only what follows.
@@ -285,7 +297,14 @@ class FrameReplayBuffer:
     def sample_indices(self, batch_size: int) -> np.ndarray:
         if len(self) == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
+        if self.sampler is not None:
+            return self.sampler.sample_indices(batch_size, len(self))
         return self.rng.integers(0, len(self), size=batch_size)
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray | torch.Tensor) -> None:
+        """New priorities of sampled positions from their TD errors (prioritized replay only)."""
+        if self.sampler is not None:
+            self.sampler.update_priorities(indices, td_errors)
 
     def sample(self, batch_size: int) -> Batch:
         return self.gather(self.sample_indices(batch_size))
@@ -298,12 +317,37 @@ class FrameReplayBuffer:
         # device instead of two, and no second host copy (which costs more than the gather itself).
         seq = self._to_device(self._gather_frames(row, env))
         to = self._to_device
+        weights = None if self.sampler is None else to(self.sampler.weights(idx, len(self)))
+        indices = None if self.sampler is None else idx
+        if self.n_step == 1:
+            return Batch(
+                obs=seq[:, :-1],
+                actions=to(self.actions[row, env]),
+                rewards=to(self.rewards[row, env]),
+                next_obs=seq[:, 1:],
+                terminated=to(self.terminated[row, env].astype(np.float32)),
+                weights=weights,
+                indices=indices,
+            )
+        newest = (self.pos - 1) % self.rows
+        ns = nstep_returns(self.rewards, self.terminated, self.truncated, row, env, (newest - row) % self.rows,
+                           self.n_step, self.gamma)
+        # s_{t+k}: the next_obs of transition t+k-1, rebuilt by the same gather (one more when k > 1)
+        moved = np.flatnonzero(ns.last_row != row)
+        next_obs = seq[:, 1:]
+        if len(moved):
+            next_obs = next_obs.clone()
+            later = self._to_device(self._gather_frames(ns.last_row[moved], env[moved]))
+            next_obs[torch.from_numpy(moved).to(next_obs.device)] = later[:, 1:]
         return Batch(
             obs=seq[:, :-1],
             actions=to(self.actions[row, env]),
-            rewards=to(self.rewards[row, env]),
-            next_obs=seq[:, 1:],
-            terminated=to(self.terminated[row, env].astype(np.float32)),
+            rewards=to(ns.returns),
+            next_obs=next_obs,
+            terminated=to(ns.terminated),
+            discounts=to(ns.discounts),
+            weights=weights,
+            indices=indices,
         )
 
     def _gather_obs(self, row: np.ndarray, env: np.ndarray) -> np.ndarray:
@@ -382,6 +426,7 @@ class FrameReplayBuffer:
             "head_obs": self._host(self.head_obs).clone(),
             "last_next_obs": torch.from_numpy(self.last_next_obs.copy()),
             "rng": self.rng.bit_generator.state,
+            **({"sampler": self.sampler.state_dict()} if self.sampler is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -406,3 +451,4 @@ class FrameReplayBuffer:
         self.last_next_obs[:] = state["last_next_obs"].numpy()
         self.pos, self.filled = state["pos"], n
         self.rng.bit_generator.state = state["rng"]
+        load_sampler_state(self.sampler, state)

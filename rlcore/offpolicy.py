@@ -10,6 +10,11 @@ of those steps come from the weights before the update in flight (:meth:`DQNAgen
 them when it finishes). The update of each round still starts at the same env step and on the same
 sampled batch as without overlap; the loop waits for it before a target sync, an evaluation, a
 checkpoint and the end of training.
+
+Prioritized replay: each batch carries its buffer positions, and the TD errors of its update set their new
+priorities right after that update. Inline, the next batch is sampled only then (as SB3 samples right
+before each gradient step); with overlap, the batches of a round are sampled up front in the main thread
+(a background sample would race with ``replay.add``), so they see the priorities of the round before.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,23 +85,38 @@ class UpdateMetrics:
 
 
 class Learner:
-    """Runs rounds of updates inline, or (``overlap``) one round at a time in a background thread."""
+    """Runs rounds of updates inline, or (``overlap``) one round at a time in a background thread.
 
-    def __init__(self, agent: object, metrics: UpdateMetrics, overlap: bool) -> None:
+    ``update_priorities(indices, td_errors)`` (prioritized replay) is called after each update whose batch
+    carries buffer positions.
+    """
+
+    def __init__(
+        self, agent: object, metrics: UpdateMetrics, overlap: bool, update_priorities: Callable | None = None
+    ) -> None:
         self.agent = agent
         self.metrics = metrics
+        self.update_priorities = update_priorities
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="rlcore-learner") if overlap else None
         self.pending: Future | None = None
 
-    def _run(self, batches: list) -> list[dict[str, torch.Tensor]]:
-        return [self.agent.update(batch) for batch in batches]
+    def _step(self, batch: object) -> dict[str, torch.Tensor]:
+        metrics = self.agent.update(batch)
+        td_errors = metrics.pop("td_errors", None)
+        if self.update_priorities is not None and batch.indices is not None and td_errors is not None:
+            self.update_priorities(batch.indices, td_errors)
+        return metrics
 
-    def submit(self, batches: list) -> None:
-        """Learn from ``batches`` (one gradient step each); with overlap, returns once the round has started."""
+    def _run(self, batches: list) -> list[dict[str, torch.Tensor]]:
+        return [self._step(batch) for batch in batches]
+
+    def submit(self, sample: Callable[[], object], steps: int) -> None:
+        """``steps`` gradient steps on batches from ``sample()``; with overlap, returns once the round has started."""
         if self.pool is None:
-            for batch in batches:
-                self.metrics.add(self.agent.update(batch))
+            for _ in range(steps):  # sample → update → priorities, one step at a time
+                self.metrics.add(self._step(sample()))
             return
+        batches = [sample() for _ in range(steps)]
         self.wait()
         self.pending = self.pool.submit(self._run, batches)
 
@@ -123,7 +144,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     envs = make_env(cfg.env, cfg.seed)
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True)
     agent = make_agent(cfg, envs.single_observation_space, envs.single_action_space, device)
-    replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device)
+    replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device,
+                         agent_cfg=cfg.agent, total_steps=cfg.total_steps)
     n_envs = envs.num_envs
     schemas = schema_names(cfg)
     logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}")
@@ -148,7 +170,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     a = cfg.agent
     progress = Progress(cfg.total_steps, enabled=cfg.logger.progress)
     updates = UpdateMetrics()
-    learner = Learner(agent, updates, overlap=cfg.overlap)
+    learner = Learner(agent, updates, overlap=cfg.overlap, update_priorities=replay.update_priorities)
     episode_return = np.zeros(n_envs)
     episode_length = np.zeros(n_envs, dtype=np.int64)
     last_return = float("nan")
@@ -184,7 +206,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
             while counters.env_steps >= counters.next_train_at:
                 counters.next_train_at += a.train_freq
                 if len(replay) >= a.batch_size:
-                    learner.submit([replay.sample(a.batch_size) for _ in range(a.gradient_steps)])
+                    learner.submit(lambda: replay.sample(a.batch_size), a.gradient_steps)
                     counters.updates += a.gradient_steps
 
             if done.any():  # one row per vector step: the mean over the episodes that just ended

@@ -3,6 +3,10 @@
 Preallocated, circular numpy arrays with their own seeded generator. ``terminated`` and ``truncated`` are
 stored separately: only ``terminated`` stops bootstrapping, so time-limit ends still bootstrap from the
 real final observation (Pardo et al. 2018, "Time Limits in Reinforcement Learning").
+
+Options (both buffers): ``n_step > 1`` returns n-step transitions built at sample time from the stored
+one-step ones (:mod:`rlcore.nstep`); a :class:`rlcore.sum_tree.PrioritizedSampler` samples by priority
+and adds importance weights and positions to each batch.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import numpy as np
 import torch
 
 from rlcore.errors import ConfigError
+from rlcore.nstep import nstep_returns
+from rlcore.sum_tree import PrioritizedSampler
 
 if TYPE_CHECKING:
     from rlcore.frame_replay import FrameReplayBuffer
@@ -33,7 +39,12 @@ class Batch(NamedTuple):
 
 
 class ReplayBuffer:
-    """Circular buffer of ``capacity`` transitions, fed ``n_envs`` transitions at a time."""
+    """Circular buffer of ``capacity`` transitions, fed ``n_envs`` transitions at a time.
+
+    ``capacity`` is rounded down to a multiple of ``n_envs`` so that transition ``i`` of env ``e`` always
+    sits at position ``row * n_envs + e`` (rows of a ring, one column per env, as in the frame replay):
+    n-step returns follow an env's stream down its column.
+    """
 
     def __init__(
         self,
@@ -42,11 +53,16 @@ class ReplayBuffer:
         n_envs: int = 1,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        n_step: int = 1,
+        gamma: float = 0.99,
+        sampler: PrioritizedSampler | None = None,
     ) -> None:
         if capacity < n_envs:
             raise ValueError(f"replay capacity {capacity} is smaller than the number of envs {n_envs}")
-        self.capacity = int(capacity)
         self.n_envs = int(n_envs)
+        self.rows = int(capacity) // self.n_envs
+        self.capacity = self.rows * self.n_envs
+        self.n_step, self.gamma, self.sampler = int(n_step), float(gamma), sampler
         self.device = torch.device(device)
         shape = tuple(observation_space.shape)
         self.obs = np.zeros((self.capacity, *shape), dtype=observation_space.dtype)
@@ -80,13 +96,22 @@ class ReplayBuffer:
         self.rewards[idx] = rewards
         self.terminated[idx] = terminated
         self.truncated[idx] = truncated
+        if self.sampler is not None:
+            self.sampler.on_add((self.pos + np.arange(n)) % self.capacity)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample_indices(self, batch_size: int) -> np.ndarray:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
+        if self.sampler is not None:
+            return self.sampler.sample_indices(batch_size, self.size)
         return self.rng.integers(0, self.size, size=batch_size)
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray | torch.Tensor) -> None:
+        """New priorities of sampled positions from their TD errors (prioritized replay only)."""
+        if self.sampler is not None:
+            self.sampler.update_priorities(indices, td_errors)
 
     def sample(self, batch_size: int) -> Batch:
         return self.gather(self.sample_indices(batch_size))
@@ -94,12 +119,33 @@ class ReplayBuffer:
     def gather(self, idx: np.ndarray) -> Batch:
         """The transitions at buffer positions ``idx`` as a Batch on the device."""
         to = self._to_device
+        idx = np.asarray(idx, dtype=np.int64)
+        weights = None if self.sampler is None else to(self.sampler.weights(idx, self.size))
+        indices = None if self.sampler is None else idx
+        if self.n_step == 1:
+            return Batch(
+                obs=to(self.obs[idx]),
+                actions=to(self.actions[idx]),
+                rewards=to(self.rewards[idx]),
+                next_obs=to(self.next_obs[idx]),
+                terminated=to(self.terminated[idx]),
+                weights=weights,
+                indices=indices,
+            )
+        row, env = idx // self.n_envs, idx % self.n_envs
+        shape = (self.rows, self.n_envs)
+        newest = (self.pos // self.n_envs - 1) % self.rows
+        ns = nstep_returns(self.rewards.reshape(shape), self.terminated.reshape(shape), self.truncated.reshape(shape),
+                           row, env, (newest - row) % self.rows, self.n_step, self.gamma)
         return Batch(
             obs=to(self.obs[idx]),
             actions=to(self.actions[idx]),
-            rewards=to(self.rewards[idx]),
-            next_obs=to(self.next_obs[idx]),
-            terminated=to(self.terminated[idx]),
+            rewards=to(ns.returns),
+            next_obs=to(self.next_obs[ns.last_row * self.n_envs + env]),
+            terminated=to(ns.terminated),
+            discounts=to(ns.discounts),
+            weights=weights,
+            indices=indices,
         )
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
@@ -122,6 +168,7 @@ class ReplayBuffer:
             "terminated": torch.from_numpy(self.terminated[:n].copy()),
             "truncated": torch.from_numpy(self.truncated[:n].copy()),
             "rng": self.rng.bit_generator.state,
+            **({"sampler": self.sampler.state_dict()} if self.sampler is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -132,6 +179,16 @@ class ReplayBuffer:
             getattr(self, name)[:n] = state[name].numpy()
         self.pos, self.size = state["pos"], n
         self.rng.bit_generator.state = state["rng"]
+        load_sampler_state(self.sampler, state)
+
+
+def load_sampler_state(sampler: PrioritizedSampler | None, state: dict) -> None:
+    """Restore the priorities saved with a buffer; a buffer saved without them cannot become prioritized."""
+    if sampler is None:
+        return
+    if "sampler" not in state:
+        raise ValueError("the saved replay has no priorities (it was not prioritized); set agent.prioritized=false")
+    sampler.load_state_dict(state["sampler"])
 
 
 def make_replay(
@@ -141,11 +198,15 @@ def make_replay(
     seed: int,
     device: torch.device,
     replay_device: str = "auto",
+    agent_cfg: object | None = None,
+    total_steps: int = 1,
 ) -> ReplayBuffer | FrameReplayBuffer:
     """The replay that fits the env: one frame per transition for Atari, flat arrays otherwise.
 
     ``replay_device`` is ``replay.device`` (see :class:`rlcore.config.ReplayConfig`): ``auto`` and ``cpu``
     keep the buffer in host memory, ``cuda`` keeps the Atari frame replay in GPU memory and samples there.
+    ``agent_cfg`` (a DQNConfig) switches on n-step returns (``n_step``, ``gamma``) and prioritized replay
+    (``prioritized``, ``per_alpha``, ``per_beta0``, ``per_eps``; β reaches 1 at ``total_steps``).
     """
     from envs.atari import AtariConfig
     from rlcore.frame_replay import FrameReplayBuffer
@@ -162,7 +223,16 @@ def make_replay(
         if not isinstance(env_cfg, AtariConfig):
             raise ConfigError("config key 'replay.device': replay.device=cuda is for the Atari frame replay; "
                               "flat-observation buffers stay in host memory (use replay.device=cpu or auto)")
+    options: dict = {}
+    if agent_cfg is not None:
+        options = {"n_step": agent_cfg.n_step, "gamma": agent_cfg.gamma}
+        if agent_cfg.prioritized:
+            # its own seed stream: the uniform sampler's generator stays as it was
+            options["sampler"] = PrioritizedSampler(
+                capacity // n_envs * n_envs, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
+                total_steps=total_steps, seed=seed + 1,
+            )
     if isinstance(env_cfg, AtariConfig):
         return FrameReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device,
-                                 storage="torch" if on_gpu else "numpy")
-    return ReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device)
+                                 storage="torch" if on_gpu else "numpy", **options)
+    return ReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device, **options)

@@ -16,6 +16,7 @@ from rlcore.supervised import train_supervised
 
 LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {
     "dqn": train_off_policy,
+    "rainbow_lite": train_off_policy,  # the DQN agent with its extensions switched on (configs/agent/rainbow_lite.yaml)
     "supervised": train_supervised,
     "autoencoder": train_autoencoder,
 }

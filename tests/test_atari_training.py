@@ -152,7 +152,7 @@ def test_overlap_matches_inline_updates_on_a_fixed_replay():
         agent = make_agent(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
         learner = Learner(agent, UpdateMetrics(), overlap=overlap)
         for i in range(0, 6, 2):
-            learner.submit(batches[i : i + 2])
+            learner.submit(iter(batches[i : i + 2]).__next__, 2)
             agent.act(obs, explore=False)  # acting while the round runs reads the actor copy
         learner.wait()
         learner.close()

@@ -23,11 +23,11 @@ def test_wraps_around_and_keeps_the_newest():
     assert buffer.obs[0, 0] == 5 and buffer.obs[3, 0] == 3
 
 
-def test_wraparound_with_several_envs_straddling_the_end():
-    buffer = ReplayBuffer(5, SPACE, n_envs=2, seed=0)
-    fill(buffer, 0, 3, n_envs=2)  # 6 transitions into 5 slots: the last add straddles the end
-    assert len(buffer) == 5 and buffer.pos == 1
-    assert buffer.obs[0, 0] == 1002 and buffer.obs[4, 0] == 2
+def test_capacity_rounds_down_to_whole_rows_so_each_env_keeps_its_column():
+    buffer = ReplayBuffer(5, SPACE, n_envs=2, seed=0)  # 2 rows of 2 envs: n-step walks follow a column
+    fill(buffer, 0, 3, n_envs=2)  # 6 transitions into 4 slots
+    assert buffer.capacity == 4 and len(buffer) == 4 and buffer.pos == 2
+    assert buffer.obs[:, 0].tolist() == [2, 1002, 1, 1001]  # position row * n_envs + env
 
 
 def test_dtypes_and_terminated_vs_truncated_kept_apart():
