@@ -71,6 +71,19 @@ class ReplayConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """What ``checkpoints/last.pt`` carries besides the weights (docs/resume.md).
+
+    ``replay``: also write the replay buffer (``checkpoints/replay-<step>.pt``) so ``resume=`` continues
+    exactly. ``null`` = auto: on for classic-control and dataset envs (a few MB), off for Atari (up to
+    ~7 GB per write for 1M transitions; a resumed Atari run refills its replay for ``learning_starts``
+    steps before learning again).
+    """
+
+    replay: bool | None = None
+
+
+@dataclass
 class TrainConfig:
     """The top-level config: one run of one agent on one env with one net."""
 
@@ -79,6 +92,8 @@ class TrainConfig:
     net: Any = MISSING
     logger: Any = MISSING
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    resume: str | None = None  # a run directory: continue that run from its checkpoints/last.pt (docs/resume.md)
     seed: int = 0
     device: str = "auto"
     total_steps: int = 50_000
@@ -108,12 +123,19 @@ class TrainConfig:
         require(self.threads >= 0, "threads", f"must be >= 0 (got {self.threads})")
 
 
+def resume_or(resume: str | None, fresh: str) -> str:
+    """``run_dir``'s default: the run being resumed, else a fresh timestamped folder."""
+    return str(resume) if resume else fresh
+
+
 def register_configs() -> None:
-    """Register the top-level schema and every group's schemas with Hydra's ConfigStore."""
+    """Register the top-level schema, every group's schemas and the ``resume_or`` resolver."""
     import agents
     import envs
     import nets
 
+    if not OmegaConf.has_resolver("resume_or"):
+        OmegaConf.register_new_resolver("resume_or", resume_or)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for group, schemas in (
