@@ -4,7 +4,7 @@ Gymnasium envs cannot be pickled into a ``weights_only`` checkpoint, and most ha
 makes a classic-control env (CartPole, Acrobot, MountainCar, ...) continue exactly is small and plain:
 the physics state of the unwrapped env (``state``, ``steps_beyond_terminated``), its ``np_random`` bit
 generator, and the wrappers' counters (TimeLimit's ``_elapsed_steps``). :func:`env_state` records every
-plain attribute (numbers, None, numpy arrays) of every layer of each copy, plus the generators, as
+plain attribute (numbers, None, numpy arrays, tuples/lists of numbers) of every layer of each copy, plus the generators, as
 tensors and Python values; :func:`load_env_state` writes them back into freshly built envs of the same
 config. Dataset envs save their example stream (order, position, generator).
 
@@ -26,13 +26,27 @@ from envs.dataset_env import DatasetVectorEnv
 PLAIN = (bool, int, float, type(None))
 
 
+def _plain(value: Any) -> Any:
+    """A weights_only-safe copy of ``value``, or ``...`` (Ellipsis) when it is not plain data."""
+    if isinstance(value, np.generic):  # numpy scalars (MountainCar keeps its state as a tuple of them)
+        return value.item()
+    if isinstance(value, PLAIN):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return torch.from_numpy(value.copy())
+    if isinstance(value, tuple | list):
+        items = [_plain(item) for item in value]
+        if all(isinstance(item, PLAIN) for item in items):
+            return type(value)(items)
+    return ...
+
+
 def _plain_attributes(obj: object) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in vars(obj).items():
-        if isinstance(value, PLAIN):
-            out[name] = value
-        elif isinstance(value, np.ndarray) and value.dtype != object:
-            out[name] = torch.from_numpy(value.copy())
+        plain = _plain(value)
+        if plain is not ...:
+            out[name] = plain
     return out
 
 

@@ -208,12 +208,14 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
 
     def check_finite() -> None:
         """Stop before diverged weights reach an evaluation or a checkpoint."""
-        if not (weights_finite(agent) and updates.finite()):
-            diverged("the network weights or the losses since the last row")
+        if not weights_finite(agent):
+            diverged("the network weights")
+        if not updates.finite():
+            diverged("train/loss or train/q since the last metrics row")
 
     def diverged(what: str) -> None:
         logger.flush()
-        good = f"{checkpoints / 'last.pt'} (kept as it was)" if (checkpoints / "last.pt").exists() else "none was written yet"
+        good = f"{checkpoints / 'last.pt'} from step {saved_step}" if saved_step is not None else "none was written yet"
         raise DivergenceError(
             f"training diverged at step {counters.env_steps}: {what} became non-finite (NaN/inf). Last metrics: "
             f"{_row_text(last_row) or 'none'}. Last good checkpoint: {good}; metrics.csv is flushed. "
@@ -221,6 +223,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
         )
 
     def save_last(eval_mean: float | None, state: dict | None = None) -> None:
+        nonlocal saved_step
+        saved_step = counters.env_steps
         write_last(checkpoints, {**payload(eval_mean), "train": state or training_state()},
                    replay if save_replay else None, counters.env_steps)
 
@@ -241,6 +245,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     episode_length = np.zeros(n_envs, dtype=np.int64)
     last_return = float("nan")
     last_row: dict = {}
+    saved_step = resume["counters"]["env_steps"] if resume is not None else None
     start = time.perf_counter()
     eval_time = 0.0
     progress_pending = 0
