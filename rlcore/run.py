@@ -48,6 +48,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
     cfg = cfg.copy()
     cfg.run_dir = str(run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
+    for torn in (run_dir / "checkpoints").glob(".*.tmp"):  # partial writes of a killed run: never valid
+        torn.unlink(missing_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
     typed.run_dir = str(run_dir)
     loop = LOOPS.get(typed.agent.name)
@@ -64,6 +66,8 @@ def resume(cfg: DictConfig, overrides: list[str]) -> dict:
     if steps >= typed.total_steps and (run_dir / "summary.json").exists():
         raise ConfigError(f"config key 'total_steps': resume={run_dir} already finished at step {steps}; "
                           f"pass a larger total_steps= to train it longer")
+    for torn in (run_dir / "checkpoints").glob(".*.tmp"):  # partial writes of a killed run: never valid
+        torn.unlink(missing_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))  # the settings in force (e.g. a new total_steps)
     return train_off_policy(typed, run_dir, config, resume=ckpt)
 

@@ -27,8 +27,8 @@ RUN = [f"total_steps={TOTAL}", "agent.learning_starts=100", "agent.train_freq=4"
        "checkpoint_every=150", "logger=none", "device=cpu", "net.hidden_sizes=[32,32]"]
 
 
-def start(*args):
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+def start(*args, **env_vars):
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", **env_vars}
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
