@@ -225,3 +225,17 @@ def test_divergence_in_a_logged_row_names_the_metric(tmp_path):
     rows = read_metrics(run_dir / "metrics.csv")
     assert rows[-1]["train/loss"] in ("nan", "inf"), "the diverged row is in metrics.csv, flushed"
     assert not (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_resume_without_a_saved_replay_waits_learning_starts(tmp_path):
+    from rlcore.run import run
+
+    run_dir = tmp_path / "run"
+    first = ["total_steps=400", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
+             "agent.buffer_size=1000", "checkpoint.replay=false", "eval_every=0", "final_eval_episodes=1",
+             "logger=none", "device=cpu", "net.hidden_sizes=[16]", f"run_dir={run_dir}"]
+    assert run(compose_config(first), run_dir, first)["updates"] == 76  # steps 100, 104, ..., 400
+    assert not list((run_dir / "checkpoints").glob("replay-*.pt"))
+    again = [f"resume={run_dir}", "total_steps=800"]
+    summary = run(compose_config(again), run_dir, again)
+    assert summary["updates"] == 76 + 76, "an empty replay refills for learning_starts steps: 500, 504, ..., 800"
