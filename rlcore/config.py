@@ -128,14 +128,20 @@ def resume_or(resume: str | None, fresh: str) -> str:
     return str(resume) if resume else fresh
 
 
+def hydra_subdir(resume: str | None, stamp: str) -> str:
+    """Where Hydra writes its own config files: a resume gets a subfolder, the run's ``.hydra/`` stays as it was."""
+    return f".hydra/resume-{stamp}" if resume else ".hydra"
+
+
 def register_configs() -> None:
-    """Register the top-level schema, every group's schemas and the ``resume_or`` resolver."""
+    """Register the top-level schema, every group's schemas and the resolvers configs/config.yaml uses."""
     import agents
     import envs
     import nets
 
-    if not OmegaConf.has_resolver("resume_or"):
-        OmegaConf.register_new_resolver("resume_or", resume_or)
+    for name, resolver in (("resume_or", resume_or), ("hydra_subdir", hydra_subdir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for group, schemas in (

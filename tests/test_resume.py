@@ -77,6 +77,8 @@ def test_sigint_saves_and_resume_matches_uninterrupted_run(reference, tmp_path):
         assert ours[key] == theirs[key], key
     replays = sorted(p.name for p in (run_dir / "checkpoints").glob("replay-*.pt"))
     assert replays == [f"replay-{TOTAL}.pt"], "only the replay last.pt names is kept"
+    assert f"total_steps={TOTAL}" in (run_dir / ".hydra" / "overrides.yaml").read_text(), "Hydra's record is kept"
+    assert list((run_dir / ".hydra").glob("resume-*/overrides.yaml")), "the resume's own record is beside it"
 
 
 def test_sigterm_saves_and_exits_143(tmp_path):
@@ -101,6 +103,10 @@ def test_incompatible_changes_are_refused_harmless_ones_allowed(reference):
     assert (typed.total_steps, typed.eval_every, typed.checkpoint_every) == (4000, 1000, 0)
     assert typed.agent.lr == ckpt["config"]["agent"]["lr"] and typed.run_dir == str(reference)
     assert typed.net.hidden_sizes == [32, 32], "the saved net, not this checkout's default"
+    from rlcore.policy import load_agent
+
+    agent, _, _ = load_agent(reference / "checkpoints" / "last.pt", device="cpu")  # evaluate.py reads it as before
+    assert agent.act(np.zeros((1, 4), np.float32), explore=False).shape == (1,)
     with pytest.raises(ConfigError, match="continues in its own folder"):
         resume_config(compose_config([f"resume={reference}", "run_dir=/elsewhere"]), [])
 
