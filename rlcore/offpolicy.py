@@ -281,103 +281,104 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     def train_sps() -> float:
         return counters.env_steps / max(time.perf_counter() - start - eval_time, 1e-9)
 
+    stop = StopSignals().install()
     try:
-        with StopSignals() as stop:
-            while counters.env_steps < cfg.total_steps:
-                actions = agent.act(obs, explore=True)
-                next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-                done = terminated | truncated
-                stored_next = next_obs
-                if done.any():  # same-step autoreset: the real last observation is in final_obs
-                    stored_next = next_obs.copy()
-                    for i in np.flatnonzero(done):
-                        stored_next[i] = infos["final_obs"][i]
-                learner_terminal = terminated | infos["life_loss"] if "life_loss" in infos else terminated
-                stored_rewards = np.sign(rewards) if cfg.env.clip_rewards else rewards
-                replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
-                obs = next_obs
-                episode_return += rewards
-                episode_length += 1
-                counters.env_steps += n_envs
-                if agent.target_sync_due(counters.env_steps):
-                    learner.wait()  # the target copy must not race an update in flight
-                agent.advance(counters.env_steps)
+        while counters.env_steps < cfg.total_steps:
+            actions = agent.act(obs, explore=True)
+            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+            done = terminated | truncated
+            stored_next = next_obs
+            if done.any():  # same-step autoreset: the real last observation is in final_obs
+                stored_next = next_obs.copy()
+                for i in np.flatnonzero(done):
+                    stored_next[i] = infos["final_obs"][i]
+            learner_terminal = terminated | infos["life_loss"] if "life_loss" in infos else terminated
+            stored_rewards = np.sign(rewards) if cfg.env.clip_rewards else rewards
+            replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
+            obs = next_obs
+            episode_return += rewards
+            episode_length += 1
+            counters.env_steps += n_envs
+            if agent.target_sync_due(counters.env_steps):
+                learner.wait()  # the target copy must not race an update in flight
+            agent.advance(counters.env_steps)
 
-                while counters.env_steps >= counters.next_train_at:
-                    counters.next_train_at += a.train_freq
-                    if len(replay) >= a.batch_size:
-                        learner.submit([replay.sample(a.batch_size) for _ in range(a.gradient_steps)])
-                        counters.updates += a.gradient_steps
+            while counters.env_steps >= counters.next_train_at:
+                counters.next_train_at += a.train_freq
+                if len(replay) >= a.batch_size:
+                    learner.submit([replay.sample(a.batch_size) for _ in range(a.gradient_steps)])
+                    counters.updates += a.gradient_steps
 
-                if done.any():  # one row per vector step: the mean over the episodes that just ended
-                    finished = np.flatnonzero(done)
-                    counters.episodes += len(finished)
-                    last_return = float(episode_return[finished].mean())
-                    trained = updates.pop()
-                    log({
-                        "rollout/episode": counters.episodes,
-                        "rollout/episode_return": last_return,
-                        "rollout/episode_length": float(episode_length[finished].mean()),
-                        "rollout/epsilon": agent.epsilon,
-                        **trained,
-                        "train/updates": counters.updates,
-                        "time/sps": train_sps(),
-                        "time/elapsed_s": time.perf_counter() - start,
-                    })
-                    bad = [k for k in ("train/loss", "train/q") if k in trained and not math.isfinite(trained[k])]
-                    if bad:
-                        diverged(" and ".join(bad))
-                    episode_return[finished] = 0.0
-                    episode_length[finished] = 0
+            if done.any():  # one row per vector step: the mean over the episodes that just ended
+                finished = np.flatnonzero(done)
+                counters.episodes += len(finished)
+                last_return = float(episode_return[finished].mean())
+                trained = updates.pop()
+                log({
+                    "rollout/episode": counters.episodes,
+                    "rollout/episode_return": last_return,
+                    "rollout/episode_length": float(episode_length[finished].mean()),
+                    "rollout/epsilon": agent.epsilon,
+                    **trained,
+                    "train/updates": counters.updates,
+                    "time/sps": train_sps(),
+                    "time/elapsed_s": time.perf_counter() - start,
+                })
+                bad = [k for k in ("train/loss", "train/q") if k in trained and not math.isfinite(trained[k])]
+                if bad:
+                    diverged(" and ".join(bad))
+                episode_return[finished] = 0.0
+                episode_length[finished] = 0
 
-                progress_pending += n_envs
-                if progress_pending >= 256 or counters.env_steps >= cfg.total_steps:
-                    progress.update(progress_pending, ret=last_return, eps=agent.epsilon)
-                    progress_pending = 0
+            progress_pending += n_envs
+            if progress_pending >= 256 or counters.env_steps >= cfg.total_steps:
+                progress.update(progress_pending, ret=last_return, eps=agent.epsilon)
+                progress_pending = 0
 
-                if counters.env_steps >= counters.next_eval_at:
-                    counters.next_eval_at += cfg.eval_every
-                    eval_start = time.perf_counter()
-                    learner.wait()
-                    check_finite()
-                    returns, _ = evaluate(agent, eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
-                    mean, std = float(returns.mean()), float(returns.std())
-                    log({
-                        "eval/mean_return": mean,
-                        "eval/std_return": std,
-                        "rollout/epsilon": agent.epsilon,
-                        "train/updates": counters.updates,
-                        "time/sps": train_sps(),
-                        "time/elapsed_s": time.perf_counter() - start,
-                    })
-                    logger.flush()
-                    if mean > counters.best_eval:
-                        counters.best_eval = mean
-                        save_checkpoint(checkpoints / "best.pt", payload(mean))
-                    save_last(mean)
-                    eval_time += time.perf_counter() - eval_start
-                    if cfg.logger.progress:
-                        progress.bar.write(f"[eval] step {counters.env_steps}: return {mean:.1f} ± {std:.1f}")
+            if counters.env_steps >= counters.next_eval_at:
+                counters.next_eval_at += cfg.eval_every
+                eval_start = time.perf_counter()
+                learner.wait()
+                check_finite()
+                returns, _ = evaluate(agent, eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
+                mean, std = float(returns.mean()), float(returns.std())
+                log({
+                    "eval/mean_return": mean,
+                    "eval/std_return": std,
+                    "rollout/epsilon": agent.epsilon,
+                    "train/updates": counters.updates,
+                    "time/sps": train_sps(),
+                    "time/elapsed_s": time.perf_counter() - start,
+                })
+                logger.flush()
+                if mean > counters.best_eval:
+                    counters.best_eval = mean
+                    save_checkpoint(checkpoints / "best.pt", payload(mean))
+                save_last(mean)
+                eval_time += time.perf_counter() - eval_start
+                if cfg.logger.progress:
+                    progress.bar.write(f"[eval] step {counters.env_steps}: return {mean:.1f} ± {std:.1f}")
 
-                if counters.env_steps >= counters.next_checkpoint_at:
-                    counters.next_checkpoint_at += cfg.checkpoint_every
-                    learner.wait()
-                    check_finite()
-                    save_last(None)
+            if counters.env_steps >= counters.next_checkpoint_at:
+                counters.next_checkpoint_at += cfg.checkpoint_every
+                learner.wait()
+                check_finite()
+                save_last(None)
 
-                if stop.received is not None:  # the safe point: the step is complete, nothing is half-written
-                    learner.wait()
-                    check_finite()
-                    save_last(None)
-                    progress.close()
-                    raise TrainingInterrupted(
-                        f"{stop.name} received: saved {checkpoints / 'last.pt'} at step {counters.env_steps}.\n"
-                        f"resume with: python train.py resume={run_dir}",
-                        exit_code=128 + stop.received,
-                    )
-            learner.wait()
-            check_finite()
+            if stop.received is not None:  # the safe point: the step is complete, nothing is half-written
+                learner.wait()
+                check_finite()
+                save_last(None)
+                progress.close()
+                raise TrainingInterrupted(
+                    f"{stop.name} received: saved {checkpoints / 'last.pt'} at step {counters.env_steps}.\n"
+                    f"resume with: python train.py resume={run_dir}",
+                    exit_code=128 + stop.received,
+                )
+        learner.wait()
+        check_finite()
     finally:
+        stop.restore()
         learner.close()
         progress.close()
         logger.flush()

@@ -189,7 +189,7 @@ class StopSignals:
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> StopSignals:
+    def install(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
@@ -197,7 +197,8 @@ class StopSignals:
     def _handle(self, signum: int, frame: object) -> None:
         self.received = signum
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self) -> None:
+        """Put the previous handlers back (after the loop: a signal in the final evaluation stops as usual)."""
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous = {}
