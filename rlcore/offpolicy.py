@@ -222,10 +222,10 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
             "Lower agent.lr or agent.max_grad_norm, or try agent.loss=huber"
         )
 
-    def save_last(eval_mean: float | None, state: dict | None = None) -> None:
+    def save_last(eval_mean: float | None) -> None:
         nonlocal saved_step
         saved_step = counters.env_steps
-        write_last(checkpoints, {**payload(eval_mean), "train": state or training_state()},
+        write_last(checkpoints, {**payload(eval_mean), "train": training_state()},
                    replay if save_replay else None, counters.env_steps)
 
     def log(row: dict) -> None:
@@ -385,10 +385,12 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
 
     wall_train = time.perf_counter() - start
     sps = train_sps()
-    end_state = training_state()  # before the final evaluation, so a longer resumed run sees the eval env as it was
+    # taken before the final evaluation (which draws from the eval env and the agent's generator), so that a
+    # resume with a larger total_steps continues from the state training ended in
+    end = {**payload(None), "train": training_state()}
     final_returns, _ = evaluate(agent, eval_env, cfg.final_eval_episodes, epsilon=eval_epsilon(cfg))
     final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
-    save_last(final_mean, end_state)
+    write_last(checkpoints, {**end, "eval_mean_return": final_mean}, replay if save_replay else None, counters.env_steps)
     if final_mean > counters.best_eval or not (checkpoints / "best.pt").exists():
         counters.best_eval = final_mean
         save_checkpoint(checkpoints / "best.pt", payload(final_mean))

@@ -1,6 +1,6 @@
 """kill -9 at random moments, 20 times, then resume to the end: every checkpoint loads, the metrics are exact.
 
-Slow: 22 interpreter starts and two 8,000-step runs; measured 1,017 s on the shared 2-core machine at a load
+Slow: 22 interpreter starts and two 30,000-step runs; measured 1,017 s on the shared 2-core machine at a load
 average of 11-15 (other jobs running), so expect minutes on an idle one. Run with ``pytest -m slow``.
 """
 
@@ -18,9 +18,9 @@ from rlcore.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
-TOTAL = 8000
-RUN = [f"total_steps={TOTAL}", "agent.learning_starts=100", "agent.train_freq=4", "agent.buffer_size=2000",
-       "agent.target_update_interval=250", "eval_every=2000", "eval_episodes=2", "final_eval_episodes=2",
+TOTAL = 30000
+RUN = [f"total_steps={TOTAL}", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
+       "agent.buffer_size=2000", "agent.target_update_interval=250", "eval_every=5000", "eval_episodes=2", "final_eval_episodes=2",
        "logger=none", "device=cpu", "net.hidden_sizes=[32,32]"]
 KILLS = 20
 
