@@ -22,6 +22,7 @@ import torch
 from gymnasium.vector import SyncVectorEnv
 
 from envs.dataset_env import DatasetVectorEnv
+from rlcore.errors import CheckpointError
 
 PLAIN = (bool, int, float, type(None))
 
@@ -93,22 +94,24 @@ def env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
 
 
 def load_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
-    """Write a snapshot from :func:`env_state` into ``envs`` (built from the same config, already reset)."""
+    """Write a snapshot from :func:`env_state` into ``envs`` (built from the same config)."""
     if state["kind"] == "sync":
         if not isinstance(envs, SyncVectorEnv) or len(envs.envs) != len(state["copies"]):
-            raise ValueError("the saved env state is for another kind or number of envs")
+            raise CheckpointError("the saved env state is for another kind or number of envs than this config builds")
         _load_plain_attributes(envs, state["vector"])
         for env, saved in zip(envs.envs, state["copies"], strict=True):
             layers = _layers(env)
             if len(layers) != len(saved["layers"]):
-                raise ValueError("the saved env state has another stack of wrappers")
+                raise CheckpointError("the saved env state has another stack of wrappers than this config builds")
             for layer, attributes in zip(layers, saved["layers"], strict=True):
                 _load_plain_attributes(layer, attributes)
             layers[-1].np_random.bit_generator.state = saved["np_random"]
         return
     if state["kind"] == "dataset":
-        if not isinstance(envs, DatasetVectorEnv) or envs._stream is None:
-            raise ValueError("the saved env state is for a dataset env")
+        if not isinstance(envs, DatasetVectorEnv):
+            raise CheckpointError("the saved env state is for a dataset env, this config builds another")
+        if envs._stream is None:  # never reset yet: build the stream, then overwrite it
+            envs.reset()
         envs.np_random.bit_generator.state = state["np_random"]
         stream = envs._stream
         stream.order = state["order"].numpy().copy()
@@ -117,4 +120,4 @@ def load_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
         envs._first_pass = state["first_pass"].numpy().copy()
         envs._obs = envs.dataset.images[envs._indices]
         return
-    raise ValueError(f"unknown env state kind {state['kind']!r}")
+    raise CheckpointError(f"unknown env state kind {state['kind']!r} in the checkpoint")
