@@ -209,7 +209,7 @@ def test_dataset_env_snapshot_continues_exactly():
     a = make()
     for _ in range(11):  # into the second epoch's shuffled order
         a.step(np.zeros(5, dtype=np.int64))
-    b = make()
+    b = DatasetVectorEnv(data, 5, seed=2)  # as make_env returns it: not reset yet
     load_env_state(b, env_state(a))
     for _ in range(20):
         acts = rng.integers(0, 3, 5)
