@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -9,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rlcore.config import register_configs
-from rlcore.errors import RLCoreError
+from rlcore.errors import RLCoreError, TrainingInterrupted
 from rlcore.run import fail, print_summary, run
 from rlcore.sweeps import job_line, parallel_job
 
@@ -19,15 +20,19 @@ register_configs()
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> dict | None:
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     announce = parallel_job() and cfg.logger.progress  # jobs side by side: no interleaved bars, one line each
     if announce:
         cfg.logger.progress = False
     try:
-        summary = run(cfg, run_dir)
+        summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
         fail(str(exc))
         return None
+    except TrainingInterrupted as exc:  # SIGINT/SIGTERM: the loop saved last.pt; exit 130/143 by convention
+        print(f"\n{exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     if cfg.logger.progress:
         print_summary(summary)
     elif announce:

@@ -71,6 +71,19 @@ class ReplayConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """What ``checkpoints/last.pt`` carries besides the weights (docs/resume.md).
+
+    ``replay``: also write the replay buffer (``checkpoints/replay-<step>.pt``) so ``resume=`` continues
+    exactly. ``null`` = auto: on for classic-control and dataset envs (a few MB), off for Atari (up to
+    ~7 GB per write for 1M transitions; a resumed Atari run refills its replay for ``learning_starts``
+    steps before learning again).
+    """
+
+    replay: bool | None = None
+
+
+@dataclass
 class TrainConfig:
     """The top-level config: one run of one agent on one env with one net."""
 
@@ -79,6 +92,8 @@ class TrainConfig:
     net: Any = MISSING
     logger: Any = MISSING
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    resume: str | None = None  # a run directory: continue that run from its checkpoints/last.pt (docs/resume.md)
     seed: int = 0
     device: str = "auto"
     total_steps: int = 50_000
@@ -108,12 +123,25 @@ class TrainConfig:
         require(self.threads >= 0, "threads", f"must be >= 0 (got {self.threads})")
 
 
+def resume_or(resume: str | None, fresh: str) -> str:
+    """``run_dir``'s default: the run being resumed, else a fresh timestamped folder."""
+    return str(resume) if resume else fresh
+
+
+def hydra_subdir(resume: str | None, stamp: str) -> str:
+    """Where Hydra writes its own config files: a resume gets a subfolder, the run's ``.hydra/`` stays as it was."""
+    return f".hydra/resume-{stamp}" if resume else ".hydra"
+
+
 def register_configs() -> None:
-    """Register the top-level schema and every group's schemas with Hydra's ConfigStore."""
+    """Register the top-level schema, every group's schemas and the resolvers configs/config.yaml uses."""
     import agents
     import envs
     import nets
 
+    for name, resolver in (("resume_or", resume_or), ("hydra_subdir", hydra_subdir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for group, schemas in (

@@ -11,3 +11,19 @@ class ConfigError(RLCoreError):
 
 class CheckpointError(RLCoreError):
     """A checkpoint is missing, truncated, foreign or incompatible."""
+
+
+class DivergenceError(RLCoreError):
+    """Training produced a non-finite loss, Q-value or weight; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived; the loop saved ``checkpoints/last.pt`` and the process exits with ``exit_code``.
+
+    Not an RLCoreError: it is no user mistake, and the shell convention is 128 + the signal number
+    (130 for SIGINT, 143 for SIGTERM), not 2.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -63,9 +63,24 @@ class CSVWriter:
     def flush(self) -> None:
         self.handle.flush()
 
+    def sync(self) -> int:
+        """Flush to disk (fsync) and return the file's length: a checkpoint records it so that a resume can
+        cut off the rows written after that checkpoint (see :func:`truncate_metrics`)."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return self.handle.tell()
+
     def close(self) -> None:
         if not self.handle.closed:
             self.handle.close()
+
+
+def truncate_metrics(path: Path, length: int) -> None:
+    """Cut ``path`` back to ``length`` bytes: the rows logged after the checkpoint a run resumes from are
+    logged again by the resumed run, so keeping them would duplicate their steps."""
+    path = Path(path)
+    if path.exists() and path.stat().st_size > length:
+        os.truncate(path, length)
 
 
 def _format(value: Any) -> Any:
@@ -129,6 +144,10 @@ class RunLogger:
 
     def flush(self) -> None:
         self.csv.flush()
+
+    def sync(self) -> int:
+        """metrics.csv on disk; returns its length in bytes (stored in checkpoints for resume)."""
+        return self.csv.sync()
 
     def close(self) -> None:
         self.csv.close()

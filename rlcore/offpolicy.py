@@ -15,6 +15,15 @@ Prioritized replay: each batch carries its buffer positions, and the TD errors o
 priorities right after that update. Inline, the next batch is sampled only then (as SB3 samples right
 before each gradient step); with overlap, the batches of a round are sampled up front in the main thread
 (a background sample would race with ``replay.add``), so they see the priorities of the round before.
+
+Resume (``resume=<run_dir>``, docs/resume.md): ``last.pt`` also holds everything the loop carries between
+env steps (observations, running episode returns, update metrics not yet logged, env and RNG states, the
+length of metrics.csv), so a resumed CPU run writes the same metrics as one that never stopped. SIGINT and
+SIGTERM are turned into a save at the end of the current step (:class:`rlcore.resume.StopSignals`).
+
+Divergence guard: a non-finite ``train/loss`` or ``train/q`` in a logged row, or a non-finite weight or
+pending metric before an evaluation or checkpoint, stops training with :class:`DivergenceError`; the
+diverged weights are never written over ``last.pt``/``best.pt``.
 """
 
 from __future__ import annotations
@@ -32,13 +41,23 @@ import torch
 
 from agents import make_agent
 from envs import make_env
+from envs.state import env_state, load_env_state
 from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint
 from rlcore.config import TrainConfig, schema_names
+from rlcore.errors import DivergenceError, TrainingInterrupted
 from rlcore.evaluation import evaluate
-from rlcore.loggers import Progress, RunLogger
+from rlcore.loggers import Progress, RunLogger, truncate_metrics
 from rlcore.plots import plot_learning_curve
 from rlcore.replay import make_replay
+from rlcore.resume import (
+    StopSignals,
+    load_replay,
+    load_rng_states,
+    replay_in_checkpoints,
+    rng_states,
+    write_last,
+)
 from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
 
 FIELDS = (
@@ -82,6 +101,31 @@ class UpdateMetrics:
         out = {f"train/{k}": torch.stack(v).float().mean().item() for k, v in self.items.items() if v}
         self.items = {}
         return out
+
+    def finite(self) -> bool:
+        """Whether every pending value is finite (one sync; called before checkpoints, not per update)."""
+        return all(bool(torch.isfinite(torch.stack(v)).all()) for v in self.items.values() if v)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: torch.stack(v).cpu() for k, v in self.items.items() if v}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.items = {k: list(v.unbind()) for k, v in state.items()}
+
+
+def weights_finite(agent: object) -> bool:
+    """Whether every parameter of the online network is finite (one sync)."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in agent.online.parameters()]).all())
+
+
+def _row_text(row: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                     if not k.startswith("time/"))
+
+
+def next_multiple(step: int, every: int, total: int) -> int:
+    """The first multiple of ``every`` after ``step`` (``total + 1``, i.e. never, when ``every`` is 0)."""
+    return (step // every + 1) * every if every else total + 1
 
 
 class Learner:
@@ -134,8 +178,11 @@ class Learner:
             self.pool = None
 
 
-def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
-    """Train ``cfg.agent`` on ``cfg.env`` and write the run's files into ``run_dir``; returns the summary."""
+def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict | None = None) -> dict:
+    """Train ``cfg.agent`` on ``cfg.env`` and write the run's files into ``run_dir``; returns the summary.
+
+    ``resume`` is the run's ``checkpoints/last.pt`` (loaded) to continue from (see docs/resume.md).
+    """
     configure_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -146,21 +193,67 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     agent = make_agent(cfg, envs.single_observation_space, envs.single_action_space, device)
     replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device,
                          agent_cfg=cfg.agent, total_steps=cfg.total_steps)
+    save_replay = replay_in_checkpoints(cfg)
     n_envs = envs.num_envs
     schemas = schema_names(cfg)
-    logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}")
+    saved = resume["train"] if resume is not None else None
+    if saved is not None:  # rows logged after that checkpoint are logged again below
+        truncate_metrics(run_dir / "metrics.csv", saved["metrics_bytes"])
+    logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}",
+                       wandb_id=saved["wandb_id"] if saved is not None else None)
     if cfg.logger.progress:
         print(f"[rlcore] {cfg.agent.name} on {cfg.env.name} | device {device} | {n_envs} env(s) | run dir {run_dir}")
         print(summarize(agent.online, envs.single_observation_space))  # per-layer output shapes and parameter counts
+        if save_replay and hasattr(replay, "nbytes"):
+            print(f"[rlcore] checkpoint.replay=true: each last.pt write also writes the replay "
+                  f"(up to {replay.nbytes() / 1e9:.2f} GB when full); checkpoint.replay=false turns it off")
 
-    def checkpoint(path: Path, eval_mean: float | None) -> None:
-        save_checkpoint(path, {
-            "config": config,
-            "schemas": schemas,
-            "agent": agent.state_dict(),
-            "counters": asdict(counters),
-            "eval_mean_return": eval_mean,
-        })
+    def training_state() -> dict:
+        """What the loop carries between env steps: resume restores it (docs/resume.md)."""
+        return {
+            "obs": torch.from_numpy(np.array(obs)),
+            "episode_return": torch.from_numpy(episode_return.copy()),
+            "episode_length": torch.from_numpy(episode_length.copy()),
+            "env": env_state(envs),
+            "eval_env": env_state(eval_env),
+            "rng": rng_states(),
+            "pending_metrics": updates.state_dict(),
+            "metrics_bytes": logger.sync(),
+            "wandb_id": logger.wandb_id,
+            "elapsed_s": time.perf_counter() - start,
+            "eval_time_s": eval_time,
+        }
+
+    def payload(eval_mean: float | None) -> dict:
+        return {"config": config, "schemas": schemas, "agent": agent.state_dict(), "counters": asdict(counters),
+                "eval_mean_return": eval_mean}
+
+    def check_finite() -> None:
+        """Stop before diverged weights reach an evaluation or a checkpoint."""
+        if not weights_finite(agent):
+            diverged("the network weights")
+        if not updates.finite():
+            diverged("train/loss or train/q since the last metrics row")
+
+    def diverged(what: str) -> None:
+        logger.flush()
+        good = f"{checkpoints / 'last.pt'} from step {saved_step}" if saved_step is not None else "none was written yet"
+        raise DivergenceError(
+            f"training diverged at step {counters.env_steps}: {what} became non-finite (NaN/inf). Last metrics: "
+            f"{_row_text(last_row) or 'none'}. Last good checkpoint: {good}; metrics.csv is flushed. "
+            "Lower agent.lr or agent.max_grad_norm, or try agent.loss=huber"
+        )
+
+    def save_last(eval_mean: float | None) -> None:
+        nonlocal saved_step
+        saved_step = counters.env_steps
+        write_last(checkpoints, {**payload(eval_mean), "train": training_state()},
+                   replay if save_replay else None, counters.env_steps)
+
+    def log(row: dict) -> None:
+        nonlocal last_row
+        logger.log(counters.env_steps, row)
+        last_row = {"step": counters.env_steps, **row}
 
     counters = Counters(
         next_train_at=max(cfg.agent.learning_starts, cfg.agent.train_freq),
@@ -168,20 +261,49 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
         next_checkpoint_at=cfg.checkpoint_every or cfg.total_steps + 1,
     )
     a = cfg.agent
-    progress = Progress(cfg.total_steps, enabled=cfg.logger.progress)
     updates = UpdateMetrics()
     learner = Learner(agent, updates, overlap=cfg.overlap, update_priorities=replay.update_priorities)
     episode_return = np.zeros(n_envs)
     episode_length = np.zeros(n_envs, dtype=np.int64)
     last_return = float("nan")
+    last_row: dict = {}
+    saved_step = resume["counters"]["env_steps"] if resume is not None else None
     start = time.perf_counter()
     eval_time = 0.0
     progress_pending = 0
 
+    if saved is None:
+        obs, _ = envs.reset(seed=cfg.seed)
+    else:
+        agent.load_state_dict(resume["agent"])
+        counters = Counters(**resume["counters"])
+        counters.next_eval_at = next_multiple(counters.env_steps, cfg.eval_every, cfg.total_steps)
+        counters.next_checkpoint_at = next_multiple(counters.env_steps, cfg.checkpoint_every, cfg.total_steps)
+        if not load_replay(checkpoints, resume, replay):  # empty replay: collect learning_starts steps first
+            wait = counters.env_steps + a.learning_starts - counters.next_train_at
+            counters.next_train_at += max(0, -(-wait // a.train_freq)) * a.train_freq
+        updates.load_state_dict(saved["pending_metrics"])
+        if saved["eval_env"] is not None:
+            load_env_state(eval_env, saved["eval_env"])
+        if saved["env"] is not None:
+            load_env_state(envs, saved["env"])
+            obs = saved["obs"].numpy().copy()
+            episode_return = saved["episode_return"].numpy().copy()
+            episode_length = saved["episode_length"].numpy().copy()
+        else:  # Atari: the games in progress are not saved; fresh ones start and the old ones are not counted
+            obs, _ = envs.reset(seed=cfg.seed + counters.env_steps)
+        load_rng_states(saved["rng"])
+        start -= saved["elapsed_s"]
+        eval_time = saved["eval_time_s"]
+        if cfg.logger.progress:
+            print(f"[rlcore] resumed at step {counters.env_steps} ({counters.episodes} episodes, "
+                  f"{counters.updates} updates, replay {len(replay)} transitions)")
+    progress = Progress(cfg.total_steps, initial=counters.env_steps, enabled=cfg.logger.progress)
+
     def train_sps() -> float:
         return counters.env_steps / max(time.perf_counter() - start - eval_time, 1e-9)
 
-    obs, _ = envs.reset(seed=cfg.seed)
+    stop = StopSignals().install()
     try:
         while counters.env_steps < cfg.total_steps:
             actions = agent.act(obs, explore=True)
@@ -213,16 +335,20 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
                 finished = np.flatnonzero(done)
                 counters.episodes += len(finished)
                 last_return = float(episode_return[finished].mean())
-                logger.log(counters.env_steps, {
+                trained = updates.pop()
+                log({
                     "rollout/episode": counters.episodes,
                     "rollout/episode_return": last_return,
                     "rollout/episode_length": float(episode_length[finished].mean()),
                     "rollout/epsilon": agent.epsilon,
-                    **updates.pop(),
+                    **trained,
                     "train/updates": counters.updates,
                     "time/sps": train_sps(),
                     "time/elapsed_s": time.perf_counter() - start,
                 })
+                bad = [k for k in ("train/loss", "train/q") if k in trained and not math.isfinite(trained[k])]
+                if bad:
+                    diverged(" and ".join(bad))
                 episode_return[finished] = 0.0
                 episode_length[finished] = 0
 
@@ -235,9 +361,10 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
                 counters.next_eval_at += cfg.eval_every
                 eval_start = time.perf_counter()
                 learner.wait()
+                check_finite()
                 returns, _ = evaluate(agent, eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
                 mean, std = float(returns.mean()), float(returns.std())
-                logger.log(counters.env_steps, {
+                log({
                     "eval/mean_return": mean,
                     "eval/std_return": std,
                     "rollout/epsilon": agent.epsilon,
@@ -248,8 +375,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
                 logger.flush()
                 if mean > counters.best_eval:
                     counters.best_eval = mean
-                    checkpoint(checkpoints / "best.pt", mean)
-                checkpoint(checkpoints / "last.pt", mean)
+                    save_checkpoint(checkpoints / "best.pt", payload(mean))
+                save_last(mean)
                 eval_time += time.perf_counter() - eval_start
                 if cfg.logger.progress:
                     progress.bar.write(f"[eval] step {counters.env_steps}: return {mean:.1f} ± {std:.1f}")
@@ -257,21 +384,38 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
             if counters.env_steps >= counters.next_checkpoint_at:
                 counters.next_checkpoint_at += cfg.checkpoint_every
                 learner.wait()
-                checkpoint(checkpoints / "last.pt", None)
+                check_finite()
+                save_last(None)
+
+            if stop.received is not None:  # the safe point: the step is complete, nothing is half-written
+                learner.wait()
+                check_finite()
+                save_last(None)
+                progress.close()
+                raise TrainingInterrupted(
+                    f"{stop.name} received: saved {checkpoints / 'last.pt'} at step {counters.env_steps}.\n"
+                    f"resume with: python train.py resume={run_dir}",
+                    exit_code=128 + stop.received,
+                )
         learner.wait()
+        check_finite()
     finally:
+        stop.restore()
         learner.close()
         progress.close()
         logger.flush()
 
     wall_train = time.perf_counter() - start
     sps = train_sps()
+    # taken before the final evaluation (which draws from the eval env and the agent's generator), so that a
+    # resume with a larger total_steps continues from the state training ended in
+    end = {**payload(None), "train": training_state()}
     final_returns, _ = evaluate(agent, eval_env, cfg.final_eval_episodes, epsilon=eval_epsilon(cfg))
     final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
-    checkpoint(checkpoints / "last.pt", final_mean)
+    write_last(checkpoints, {**end, "eval_mean_return": final_mean}, replay if save_replay else None, counters.env_steps)
     if final_mean > counters.best_eval or not (checkpoints / "best.pt").exists():
         counters.best_eval = final_mean
-        checkpoint(checkpoints / "best.pt", final_mean)
+        save_checkpoint(checkpoints / "best.pt", payload(final_mean))
     logger.log(counters.env_steps, {"eval/mean_return": final_mean, "eval/std_return": final_std,
                                     "train/updates": counters.updates, "time/sps": sps,
                                     "time/elapsed_s": time.perf_counter() - start})
