@@ -108,6 +108,30 @@ def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", wei
     return per_sample.mean()
 
 
+def flat_gradients(params: list[nn.Parameter]) -> torch.Tensor:
+    """One zeroed buffer holding every parameter's gradient; each ``p.grad`` becomes a view into it.
+
+    Backward then accumulates in place into the views (autograd adds into an existing ``.grad``), so zeroing
+    and norm clipping are one operation each instead of one per tensor and the Python around them: about
+    0.1 ms of a 1 ms CartPole update (docs/performance.md). Views keep each parameter's strides
+    (channels_last conv weights too), so the gradient layout matches the parameter's.
+    """
+    flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype if params else torch.float32,
+                       device=params[0].device if params else None)
+    offset = 0
+    for p in params:
+        p.grad = flat.as_strided(p.shape, p.stride(), offset)
+        offset += p.numel()
+    return flat
+
+
+def clip_flat_grad_(flat_grad: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """``nn.utils.clip_grad_norm_`` on a flat gradient: scale it to norm ``max_norm`` if larger; returns the norm."""
+    norm = torch.linalg.vector_norm(flat_grad)
+    flat_grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))  # the same 1e-6 as clip_grad_norm_
+    return norm
+
+
 # ------------------------------------------------------------------------------------------- the network
 
 
@@ -165,6 +189,7 @@ class DQNAgent:
         # an update is halfway through writing; it lags the online net by the update in flight.
         self.actor = copy.deepcopy(self.online).requires_grad_(False) if separate_actor else self.online
         self.params = [p for p in self.online.parameters() if p.requires_grad]
+        self.flat_grad = flat_gradients(self.params)
         # fused Adam on one device: one kernel for all parameters instead of one per tensor
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
         # bf16 autocast: fp32's range, so no loss scaling is needed (fp16 would need a GradScaler). On CPUs
@@ -292,9 +317,9 @@ class DQNAgent:
             q, _ = self.forward_online(obs)
         q_taken = q.float().gather(1, batch.actions.view(-1, 1)).squeeze(1)
         loss = q_loss(q_taken, target, cfg.loss, batch.weights)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.flat_grad.zero_()  # not zero_grad(): backward must accumulate into the views of flat_grad
         loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+        grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
         self.optimizer.step()
         return {
             "loss": loss.detach(),

@@ -1,12 +1,14 @@
 """A round of updates with one target pass (DQNAgent.update_round) equals one update per batch, and the loop
 uses it; flushing denormals is applied by the training loop."""
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from agents.dqn import DQNAgent, DQNConfig
+from agents.dqn import DQNAgent, DQNConfig, clip_flat_grad_
 from nets import MLPConfig
 from rlcore.offpolicy import Learner, UpdateMetrics, train_off_policy
 from rlcore.replay import ReplayBuffer
@@ -98,3 +100,39 @@ def test_training_loop_sets_flush_denormal(flush, tmp_path):
         assert (denormal.item() == 0.0) == flush
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_clip_flat_grad_on_hand_computed_numbers():
+    grad = torch.tensor([3.0, 0.0, 4.0])  # norm 5
+    norm = clip_flat_grad_(grad, 1.0)
+    assert norm.item() == pytest.approx(5.0)
+    torch.testing.assert_close(grad, torch.tensor([0.6, 0.0, 0.8]), rtol=1e-5, atol=1e-6)
+    small = torch.tensor([0.3, 0.4])
+    clip_flat_grad_(small, 1.0)  # norm 0.5 < 1: unchanged
+    torch.testing.assert_close(small, torch.tensor([0.3, 0.4]))
+
+
+def test_flat_gradient_update_equals_per_tensor_zero_grad_and_clip():
+    """The agent's step (flat gradient buffer) against the textbook one: zero_grad, backward, clip_grad_norm_."""
+    agent = make()
+    agent.cfg.max_grad_norm = 0.01  # small enough that clipping acts
+    reference = copy.deepcopy(agent.online)
+    params = [p for p in reference.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=agent.cfg.lr, eps=agent.cfg.adam_eps)
+    for batch in batches(6):
+        with torch.no_grad():
+            next_values = agent.target(batch.next_obs)[0].max(dim=1).values
+            target = batch.rewards + agent.cfg.gamma * (1 - batch.terminated) * next_values
+        q = reference(batch.obs)[0].gather(1, batch.actions.view(-1, 1)).squeeze(1)
+        loss = torch.nn.functional.smooth_l1_loss(q, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, 0.01)
+        optimizer.step()
+        metrics = agent.update(batch)
+        assert metrics["grad_norm"].item() == pytest.approx(norm.item(), rel=1e-5)
+        assert norm.item() > 0.01
+    for p_ref, p in zip(reference.parameters(), agent.online.parameters(), strict=True):
+        torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
+    start, end = agent.flat_grad.data_ptr(), agent.flat_grad.data_ptr() + agent.flat_grad.numel() * 4
+    assert all(start <= p.grad.data_ptr() < end for p in agent.params)  # still views after the updates
