@@ -160,7 +160,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     episode_length = np.zeros(n_envs, dtype=np.int64)
     last_return = float("nan")
     start = time.perf_counter()
-    eval_time = 0.0
+    cpu_start = time.process_time()  # CPU seconds too: on a shared machine wall time also counts other jobs
+    eval_time = eval_cpu = 0.0
     progress_pending = 0
 
     def train_sps() -> float:
@@ -218,7 +219,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
 
             if counters.env_steps >= counters.next_eval_at:
                 counters.next_eval_at += cfg.eval_every
-                eval_start = time.perf_counter()
+                eval_start, eval_cpu_start = time.perf_counter(), time.process_time()
                 learner.wait()
                 returns, _ = evaluate(agent, eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
                 mean, std = float(returns.mean()), float(returns.std())
@@ -236,6 +237,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
                     checkpoint(checkpoints / "best.pt", mean)
                 checkpoint(checkpoints / "last.pt", mean)
                 eval_time += time.perf_counter() - eval_start
+                eval_cpu += time.process_time() - eval_cpu_start
                 if cfg.logger.progress:
                     progress.bar.write(f"[eval] step {counters.env_steps}: return {mean:.1f} ± {std:.1f}")
 
@@ -250,6 +252,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
         logger.flush()
 
     wall_train = time.perf_counter() - start
+    cpu_train = time.process_time() - cpu_start - eval_cpu
     sps = train_sps()
     final_returns, _ = evaluate(agent, eval_env, cfg.final_eval_episodes, epsilon=eval_epsilon(cfg))
     final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
@@ -277,6 +280,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
         "wall_time_s": round(time.perf_counter() - start, 3),
         "train_time_s": round(wall_train - eval_time, 3),
         "train_sps": round(sps, 1),
+        "train_cpu_s": round(cpu_train, 3),  # CPU time of the training loop (all threads), evaluations excluded
         "eval_mean_return": final_mean,
         "eval_std_return": final_std,
         "eval_episodes": len(final_returns),
