@@ -328,7 +328,7 @@ class DQNAgent:
         }
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:  # a disabled torch.autocast still costs ~10 us per use on CPU
+        if self.autocast_dtype is None:  # a disabled torch.autocast still costs ~3 us per use on CPU
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
