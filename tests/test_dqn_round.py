@@ -1,5 +1,6 @@
 """A round of updates with one target pass (DQNAgent.update_round) equals one update per batch, and the loop
-uses it; flushing denormals is applied by the training loop."""
+uses it; the flat gradient buffer equals per-tensor zero_grad + clip_grad_norm_; the training loop flushes
+denormals when asked and reports its CPU time."""
 
 import copy
 
@@ -95,7 +96,8 @@ def test_training_loop_sets_flush_denormal(flush, tmp_path):
                                    "device=cpu", f"flush_denormal={flush}", f"run_dir={tmp_path}",
                                    "agent.learning_starts=100", "agent.train_freq=100", "agent.gradient_steps=2"]))
     try:
-        train_off_policy(cfg, tmp_path, {})
+        summary = train_off_policy(cfg, tmp_path, {})
+        assert summary["train_cpu_s"] > 0  # the CPU-time SPS of benchmarks/cartpole_vs_sb3.py
         denormal = torch.tensor([1e-39]) * 1.0
         assert (denormal.item() == 0.0) == flush
     finally:
