@@ -107,6 +107,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the networks
     channels_last: bool = True  # NHWC memory format for conv nets (faster convolutions on CPU)
     overlap: bool = False  # learn in a background thread while the env steps; acting is one update stale
+    flush_denormal: bool = True  # CPU: denormal floats count as 0 (Adam's moments of dead units; docs/performance.md)
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", f"must be >= 0 (got {self.seed})")
