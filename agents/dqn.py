@@ -1,4 +1,6 @@
-"""Deep Q-Network (Mnih et al. 2015) with experience replay, a target network and Double DQN.
+"""Deep Q-Network (Mnih et al. 2015) with experience replay, a target network and Double DQN; with a
+recurrent net (``net=lstm|gru|rnn``) it is DRQN (Hausknecht & Stone 2015) trained on replayed sequences
+with a burn-in (R2D2, Kapturowski et al. 2019).
 
 Read top to bottom: the config schema, the pure math (TD target and loss, unit-tested on hand-computed
 numbers), the Q-network, and the agent. The loop that feeds it (env stepping, replay, schedules of when to
@@ -20,6 +22,7 @@ import nets
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
 from rlcore.replay import Batch
+from rlcore.sequence_replay import SequenceBatch
 from rlcore.schedules import linear_schedule
 
 
@@ -45,6 +48,10 @@ class DQNConfig:
     adam_eps: float = 1e-8
     lr_final: float | None = None  # set: lr decays linearly to this over total_steps (stabilises late training)
     loss: str = "huber"  # huber (smooth L1, as Mnih et al. 2015) or mse
+    # DRQN: used only when the net is recurrent (feed-forward nets ignore them; docs/drqn.md)
+    sequence_length: int = 20  # steps per replayed sequence that the loss uses
+    burn_in: int = 10  # steps before them that only warm up the hidden state (R2D2; no gradient)
+    stored_state: bool = False  # start each sequence from the actor's stored hidden state, not zeros (R2D2)
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
@@ -76,6 +83,8 @@ class DQNConfig:
             f"must be null or in [0, agent.lr={self.lr}] (got {self.lr_final})",
         )
         require_choice(self.loss, "agent.loss", ["huber", "mse"])
+        require(self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})")
+        require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -107,6 +116,28 @@ def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", wei
     return per_sample.mean()
 
 
+def masked_q_loss(q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber") -> torch.Tensor:
+    """``q_loss`` over the steps of a batch of sequences where ``mask`` is 1 (padding and burn-in are 0):
+    the mean over the valid steps, so short sequences do not dilute the loss."""
+    per_step = F.smooth_l1_loss(q_taken, target, reduction="none") if kind == "huber" else F.mse_loss(
+        q_taken, target, reduction="none")
+    return (per_step * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def flatten_state(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A recurrent state ``(layers, B, H)`` (or an LSTM's pair of them) as one ``(B, layers * H [* 2])`` row
+    per env, the form the sequence replay stores."""
+    parts = state if isinstance(state, tuple) else (state,)
+    return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=1)
+
+
+def unflatten_state(flat: torch.Tensor, num_layers: int, lstm: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of :func:`flatten_state`."""
+    parts = flat.chunk(2, dim=1) if lstm else (flat,)
+    out = [p.reshape(p.shape[0], num_layers, -1).transpose(0, 1).contiguous() for p in parts]
+    return (out[0], out[1]) if lstm else out[0]
+
+
 # ------------------------------------------------------------------------------------------- the network
 
 
@@ -118,8 +149,11 @@ class QNetwork(nn.Module):
         self.extractor = extractor
         self.head = nn.Linear(extractor.output_dim, n_actions)
 
-    def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
-        features, state = self.extractor(obs, state)
+    def forward(
+        self, obs: torch.Tensor, state: object | None = None, starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, object | None]:
+        """``starts`` (recurrent nets only): rows whose state resets before that step (nets/recurrent.py)."""
+        features, state = self.extractor(obs, state) if starts is None else self.extractor(obs, state, starts)
         return self.head(features), state
 
 
@@ -180,12 +214,67 @@ class DQNAgent:
         self.env_steps = 0
         self.epsilon = cfg.exploration_initial_eps
         self.target_syncs = 0
+        # DRQN: one hidden state per env, carried between `act` calls; `reset_state` marks the envs whose
+        # episode starts at the next `act` (their state is reset inside that forward pass).
+        self.recurrent = bool(self.online.extractor.is_recurrent)
+        self.hidden: object | None = None  # None: the initial (zero) state at the next act
+        self.pending_starts: np.ndarray | None = None
 
     # -- acting ------------------------------------------------------------------------------------------
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(obs, a); a recurrent agent also advances its hidden state by this step."""
         with torch.inference_mode(), self._autocast():
-            q, _ = self.forward_actor(self._layout(torch.as_tensor(obs, device=self.device)))
+            obs_t = self._layout(torch.as_tensor(obs, device=self.device))
+            if not self.recurrent:
+                q, _ = self.forward_actor(obs_t)
+            else:
+                starts = self._take_starts(len(obs))
+                q, hidden = self.forward_actor(obs_t, self.hidden, starts)
+                self.hidden = hidden if isinstance(hidden, torch.Tensor) else tuple(hidden)
         return q.argmax(dim=1).cpu().numpy()
+
+    def reset_state(self, starts: np.ndarray) -> None:
+        """Envs where ``starts`` is true begin a new episode at the next ``act``: their hidden state goes
+        back to the initial state (a no-op for feed-forward nets). A different number of envs than the
+        state holds (a fresh evaluation env) starts every env afresh."""
+        if not self.recurrent:
+            return
+        starts = np.asarray(starts, dtype=bool)
+        if self.hidden is None or self._state_batch() != len(starts):
+            self.hidden, self.pending_starts = None, None
+        elif self.pending_starts is None:
+            self.pending_starts = starts.copy()
+        else:
+            self.pending_starts |= starts
+
+    def _state_batch(self) -> int:
+        return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]
+
+    def _take_starts(self, n: int) -> torch.Tensor | None:
+        starts, self.pending_starts = self.pending_starts, None
+        if self.hidden is not None and self._state_batch() != n:
+            self.hidden, starts = None, None  # another number of envs than the state was built for
+        return None if starts is None else torch.as_tensor(starts, device=self.device)
+
+    @property
+    def state_size(self) -> int:
+        """Floats per env in a stored hidden state (0: no stored state)."""
+        if not (self.recurrent and self.cfg.stored_state):
+            return 0
+        net = self.online.extractor
+        return net.num_layers * net.hidden_size * (2 if net.cell_type == "lstm" else 1)
+
+    def replay_state(self, n_envs: int) -> np.ndarray | None:
+        """The hidden state the next ``act`` starts from, one flat row per env (resets applied), for a
+        stored-state replay; None without ``agent.stored_state``."""
+        if not self.state_size:
+            return None
+        if self.hidden is None or self._state_batch() != n_envs:
+            return np.zeros((n_envs, self.state_size), dtype=np.float32)
+        flat = flatten_state(self.hidden).float().cpu().numpy()
+        if self.pending_starts is not None:
+            flat[self.pending_starts] = 0.0
+        return flat
 
     def _layout(self, obs: torch.Tensor) -> torch.Tensor:
         """Image batches in the nets' memory format (a copy of the uint8 pixels, before they become float)."""
@@ -210,7 +299,7 @@ class DQNAgent:
         n = len(obs)
         random_mask = self.rng.random(n) < eps
         actions = self.rng.integers(0, self.n_actions, size=n)
-        if not random_mask.all():  # the forward pass is skipped when every env explores
+        if self.recurrent or not random_mask.all():  # skipped when every env explores (not DRQN: state)
             greedy = self.greedy_actions(obs)
             actions = np.where(random_mask, actions, greedy)
         return actions
@@ -249,8 +338,10 @@ class DQNAgent:
             b_t.copy_(b_o)
 
     # -- learning ----------------------------------------------------------------------------------------
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch | SequenceBatch) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced)."""
+        if isinstance(batch, SequenceBatch):
+            return self._update_sequences(batch)
         cfg = self.cfg
         discounts = batch.discounts if batch.discounts is not None else cfg.gamma
         obs, next_obs = self._layout(batch.obs), self._layout(batch.next_obs)
@@ -273,6 +364,41 @@ class DQNAgent:
             "grad_norm": grad_norm.detach(),
         }
 
+    def _update_sequences(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
+        """DRQN step on sequences: burn-in without gradient, then the loss over the valid steps after it
+        with (Double) DQN targets from the target net run over the same sequence (R2D2)."""
+        cfg, b = self.cfg, self.cfg.burn_in
+        obs, starts = batch.obs, batch.starts
+        state = None
+        if batch.initial_state is not None:
+            net = self.online.extractor
+            state = unflatten_state(batch.initial_state, net.num_layers, net.cell_type == "lstm")
+        with torch.no_grad(), self._autocast():
+            q_next_target = self.forward_target(obs, state, starts)[0][:, b + 1 :]
+            if b:
+                _, state = self.forward_online(obs[:, :b], state, starts[:, :b])
+        with self._autocast():
+            q_all, _ = self.forward_online(obs[:, b:], state, starts[:, b:])  # (B, L + 1, A)
+        q_all = q_all.float()
+        actions = batch.actions[:, b:]
+        q_taken = q_all[:, :-1].gather(2, actions.unsqueeze(2)).squeeze(2)
+        with torch.no_grad():
+            n_act = q_all.shape[2]
+            next_online = q_all[:, 1:].detach().reshape(-1, n_act) if cfg.double else None
+            next_values = greedy_next_values(q_next_target.float().reshape(-1, n_act), next_online)
+            target = td_target(batch.rewards[:, b:], next_values.view_as(q_taken), batch.terminated[:, b:], cfg.gamma)
+        mask = batch.mask[:, b:]
+        loss = masked_q_loss(q_taken, target, mask, cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+        self.optimizer.step()
+        return {
+            "loss": loss.detach(),
+            "q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0),
+            "grad_norm": grad_norm.detach(),
+        }
+
     def _autocast(self) -> torch.autocast:
         if self.autocast_dtype is None:
             return torch.autocast(self.device.type, enabled=False)
@@ -288,6 +414,8 @@ class DQNAgent:
             "epsilon": self.epsilon,
             "target_syncs": self.target_syncs,
             "rng": self.rng.bit_generator.state,
+            "hidden": self.hidden,  # DRQN: the actors' hidden states (None: fresh), so a resume carries on
+            "pending_starts": None if self.pending_starts is None else torch.from_numpy(self.pending_starts.copy()),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -298,4 +426,10 @@ class DQNAgent:
         self.epsilon = float(state["epsilon"])
         self.target_syncs = int(state["target_syncs"])
         self.rng.bit_generator.state = state["rng"]
+        hidden = state.get("hidden")
+        if isinstance(hidden, list | tuple):
+            hidden = tuple(h.to(self.device) for h in hidden)
+        self.hidden = hidden.to(self.device) if isinstance(hidden, torch.Tensor) else hidden
+        pending = state.get("pending_starts")
+        self.pending_starts = None if pending is None else pending.numpy().copy()
         self.refresh_actor()

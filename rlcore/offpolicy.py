@@ -33,6 +33,7 @@ from rlcore.evaluation import evaluate
 from rlcore.loggers import Progress, RunLogger
 from rlcore.plots import plot_learning_curve
 from rlcore.replay import make_replay
+from rlcore.sequence_replay import make_sequence_replay
 from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
 
 FIELDS = (
@@ -123,7 +124,14 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     envs = make_env(cfg.env, cfg.seed)
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True)
     agent = make_agent(cfg, envs.single_observation_space, envs.single_action_space, device)
-    replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device)
+    # DRQN (a recurrent net): the replay samples sequences and the agent carries one hidden state per env
+    sequences = getattr(agent, "recurrent", False)
+    if sequences:
+        replay = make_sequence_replay(cfg.agent.buffer_size, cfg.env, envs, burn_in=cfg.agent.burn_in,
+                                      sequence_length=cfg.agent.sequence_length, state_size=agent.state_size,
+                                      seed=cfg.seed, device=device, replay_device=cfg.replay.device)
+    else:
+        replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device)
     n_envs = envs.num_envs
     schemas = schema_names(cfg)
     logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}")
@@ -160,8 +168,11 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
         return counters.env_steps / max(time.perf_counter() - start - eval_time, 1e-9)
 
     obs, _ = envs.reset(seed=cfg.seed)
+    if sequences:
+        agent.reset_state(np.ones(n_envs, dtype=bool))
     try:
         while counters.env_steps < cfg.total_steps:
+            state_before = agent.replay_state(n_envs) if sequences else None
             actions = agent.act(obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             done = terminated | truncated
@@ -172,7 +183,12 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
                     stored_next[i] = infos["final_obs"][i]
             learner_terminal = terminated | infos["life_loss"] if "life_loss" in infos else terminated
             stored_rewards = np.sign(rewards) if cfg.env.clip_rewards else rewards
-            replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
+            if sequences:
+                replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated,
+                           episode_ends=done, states=state_before)
+                agent.reset_state(done)  # the envs that just reset start their next step from a fresh state
+            else:
+                replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
             obs = next_obs
             episode_return += rewards
             episode_length += 1
