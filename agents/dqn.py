@@ -22,8 +22,8 @@ import nets
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
 from rlcore.replay import Batch
-from rlcore.sequence_replay import SequenceBatch
 from rlcore.schedules import linear_schedule
+from rlcore.sequence_replay import SequenceBatch
 
 
 @dataclass

@@ -33,8 +33,8 @@ from rlcore.evaluation import evaluate
 from rlcore.loggers import Progress, RunLogger
 from rlcore.plots import plot_learning_curve
 from rlcore.replay import make_replay
-from rlcore.sequence_replay import make_sequence_replay
 from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
+from rlcore.sequence_replay import make_sequence_replay
 
 FIELDS = (
     "rollout/episode",
