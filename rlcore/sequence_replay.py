@@ -144,10 +144,15 @@ class SequenceReplay:
         b, t = rows.shape
         steps = self.inner.gather((rows * self.n_envs + env[:, None]).reshape(-1))
         shape = steps.obs.shape[1:]
-        obs = torch.cat([steps.obs.reshape(b, t, *shape)[:, :1], steps.next_obs.reshape(b, t, *shape)], dim=1)
+        first = valid.argmax(axis=1)
+        # obs[:, t] is the next obs of step t - 1 after the first valid step, the step's own obs up to it
+        # (left padding repeats the first valid step, whose obs is not the next obs of a padding step)
+        own = torch.cat([steps.obs.reshape(b, t, *shape), steps.next_obs.reshape(b, t, *shape)[:, -1:]], dim=1)
+        nxt = torch.cat([steps.obs.reshape(b, t, *shape)[:, :1], steps.next_obs.reshape(b, t, *shape)], dim=1)
+        upto = self.inner._to_device(np.arange(t + 1) <= first[:, None])
+        obs = torch.where(upto.view(b, t + 1, *([1] * len(shape))), own, nxt)
         mask = valid.copy()
         mask[:, : self.burn_in] = False
-        first = valid.argmax(axis=1)
         starts = np.zeros((b, t + 1), dtype=bool)
         starts[np.arange(b), first] = first > 0
         to = self.inner._to_device
