@@ -149,13 +149,13 @@ class SequenceReplay:
         # (left padding repeats the first valid step, whose obs is not the next obs of a padding step)
         own = torch.cat([steps.obs.reshape(b, t, *shape), steps.next_obs.reshape(b, t, *shape)[:, -1:]], dim=1)
         nxt = torch.cat([steps.obs.reshape(b, t, *shape)[:, :1], steps.next_obs.reshape(b, t, *shape)], dim=1)
-        upto = self.inner._to_device(np.arange(t + 1) <= first[:, None])
+        upto = self._to_device(np.arange(t + 1) <= first[:, None])
         obs = torch.where(upto.view(b, t + 1, *([1] * len(shape))), own, nxt)
         mask = valid.copy()
         mask[:, : self.burn_in] = False
         starts = np.zeros((b, t + 1), dtype=bool)
         starts[np.arange(b), first] = first > 0
-        to = self.inner._to_device
+        to = self._to_device
         initial = None
         if self.states is not None:
             initial = to(np.ascontiguousarray(self.states[rows[:, 0], env]))
@@ -168,6 +168,12 @@ class SequenceReplay:
             starts=to(starts),
             initial_state=initial,
         )
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
