@@ -4,7 +4,8 @@ The extensions combine freely (``agent=rainbow_lite`` turns on all four, docs/dq
 Double DQN (``agent.double``, van Hasselt et al. 2016), a dueling head (``agent.dueling``, Wang et al. 2016),
 n-step returns (``agent.n_step``, built by the replay at sample time) and proportional prioritized replay
 (``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
-from which the loop sets new priorities).
+from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn``) it is DRQN (Hausknecht
+& Stone 2015) trained on replayed sequences with a burn-in (R2D2, Kapturowski et al. 2019; docs/drqn.md).
 
 Read top to bottom: the config schema, the pure math (TD target and loss, unit-tested on hand-computed
 numbers), the Q-network, and the agent. The loop that feeds it (env stepping, replay, schedules of when to
@@ -28,6 +29,7 @@ from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
 from rlcore.replay import Batch
 from rlcore.schedules import linear_schedule
+from rlcore.sequence_replay import SequenceBatch
 
 
 @dataclass
@@ -58,6 +60,10 @@ class DQNConfig:
     per_alpha: float = 0.6  # priority exponent: 0 = uniform sampling (Schaul et al.: 0.6; Rainbow: 0.5)
     per_beta0: float = 0.4  # importance-sampling exponent at the start, annealed linearly to 1 over total_steps
     per_eps: float = 1e-6  # added to |TD error| so no transition's priority is 0
+    # DRQN: used only when the net is recurrent (feed-forward nets ignore them; docs/drqn.md)
+    sequence_length: int = 20  # steps per replayed sequence that the loss uses
+    burn_in: int = 10  # steps before them that only warm up the hidden state (R2D2; no gradient)
+    stored_state: bool = False  # start each sequence from the actor's stored hidden state, not zeros (R2D2)
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
@@ -93,6 +99,8 @@ class DQNConfig:
         require(0.0 <= self.per_alpha <= 1.0, "agent.per_alpha", f"must be in [0, 1] (got {self.per_alpha})")
         require(0.0 <= self.per_beta0 <= 1.0, "agent.per_beta0", f"must be in [0, 1] (got {self.per_beta0})")
         require(self.per_eps > 0, "agent.per_eps", f"must be > 0 (got {self.per_eps})")
+        require(self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})")
+        require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -129,7 +137,7 @@ def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", wei
 
 def dueling_q(value: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     """Q = V + A − mean_a A: the mean-subtracted aggregation of Wang et al. 2016 (eq. 9), identifiable and stable."""
-    return value + advantages - advantages.mean(dim=1, keepdim=True)
+    return value + advantages - advantages.mean(dim=-1, keepdim=True)  # over actions (last axis; DRQN: B, T, A)
 
 
 def flat_gradients(params: list[nn.Parameter]) -> torch.Tensor:
@@ -156,6 +164,28 @@ def clip_flat_grad_(flat_grad: torch.Tensor, max_norm: float) -> torch.Tensor:
     return norm
 
 
+def masked_q_loss(q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber") -> torch.Tensor:
+    """``q_loss`` over the steps of a batch of sequences where ``mask`` is 1 (padding and burn-in are 0):
+    the mean over the valid steps, so short sequences do not dilute the loss."""
+    per_step = F.smooth_l1_loss(q_taken, target, reduction="none") if kind == "huber" else F.mse_loss(
+        q_taken, target, reduction="none")
+    return (per_step * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def flatten_state(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A recurrent state ``(layers, B, H)`` (or an LSTM's pair of them) as one ``(B, layers * H [* 2])`` row
+    per env, the form the sequence replay stores."""
+    parts = state if isinstance(state, tuple) else (state,)
+    return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=1)
+
+
+def unflatten_state(flat: torch.Tensor, num_layers: int, lstm: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of :func:`flatten_state`."""
+    parts = flat.chunk(2, dim=1) if lstm else (flat,)
+    out = [p.reshape(p.shape[0], num_layers, -1).transpose(0, 1).contiguous() for p in parts]
+    return (out[0], out[1]) if lstm else out[0]
+
+
 # ------------------------------------------------------------------------------------------- the network
 
 
@@ -173,8 +203,11 @@ class QNetwork(nn.Module):
         self.head = nn.Linear(extractor.output_dim, n_actions)
         self.value = nn.Linear(extractor.output_dim, 1) if dueling else None
 
-    def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
-        features, state = self.extractor(obs, state)
+    def forward(
+        self, obs: torch.Tensor, state: object | None = None, starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, object | None]:
+        """``starts`` (recurrent nets only): rows whose state resets before that step (nets/recurrent.py)."""
+        features, state = self.extractor(obs, state) if starts is None else self.extractor(obs, state, starts)
         q = self.head(features)
         if self.value is not None:  # the plain head is the advantage stream
             q = dueling_q(self.value(features), q)
@@ -245,12 +278,73 @@ class DQNAgent:
         self.env_steps = 0
         self.epsilon = cfg.exploration_initial_eps
         self.target_syncs = 0
+        # DRQN: one hidden state per env, carried between `act` calls; `reset_state` marks the envs whose
+        # episode starts at the next `act` (their state is reset inside that forward pass).
+        self.recurrent = bool(self.online.extractor.is_recurrent)
+        if self.recurrent and (cfg.n_step > 1 or cfg.prioritized):
+            raise ConfigError(
+                "a recurrent net makes DQN a DRQN, whose sequence replay has no n-step returns or prioritized "
+                f"sampling yet (agent.n_step={cfg.n_step}, agent.prioritized={cfg.prioritized}); use agent.n_step=1 "
+                "agent.prioritized=false (rainbow_lite: add those two), or a feed-forward net"
+            )
+        self.hidden: object | None = None  # None: the initial (zero) state at the next act
+        self.pending_starts: np.ndarray | None = None
 
     # -- acting ------------------------------------------------------------------------------------------
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(obs, a); a recurrent agent also advances its hidden state by this step."""
         with torch.inference_mode(), self._autocast():
-            q, _ = self.forward_actor(self._layout(torch.as_tensor(obs, device=self.device)))
+            obs_t = self._layout(torch.as_tensor(obs, device=self.device))
+            if not self.recurrent:
+                q, _ = self.forward_actor(obs_t)
+            else:
+                starts = self._take_starts(len(obs))
+                q, hidden = self.forward_actor(obs_t, self.hidden, starts)
+                self.hidden = hidden if isinstance(hidden, torch.Tensor) else tuple(hidden)
         return q.argmax(dim=1).cpu().numpy()
+
+    def reset_state(self, starts: np.ndarray) -> None:
+        """Envs where ``starts`` is true begin a new episode at the next ``act``: their hidden state goes
+        back to the initial state (a no-op for feed-forward nets). A different number of envs than the
+        state holds (a fresh evaluation env) starts every env afresh."""
+        if not self.recurrent:
+            return
+        starts = np.asarray(starts, dtype=bool)
+        if self.hidden is None or self._state_batch() != len(starts):
+            self.hidden, self.pending_starts = None, None
+        elif self.pending_starts is None:
+            self.pending_starts = starts.copy()
+        else:
+            self.pending_starts |= starts
+
+    def _state_batch(self) -> int:
+        return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]
+
+    def _take_starts(self, n: int) -> torch.Tensor | None:
+        starts, self.pending_starts = self.pending_starts, None
+        if self.hidden is not None and self._state_batch() != n:
+            self.hidden, starts = None, None  # another number of envs than the state was built for
+        return None if starts is None else torch.as_tensor(starts, device=self.device)
+
+    @property
+    def state_size(self) -> int:
+        """Floats per env in a stored hidden state (0: no stored state)."""
+        if not (self.recurrent and self.cfg.stored_state):
+            return 0
+        net = self.online.extractor
+        return net.num_layers * net.hidden_size * (2 if net.cell_type == "lstm" else 1)
+
+    def replay_state(self, n_envs: int) -> np.ndarray | None:
+        """The hidden state the next ``act`` starts from, one flat row per env (resets applied), for a
+        stored-state replay; None without ``agent.stored_state``."""
+        if not self.state_size:
+            return None
+        if self.hidden is None or self._state_batch() != n_envs:
+            return np.zeros((n_envs, self.state_size), dtype=np.float32)
+        flat = flatten_state(self.hidden).float().cpu().numpy()
+        if self.pending_starts is not None:
+            flat[self.pending_starts] = 0.0
+        return flat
 
     def _layout(self, obs: torch.Tensor) -> torch.Tensor:
         """Image batches in the nets' memory format (a copy of the uint8 pixels, before they become float)."""
@@ -275,7 +369,7 @@ class DQNAgent:
         n = len(obs)
         random_mask = self.rng.random(n) < eps
         actions = self.rng.integers(0, self.n_actions, size=n)
-        if not random_mask.all():  # the forward pass is skipped when every env explores
+        if self.recurrent or not random_mask.all():  # skipped when every env explores (not DRQN: state)
             greedy = self.greedy_actions(obs)
             actions = np.where(random_mask, actions, greedy)
         return actions
@@ -314,7 +408,7 @@ class DQNAgent:
             b_t.copy_(b_o)
 
     # -- learning ----------------------------------------------------------------------------------------
-    def update_round(self, batches: list[Batch]) -> list[dict[str, torch.Tensor]]:
+    def update_round(self, batches: list[Batch | SequenceBatch]) -> list[dict[str, torch.Tensor]]:
         """A round of gradient steps, one per batch, with Q_target(s') of all batches in one forward pass.
 
         The loop syncs the target only between rounds (in ``advance``), so the target net is the same for
@@ -324,7 +418,7 @@ class DQNAgent:
         batched. The batches must all be sampled before the round (prioritized replay that samples each batch
         after the previous update calls ``update`` per batch instead).
         """
-        if len(batches) < 2 or not self.round_targets:
+        if len(batches) < 2 or not self.round_targets or self.recurrent:
             return [self.update(batch) for batch in batches]
         next_obs = self._layout(torch.cat([batch.next_obs for batch in batches]))
         with torch.no_grad(), self._autocast():
@@ -332,12 +426,14 @@ class DQNAgent:
         sizes = [len(batch.next_obs) for batch in batches]
         return [self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)]
 
-    def update(self, batch: Batch, next_q_target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch | SequenceBatch, next_q_target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced).
 
         ``next_q_target``: Q_target(s') of the batch when already computed (see ``update_round``).
         ``td_errors`` (per sample, target − Q) is for prioritized replay's new priorities, not a metric.
         """
+        if isinstance(batch, SequenceBatch):
+            return self._update_sequences(batch)
         cfg = self.cfg
         discounts = batch.discounts if batch.discounts is not None else cfg.gamma
         obs, next_obs = self._layout(batch.obs), self._layout(batch.next_obs)
@@ -362,6 +458,41 @@ class DQNAgent:
             "td_errors": (target - q_taken).detach(),
         }
 
+    def _update_sequences(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
+        """DRQN step on sequences: burn-in without gradient, then the loss over the valid steps after it
+        with (Double) DQN targets from the target net run over the same sequence (R2D2)."""
+        cfg, b = self.cfg, self.cfg.burn_in
+        obs, starts = batch.obs, batch.starts
+        state = None
+        if batch.initial_state is not None:
+            net = self.online.extractor
+            state = unflatten_state(batch.initial_state, net.num_layers, net.cell_type == "lstm")
+        with torch.no_grad(), self._autocast():
+            q_next_target = self.forward_target(obs, state, starts)[0][:, b + 1 :]
+            if b:
+                _, state = self.forward_online(obs[:, :b], state, starts[:, :b])
+        with self._autocast():
+            q_all, _ = self.forward_online(obs[:, b:], state, starts[:, b:])  # (B, L + 1, A)
+        q_all = q_all.float()
+        actions = batch.actions[:, b:]
+        q_taken = q_all[:, :-1].gather(2, actions.unsqueeze(2)).squeeze(2)
+        with torch.no_grad():
+            n_act = q_all.shape[2]
+            next_online = q_all[:, 1:].detach().reshape(-1, n_act) if cfg.double else None
+            next_values = greedy_next_values(q_next_target.float().reshape(-1, n_act), next_online)
+            target = td_target(batch.rewards[:, b:], next_values.view_as(q_taken), batch.terminated[:, b:], cfg.gamma)
+        mask = batch.mask[:, b:]
+        loss = masked_q_loss(q_taken, target, mask, cfg.loss)
+        self.flat_grad.zero_()
+        loss.backward()
+        grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
+        self.optimizer.step()
+        return {
+            "loss": loss.detach(),
+            "q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0),
+            "grad_norm": grad_norm.detach(),
+        }
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:  # a disabled torch.autocast still costs ~3 us per use on CPU
             return contextlib.nullcontext()
@@ -377,6 +508,8 @@ class DQNAgent:
             "epsilon": self.epsilon,
             "target_syncs": self.target_syncs,
             "rng": self.rng.bit_generator.state,
+            "hidden": self.hidden,  # DRQN: the actors' hidden states (None: fresh), so a resume carries on
+            "pending_starts": None if self.pending_starts is None else torch.from_numpy(self.pending_starts.copy()),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -387,4 +520,10 @@ class DQNAgent:
         self.epsilon = float(state["epsilon"])
         self.target_syncs = int(state["target_syncs"])
         self.rng.bit_generator.state = state["rng"]
+        hidden = state.get("hidden")
+        if isinstance(hidden, list | tuple):
+            hidden = tuple(h.to(self.device) for h in hidden)
+        self.hidden = hidden.to(self.device) if isinstance(hidden, torch.Tensor) else hidden
+        pending = state.get("pending_starts")
+        self.pending_starts = None if pending is None else pending.numpy().copy()
         self.refresh_actor()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from envs.atari import AtariConfig, make_atari
-from envs.classic import ClassicControlConfig, make_classic
+from envs.classic import ClassicControlConfig, make_classic, register_classic_envs
 from envs.dataset_env import DatasetEnvConfig, DatasetVectorEnv, make_dataset_env, register_envs
 from envs.idx import DatasetError
 
@@ -21,6 +21,7 @@ SCHEMAS: dict[str, type] = {
 }
 
 register_envs()
+register_classic_envs()
 
 
 def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None) -> gym.vector.VectorEnv:

@@ -1,4 +1,10 @@
-"""Classic-control (and any registered Gymnasium id with a flat Box observation) as a vector env."""
+"""Classic-control (and any registered Gymnasium id with a flat Box observation) as a vector env.
+
+Also ``rlcore/CartPoleNoVel-v0``: CartPole-v1 with the two velocities removed from the observation, a
+partially observable task where one observation cannot tell which way the pole moves (the "flickering"
+motivation of DRQN, Hausknecht & Stone 2015; the no-velocity variant is a common POMDP benchmark, e.g. in
+Meng et al. 2021 "Memory-based Deep Reinforcement Learning for POMDPs").
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from rlcore.config import require
@@ -48,3 +56,32 @@ def make_classic(
     envs.reset(seed=seed)  # seeds every copy (seed, seed+1, ...); later resets continue those generators
     envs.action_space.seed(seed)
     return envs
+
+
+CARTPOLE_NOVEL_ID = "rlcore/CartPoleNoVel-v0"
+
+
+class NoVelocity(gym.ObservationWrapper):
+    """Keep only the cart position x and the pole angle θ of CartPole's (x, ẋ, θ, θ̇) observation."""
+
+    KEEP = np.array([0, 2])
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(space.low[self.KEEP], space.high[self.KEEP], dtype=space.dtype)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return observation[self.KEEP]
+
+
+def cartpole_no_velocity(**kwargs: Any) -> gym.Env:
+    """CartPole without velocities (the time limit and reward threshold come from the registration)."""
+    return NoVelocity(CartPoleEnv(**kwargs))
+
+
+def register_classic_envs() -> None:
+    """Register ``rlcore/CartPoleNoVel-v0`` with CartPole-v1's 500-step limit (idempotent; on ``import envs``)."""
+    if CARTPOLE_NOVEL_ID not in gym.registry:
+        gym.register(CARTPOLE_NOVEL_ID, entry_point=f"{__name__}:cartpole_no_velocity", max_episode_steps=500,
+                     reward_threshold=475.0)

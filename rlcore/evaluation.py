@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -10,6 +12,27 @@ import numpy as np
 
 class Actor(Protocol):
     def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray: ...
+
+
+@contextmanager
+def fresh_episodes(agent: Any) -> Iterator[None]:
+    """A recurrent agent (DRQN) evaluates from a fresh hidden state and gets its training state back after,
+    so an evaluation in the middle of training does not disturb the episodes in progress."""
+    if not getattr(agent, "recurrent", False):
+        yield
+        return
+    saved = agent.hidden, agent.pending_starts
+    agent.hidden, agent.pending_starts = None, None
+    try:
+        yield
+    finally:
+        agent.hidden, agent.pending_starts = saved
+
+
+def reset_finished(agent: Any, done: np.ndarray) -> None:
+    """Tell a recurrent agent which envs start a new episode at the next act (nothing for other agents)."""
+    if getattr(agent, "recurrent", False):
+        agent.reset_state(done)
 
 
 def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -34,18 +57,20 @@ def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: fl
     returns: list[float] = []
     lengths: list[int] = []
     obs, _ = env.reset()
-    while (counts < targets).any():
-        actions = agent.act(obs, explore=False, epsilon=epsilon)
-        obs, rewards, terminated, truncated, _ = env.step(actions)
-        current_return += rewards
-        current_length += 1
-        for i in np.flatnonzero(terminated | truncated):
-            if counts[i] < targets[i]:
-                returns.append(float(current_return[i]))
-                lengths.append(int(current_length[i]))
-                counts[i] += 1
-            current_return[i] = 0.0
-            current_length[i] = 0
+    with fresh_episodes(agent):
+        while (counts < targets).any():
+            actions = agent.act(obs, explore=False, epsilon=epsilon)
+            obs, rewards, terminated, truncated, _ = env.step(actions)
+            reset_finished(agent, terminated | truncated)
+            current_return += rewards
+            current_length += 1
+            for i in np.flatnonzero(terminated | truncated):
+                if counts[i] < targets[i]:
+                    returns.append(float(current_return[i]))
+                    lengths.append(int(current_length[i]))
+                    counts[i] += 1
+                current_return[i] = 0.0
+                current_length[i] = 0
     return np.asarray(returns), np.asarray(lengths)
 
 

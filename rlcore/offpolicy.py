@@ -59,6 +59,7 @@ from rlcore.resume import (
     write_last,
 )
 from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
+from rlcore.sequence_replay import make_sequence_replay
 
 FIELDS = (
     "rollout/episode",
@@ -202,8 +203,15 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     envs = make_env(cfg.env, cfg.seed)
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True)
     agent = make_agent(cfg, envs.single_observation_space, envs.single_action_space, device)
-    replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device, replay_device=cfg.replay.device,
-                         agent_cfg=cfg.agent, total_steps=cfg.total_steps)
+    # DRQN (a recurrent net): the replay samples sequences and the agent carries one hidden state per env
+    sequences = getattr(agent, "recurrent", False)
+    if sequences:
+        replay = make_sequence_replay(cfg.agent.buffer_size, cfg.env, envs, burn_in=cfg.agent.burn_in,
+                                      sequence_length=cfg.agent.sequence_length, state_size=agent.state_size,
+                                      seed=cfg.seed, device=device, replay_device=cfg.replay.device)
+    else:
+        replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device,
+                             replay_device=cfg.replay.device, agent_cfg=cfg.agent, total_steps=cfg.total_steps)
     save_replay = replay_in_checkpoints(cfg)
     n_envs = envs.num_envs
     schemas = schema_names(cfg)
@@ -287,6 +295,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
 
     if saved is None:
         obs, _ = envs.reset(seed=cfg.seed)
+        if sequences:
+            agent.reset_state(np.ones(n_envs, dtype=bool))
     else:
         agent.load_state_dict(resume["agent"])
         counters = Counters(**resume["counters"])
@@ -305,6 +315,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
             episode_length = saved["episode_length"].numpy().copy()
         else:  # Atari: the games in progress are not saved; fresh ones start and the old ones are not counted
             obs, _ = envs.reset(seed=cfg.seed + counters.env_steps)
+            if sequences:
+                agent.reset_state(np.ones(n_envs, dtype=bool))
         load_rng_states(saved["rng"])
         start -= saved["elapsed_s"]
         eval_time = saved["eval_time_s"]
@@ -319,6 +331,7 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     stop = StopSignals().install()
     try:
         while counters.env_steps < cfg.total_steps:
+            state_before = agent.replay_state(n_envs) if sequences else None
             actions = agent.act(obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             done = terminated | truncated
@@ -329,7 +342,12 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
                     stored_next[i] = infos["final_obs"][i]
             learner_terminal = terminated | infos["life_loss"] if "life_loss" in infos else terminated
             stored_rewards = np.sign(rewards) if cfg.env.clip_rewards else rewards
-            replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
+            if sequences:
+                replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated,
+                           episode_ends=done, states=state_before)
+                agent.reset_state(done)  # the envs that just reset start their next step from a fresh state
+            else:
+                replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
             obs = next_obs
             episode_return += rewards
             episode_length += 1

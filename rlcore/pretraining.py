@@ -39,6 +39,7 @@ from nets.summary import summarize
 from rlcore.checkpoint import save_checkpoint
 from rlcore.config import TrainConfig, schema_names
 from rlcore.errors import RLCoreError
+from rlcore.evaluation import reset_finished
 from rlcore.loggers import Progress, RunLogger
 from rlcore.plots import plot_epoch_curves, plt  # the one place that picks the Agg backend
 from rlcore.seeding import configure_threads, resolve_device, seed_everything
@@ -103,7 +104,9 @@ def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
             actions = envs.action_space.sample()
         else:
             actions = policy.act(obs, explore=False, epsilon=cfg.agent.policy_epsilon)
-        obs, *_ = envs.step(actions)
+        obs, _, terminated, truncated, _ = envs.step(actions)
+        if policy is not None:
+            reset_finished(policy, terminated | truncated)  # a recurrent (DRQN) policy starts each episode afresh
         env_steps += envs.num_envs
     envs.close()
     n_val = min(max(1, round(len(frames) * cfg.agent.val_fraction)), len(frames) - 1)  # both parts non-empty

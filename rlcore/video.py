@@ -109,6 +109,7 @@ def record_episode(agent: Any, cfg: Any, out_path: Path | str, seed: int, epsilo
     import imageio.v2 as imageio
 
     from envs import AtariConfig, ClassicControlConfig
+    from rlcore.evaluation import fresh_episodes
 
     if isinstance(cfg.env, AtariConfig):
         env, recorder, fps = make_atari_video_env(cfg.env)
@@ -125,10 +126,11 @@ def record_episode(agent: Any, cfg: Any, out_path: Path | str, seed: int, epsilo
         obs, _ = env.reset(seed=seed)
         env.action_space.seed(seed)
         done = False
-        while not done:
-            action = agent.act(np.asarray(obs)[None], explore=False, epsilon=epsilon)[0]
-            obs, _, terminated, truncated, _ = env.step(int(action))
-            done = terminated or truncated
+        with fresh_episodes(agent):  # a recurrent agent starts the filmed episode from a fresh state
+            while not done:
+                action = agent.act(np.asarray(obs)[None], explore=False, epsilon=epsilon)[0]
+                obs, _, terminated, truncated, _ = env.step(int(action))
+                done = terminated or truncated
         frames = recorder.frames
     finally:
         env.close()

@@ -35,7 +35,7 @@ def test_every_logger_composes(logger):
 
 @pytest.mark.parametrize("env", options("env"))
 def test_each_env_picks_its_default_net(env):
-    expected = {"MNIST": "lenet5", "Digits": "mlp", "CartPole": "mlp", "Acrobot": "mlp", "MountainCar": "mlp"}
+    expected = {"MNIST": "lenet5", "Digits": "mlp", "CartPole": "mlp", "CartPoleNoVel": "lstm", "Acrobot": "mlp", "MountainCar": "mlp"}
     typed = to_typed(compose_config(env_overrides(env) + [f"env={env}"]))
     assert typed.net.name == expected.get(env, "nature_cnn")
 

@@ -1,0 +1,226 @@
+"""Sequence replay for recurrent Q-networks (DRQN, Hausknecht & Stone 2015; R2D2, Kapturowski et al. 2019).
+
+A recurrent net needs the steps *before* a transition to rebuild its hidden state, so this replay samples
+windows of ``burn_in + sequence_length`` consecutive steps of one env instead of single transitions. It
+wraps the transition buffer the env would use anyway (:class:`rlcore.replay.ReplayBuffer`, or the
+one-frame-per-transition :class:`rlcore.frame_replay.FrameReplayBuffer` for Atari with
+``env.frame_stack=1``) and uses their layout: transition ``i`` of env ``e`` lives at buffer position
+``row * n_envs + e``, so one column of rows is one env's stream. Next to it this class keeps, per row and
+env, an episode id (a per-env counter bumped after every episode end) and, optionally, the actor's hidden
+state before that step (R2D2's "stored state").
+
+Sampling. A training start ``s`` is drawn uniformly from all stored transitions; the window is
+``[s - burn_in, s + sequence_length)`` in that env's stream. A window position is *valid* when it is
+stored (not older than the oldest row, not at or past the write head) and belongs to the episode of ``s``,
+so a window never mixes episodes nor crosses the write head:
+
+* positions before the episode's first stored step are left padding: the net resets its state at the first
+  valid step (``starts``), so they cannot influence anything;
+* positions after the episode's last step or past the write head are right padding: ``mask`` is 0 there
+  and the loss ignores them (a recurrent net is causal, so they cannot influence valid steps either).
+
+Padding positions repeat the nearest valid transition's data, so everything in a batch is real data.
+The batch carries ``burn_in + sequence_length + 1`` observations: the window's obs followed by each step's
+next obs, i.e. ``obs[t + 1]`` is the next observation of step ``t`` (for a step that ended its episode this
+is the real final observation, so time-limit ends bootstrap from it, Pardo et al. 2018).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlcore.frame_replay import FrameReplayBuffer
+from rlcore.replay import ReplayBuffer, make_replay
+
+
+class SequenceBatch(NamedTuple):
+    """``B`` windows of ``T = burn_in + sequence_length`` steps, as tensors on the learner's device."""
+
+    obs: torch.Tensor  # (B, T + 1, *obs_shape): obs[:, t + 1] is the next observation of step t
+    actions: torch.Tensor  # (B, T) int64
+    rewards: torch.Tensor  # (B, T) float32
+    terminated: torch.Tensor  # (B, T) float32: 1 where the step ended the episode for the learner
+    mask: torch.Tensor  # (B, T) float32: 1 on the valid steps after the burn-in (the steps the loss uses)
+    starts: torch.Tensor  # (B, T + 1) bool: reset the state before this step (the first step after left padding)
+    initial_state: torch.Tensor | None = None  # (B, state_size) stored hidden state before step 0, or None
+
+
+class SequenceReplay:
+    """Windows of consecutive steps from a transition buffer; see the module docstring."""
+
+    def __init__(
+        self,
+        inner: ReplayBuffer | FrameReplayBuffer,
+        burn_in: int,
+        sequence_length: int,
+        state_size: int = 0,
+        seed: int = 0,
+    ) -> None:
+        if inner.capacity % inner.n_envs:
+            raise ValueError(f"the buffer's capacity {inner.capacity} must be a multiple of n_envs {inner.n_envs}")
+        if burn_in < 0 or sequence_length < 1:
+            raise ValueError(f"need burn_in >= 0 and sequence_length >= 1, got {burn_in} and {sequence_length}")
+        self.inner = inner
+        self.n_envs = inner.n_envs
+        self.rows = inner.capacity // self.n_envs
+        self.capacity = self.rows * self.n_envs
+        self.device = inner.device
+        self.burn_in = int(burn_in)
+        self.sequence_length = int(sequence_length)
+        self.episode_id = np.zeros((self.rows, self.n_envs), dtype=np.int64)
+        self.current_episode = np.zeros(self.n_envs, dtype=np.int64)
+        self.state_size = int(state_size)
+        # R2D2's stored state: the actor's hidden state before each step, flattened (0: zero initial state).
+        self.states = np.zeros((self.rows, self.n_envs, self.state_size), dtype=np.float32) if state_size else None
+        self.rng = np.random.default_rng(seed)
+        self.pos = 0  # next row to write
+        self.filled = 0  # rows holding transitions
+
+    @property
+    def window(self) -> int:
+        return self.burn_in + self.sequence_length
+
+    def __len__(self) -> int:
+        return self.filled * self.n_envs
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        *,
+        episode_ends: np.ndarray | None = None,
+        states: np.ndarray | None = None,
+    ) -> None:
+        """Store one step per env. ``episode_ends`` (default ``terminated | truncated``): the env's episode
+        ended with this step. It differs from the learner's ``terminated`` on an Atari life loss, a terminal
+        for the TD target but not an episode end for the actor, whose hidden state carries on.
+        ``states`` (n_envs, state_size): the actor's hidden state before this step (stored-state replay)."""
+        ends = np.asarray(terminated, bool) | np.asarray(truncated, bool) if episode_ends is None else episode_ends
+        self.inner.add(obs, next_obs, actions, rewards, terminated, truncated)
+        self.episode_id[self.pos] = self.current_episode
+        if self.states is not None:
+            if states is None:
+                raise ValueError("this replay stores hidden states (agent.stored_state=true): pass states=")
+            self.states[self.pos] = states
+        self.current_episode += np.asarray(ends, dtype=np.int64)
+        self.pos = (self.pos + 1) % self.rows
+        self.filled = min(self.filled + 1, self.rows)
+
+    # --------------------------------------------------------------------------------------------- sampling
+    def sample(self, batch_size: int) -> SequenceBatch:
+        if self.filled == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        start = self.rng.integers(0, self.filled, size=batch_size)  # logical row: 0 = oldest stored
+        env = self.rng.integers(0, self.n_envs, size=batch_size)
+        return self.gather(start, env)
+
+    def window_layout(self, start: np.ndarray, env: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For training starts at logical rows ``start`` of envs ``env``: the physical row of every window
+        position (padding repeats the nearest valid row) and which positions are valid, both (B, T)."""
+        oldest = self.pos if self.filled == self.rows else 0
+        logical = start[:, None] + np.arange(-self.burn_in, self.sequence_length)  # (B, T)
+        stored = (logical >= 0) & (logical < self.filled)
+        clipped = np.clip(logical, 0, self.filled - 1)
+        rows = (oldest + clipped) % self.rows
+        episode = self.episode_id[(oldest + start) % self.rows, env]
+        valid = stored & (self.episode_id[rows, env[:, None]] == episode[:, None])
+        # valid positions are one contiguous run that contains the training start (column burn_in)
+        first = valid.argmax(axis=1)
+        last = self.window - 1 - valid[:, ::-1].argmax(axis=1)
+        positions = np.clip(np.arange(self.window), first[:, None], last[:, None])
+        rows = np.take_along_axis(rows, positions, axis=1)
+        return rows, valid
+
+    def gather(self, start: np.ndarray, env: np.ndarray) -> SequenceBatch:
+        rows, valid = self.window_layout(np.asarray(start), np.asarray(env))
+        b, t = rows.shape
+        steps = self.inner.gather((rows * self.n_envs + env[:, None]).reshape(-1))
+        shape = steps.obs.shape[1:]
+        first = valid.argmax(axis=1)
+        # obs[:, t] is the next obs of step t - 1 after the first valid step, the step's own obs up to it
+        # (left padding repeats the first valid step, whose obs is not the next obs of a padding step)
+        own = torch.cat([steps.obs.reshape(b, t, *shape), steps.next_obs.reshape(b, t, *shape)[:, -1:]], dim=1)
+        nxt = torch.cat([steps.obs.reshape(b, t, *shape)[:, :1], steps.next_obs.reshape(b, t, *shape)], dim=1)
+        upto = self._to_device(np.arange(t + 1) <= first[:, None])
+        obs = torch.where(upto.view(b, t + 1, *([1] * len(shape))), own, nxt)
+        mask = valid.copy()
+        mask[:, : self.burn_in] = False
+        starts = np.zeros((b, t + 1), dtype=bool)
+        starts[np.arange(b), first] = first > 0
+        to = self._to_device
+        initial = None
+        if self.states is not None:
+            initial = to(np.ascontiguousarray(self.states[rows[:, 0], env]))
+        return SequenceBatch(
+            obs=obs,
+            actions=steps.actions.reshape(b, t),
+            rewards=steps.rewards.reshape(b, t),
+            terminated=steps.terminated.reshape(b, t),
+            mask=to(mask.astype(np.float32)),
+            starts=to(starts),
+            initial_state=initial,
+        )
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The wrapped buffer's state plus episode ids and stored states (tensors and plain values)."""
+        n = self.filled
+        return {
+            "inner": self.inner.state_dict(),
+            "rows": self.rows,
+            "n_envs": self.n_envs,
+            "state_size": self.state_size,
+            "pos": self.pos,
+            "filled": n,
+            "episode_id": torch.from_numpy(self.episode_id[:n].copy()),
+            "current_episode": torch.from_numpy(self.current_episode.copy()),
+            "states": None if self.states is None else torch.from_numpy(self.states[:n].copy()),
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = (state["rows"], state["n_envs"], state["state_size"])
+        if saved != (self.rows, self.n_envs, self.state_size):
+            raise ValueError(f"sequence replay differs: saved rows/n_envs/state size {saved}, "
+                             f"configured {(self.rows, self.n_envs, self.state_size)}")
+        self.inner.load_state_dict(state["inner"])
+        n = state["filled"]
+        self.episode_id[:n] = state["episode_id"].numpy()
+        self.current_episode[:] = state["current_episode"].numpy()
+        if self.states is not None:
+            self.states[:n] = state["states"].numpy()
+        self.pos, self.filled = state["pos"], n
+        self.rng.bit_generator.state = state["rng"]
+
+
+def make_sequence_replay(
+    capacity: int,
+    env_cfg: object,
+    envs: gym.vector.VectorEnv,
+    *,
+    burn_in: int,
+    sequence_length: int,
+    state_size: int,
+    seed: int,
+    device: torch.device,
+    replay_device: str = "auto",
+) -> SequenceReplay:
+    """The env's usual transition buffer (capacity rounded down to a multiple of n_envs), wrapped for sequences."""
+    n_envs = envs.num_envs
+    inner = make_replay(max(capacity // n_envs, 1) * n_envs, env_cfg, envs, seed=seed, device=device,
+                        replay_device=replay_device)
+    return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1)
