@@ -141,9 +141,10 @@ def unrolled_loss(agent: DQNAgent, batch) -> float:
     return total / count
 
 
-@pytest.mark.parametrize(("cell", "double", "stored"), [("lstm", False, False), ("gru", True, True)])
-def test_sequence_update_matches_a_step_by_step_unroll(cell, double, stored):
-    agent = recurrent_agent(cell, double=double, stored_state=stored)
+@pytest.mark.parametrize(("cell", "double", "stored", "dueling"),
+                         [("lstm", False, False, False), ("gru", True, True, False), ("lstm", True, False, True)])
+def test_sequence_update_matches_a_step_by_step_unroll(cell, double, stored, dueling):
+    agent = recurrent_agent(cell, double=double, stored_state=stored, dueling=dueling)
     with torch.no_grad():  # a target that differs from the online net, so mixing them up would show
         for p in agent.target.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -239,6 +240,12 @@ def test_sequence_replay_state_dict_round_trips(tmp_path):
         assert torch.equal(x, y)
     with pytest.raises(ValueError, match="sequence replay differs"):
         SequenceReplay(ReplayBuffer(60, TAGGED, n_envs=2), 2, 3).load_state_dict(replay.state_dict())
+
+
+@pytest.mark.parametrize("switch", [{"n_step": 3}, {"prioritized": True}])
+def test_drqn_refuses_switches_its_sequence_replay_lacks(switch):
+    with pytest.raises(ConfigError, match="sequence replay has no n-step returns or prioritized sampling"):
+        recurrent_agent(**switch)
 
 
 def test_feed_forward_agents_ignore_the_recurrent_calls():

@@ -111,15 +111,21 @@ def test_incompatible_changes_are_refused_harmless_ones_allowed(reference):
         resume_config(compose_config([f"resume={reference}", "run_dir=/elsewhere"]), [])
 
 
-@pytest.mark.parametrize("switches", [[], ["agent=rainbow_lite", "agent.per_beta0=1.0"]], ids=["dqn", "rainbow_lite"])
+@pytest.mark.parametrize("switches", [
+    ["net.hidden_sizes=[16]"],
+    ["agent=rainbow_lite", "agent.per_beta0=1.0", "net.hidden_sizes=[16]"],
+    ["env=CartPoleNoVel", "net=lstm", "net.hidden_size=8", "agent.sequence_length=4", "agent.burn_in=2",
+     "agent.stored_state=true", "agent.batch_size=8"],
+], ids=["dqn", "rainbow_lite", "drqn"])
 def test_finished_run_continues_with_a_larger_total_steps(tmp_path, switches):
     """With ε, lr (and PER's β) constant (no schedule over total_steps), 600 steps then a resume to 900 equal 900
-    steps; rainbow_lite also carries the sum-tree's priorities and the n-step replay across the resume."""
+    steps; rainbow_lite also carries the sum-tree's priorities and the n-step replay across the resume, DRQN its
+    sequence replay (with stored states) and the actors' hidden states."""
     from rlcore.run import run
 
     common = [*switches, "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1", "agent.buffer_size=1000",
               "agent.exploration_fraction=0", "agent.lr_final=null", "agent.target_update_interval=100", "eval_every=300",
-              "eval_episodes=2", "final_eval_episodes=2", "logger=none", "device=cpu", "net.hidden_sizes=[16]"]
+              "eval_episodes=2", "final_eval_episodes=2", "logger=none", "device=cpu"]
     whole, run_dir = tmp_path / "whole", tmp_path / "run"
     run(compose_config(o := [*common, "total_steps=900", f"run_dir={whole}"]), whole, o)
     run(compose_config(o := [*common, "total_steps=600", f"run_dir={run_dir}"]), run_dir, o)
