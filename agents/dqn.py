@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import nets
+from nets.recurrent import flatten_state, unflatten_state
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
+from rlcore.gradients import clip_flat_grad_, flat_gradients
 from rlcore.replay import Batch
 from rlcore.schedules import linear_schedule
 from rlcore.sequence_replay import SequenceBatch
@@ -140,50 +142,12 @@ def dueling_q(value: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     return value + advantages - advantages.mean(dim=-1, keepdim=True)  # over actions (last axis; DRQN: B, T, A)
 
 
-def flat_gradients(params: list[nn.Parameter]) -> torch.Tensor:
-    """One zeroed buffer holding every parameter's gradient; each ``p.grad`` becomes a view into it.
-
-    Backward then accumulates in place into the views (autograd adds into an existing ``.grad``), so zeroing
-    and norm clipping are one operation each instead of one per tensor and the Python around them: about
-    0.1 ms of a 1 ms CartPole update (docs/performance.md). Views keep each parameter's strides
-    (channels_last conv weights too), so the gradient layout matches the parameter's.
-    """
-    flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype if params else torch.float32,
-                       device=params[0].device if params else None)
-    offset = 0
-    for p in params:
-        p.grad = flat.as_strided(p.shape, p.stride(), offset)
-        offset += p.numel()
-    return flat
-
-
-def clip_flat_grad_(flat_grad: torch.Tensor, max_norm: float) -> torch.Tensor:
-    """``nn.utils.clip_grad_norm_`` on a flat gradient: scale it to norm ``max_norm`` if larger; returns the norm."""
-    norm = torch.linalg.vector_norm(flat_grad)
-    flat_grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))  # the same 1e-6 as clip_grad_norm_
-    return norm
-
-
 def masked_q_loss(q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber") -> torch.Tensor:
     """``q_loss`` over the steps of a batch of sequences where ``mask`` is 1 (padding and burn-in are 0):
     the mean over the valid steps, so short sequences do not dilute the loss."""
     per_step = F.smooth_l1_loss(q_taken, target, reduction="none") if kind == "huber" else F.mse_loss(
         q_taken, target, reduction="none")
     return (per_step * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-def flatten_state(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """A recurrent state ``(layers, B, H)`` (or an LSTM's pair of them) as one ``(B, layers * H [* 2])`` row
-    per env, the form the sequence replay stores."""
-    parts = state if isinstance(state, tuple) else (state,)
-    return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=1)
-
-
-def unflatten_state(flat: torch.Tensor, num_layers: int, lstm: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The inverse of :func:`flatten_state`."""
-    parts = flat.chunk(2, dim=1) if lstm else (flat,)
-    out = [p.reshape(p.shape[0], num_layers, -1).transpose(0, 1).contiguous() for p in parts]
-    return (out[0], out[1]) if lstm else out[0]
 
 
 # ------------------------------------------------------------------------------------------- the network

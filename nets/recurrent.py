@@ -138,3 +138,17 @@ class RowSequenceNet(FeatureExtractor):
         sequence = obs.movedim(-3, -2).reshape(obs.shape[0], obs.shape[-2], -1)
         out, _ = self.rows(sequence)
         return out[:, -1], state
+
+
+def flatten_state(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """A recurrent state ``(layers, B, H)`` (or an LSTM's pair of them) as one ``(B, layers * H [* 2])`` row
+    per env, the form the sequence replay stores."""
+    parts = state if isinstance(state, tuple) else (state,)
+    return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=1)
+
+
+def unflatten_state(flat: torch.Tensor, num_layers: int, lstm: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of :func:`flatten_state`."""
+    parts = flat.chunk(2, dim=1) if lstm else (flat,)
+    out = [p.reshape(p.shape[0], num_layers, -1).transpose(0, 1).contiguous() for p in parts]
+    return (out[0], out[1]) if lstm else out[0]

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dqn import DQNAgent, DQNConfig, clip_flat_grad_
+from agents.dqn import DQNAgent, DQNConfig
 from nets import MLPConfig
+from rlcore.gradients import clip_flat_grad_
 from rlcore.offpolicy import Learner, UpdateMetrics, train_off_policy
 from rlcore.replay import ReplayBuffer
 from tests.conftest import compose_config

@@ -12,9 +12,10 @@ import torch
 from conftest import compose_many
 
 import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
-from agents.dqn import DQNAgent, DQNConfig, flatten_state, masked_q_loss, unflatten_state
+from agents.dqn import DQNAgent, DQNConfig, masked_q_loss
 from nets import MLPConfig
 from nets.configs import RecurrentConfig
+from nets.recurrent import flatten_state, unflatten_state
 from rlcore.checkpoint import atomic_torch_save
 from rlcore.config import to_typed
 from rlcore.errors import ConfigError
