@@ -40,7 +40,7 @@ import torch
 
 from rlcore.errors import RLCoreError
 from rlcore.nstep import nstep_returns
-from rlcore.replay import Batch, load_sampler_state
+from rlcore.replay import Batch, load_sampler_state, to_learner_device
 from rlcore.sum_tree import PrioritizedSampler
 
 START_POOL_FRACTION = 0.02  # start frames reserved per transition: room for episodes of 50 steps on average
@@ -391,12 +391,7 @@ class FrameReplayBuffer:
         return seq
 
     def _to_device(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
-        if isinstance(array, torch.Tensor):  # torch storage: already on the device
-            return array
-        tensor = torch.from_numpy(array)
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor
+        return to_learner_device(array, self.device)  # torch storage is already on the device
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

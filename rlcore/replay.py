@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from rlcore.frame_replay import FrameReplayBuffer
 
 
+def to_learner_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A sampled host array as a tensor on the learner's device: zero-copy on CPU, from pinned memory and
+    non-blocking on CUDA (the copy overlaps the learner's work). Tensors (GPU-resident replays) pass through."""
+    if isinstance(array, torch.Tensor):
+        return array
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
 class Batch(NamedTuple):
     """A sampled mini-batch, as tensors on the learner's device."""
 
@@ -149,10 +160,7 @@ class ReplayBuffer:
         )
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor
+        return to_learner_device(array, self.device)
 
     def state_dict(self) -> dict:
         """Contents, position and generator state, as tensors and plain Python values (weights_only-safe)."""

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from rlcore.frame_replay import FrameReplayBuffer
-from rlcore.replay import ReplayBuffer, make_replay
+from rlcore.replay import ReplayBuffer, make_replay, to_learner_device
 
 
 class SequenceBatch(NamedTuple):
@@ -170,10 +170,7 @@ class SequenceReplay:
         )
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
-        if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor
+        return to_learner_device(array, self.device)
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
