@@ -28,7 +28,7 @@ import nets
 from nets.recurrent import flatten_state, unflatten_state
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
-from rlcore.gradients import clip_flat_grad_, flat_gradients
+from rlcore.gradients import adam_step, clip_flat_grad_, flat_gradients
 from rlcore.replay import Batch
 from rlcore.schedules import linear_schedule
 from rlcore.sequence_replay import SequenceBatch
@@ -339,8 +339,15 @@ class DQNAgent:
         return actions
 
     # -- schedules ---------------------------------------------------------------------------------------
-    def advance(self, env_steps: int) -> None:
-        """Tell the agent how many env steps (across all envs) have been taken: updates ε and syncs the target."""
+    def advance(self, env_steps: int, round_in_flight: bool = False) -> None:
+        """Tell the agent how many env steps (across all envs) have been taken: updates ε, the learning rate
+        and syncs the target when due.
+
+        ``round_in_flight``: a round of updates runs in the background (the loop's ``overlap``); the
+        learning rate and a due target sync then wait for :meth:`begin_round`, so that the round in flight
+        sees fixed settings whatever the timing of the two threads, and the next round starts from the same
+        target net as without overlap (the online net after the previous round).
+        """
         self.env_steps = env_steps
         cfg = self.cfg
         self.epsilon = linear_schedule(
@@ -349,12 +356,18 @@ class DQNAgent:
             int(cfg.exploration_fraction * self.total_steps),
             env_steps,
         )
+        if not round_in_flight:
+            self.begin_round()
+
+    def begin_round(self) -> None:
+        """Apply the learning rate of the current env step and a due target sync (no round may be running)."""
+        cfg = self.cfg
         if cfg.lr_final is not None:
-            lr = linear_schedule(cfg.lr, cfg.lr_final, self.total_steps, env_steps)
+            lr = linear_schedule(cfg.lr, cfg.lr_final, self.total_steps, self.env_steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-        if self.target_sync_due(env_steps):
-            self.target_syncs = env_steps // cfg.target_update_interval
+        if self.target_sync_due(self.env_steps):
+            self.target_syncs = self.env_steps // cfg.target_update_interval
             self.sync_target()
 
     def target_sync_due(self, env_steps: int) -> bool:
@@ -385,42 +398,59 @@ class DQNAgent:
         if len(batches) < 2 or not self.round_targets or self.recurrent:
             return [self.update(batch) for batch in batches]
         next_obs = self._layout(torch.cat([batch.next_obs for batch in batches]))
+        sizes = [len(batch.next_obs) for batch in batches]
         with torch.no_grad(), self._autocast():
             next_q_target, _ = self.forward_target(next_obs)
-        sizes = [len(batch.next_obs) for batch in batches]
-        return [self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)]
+        if self.cfg.double:
+            return [self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)]
+        # plain DQN: the whole round's TD targets at once too (they need only the target net)
+        with torch.no_grad():
+            discounts = (self.cfg.gamma if batches[0].discounts is None
+                         else torch.cat([batch.discounts for batch in batches]))
+            targets = td_target(torch.cat([batch.rewards for batch in batches]),
+                                greedy_next_values(next_q_target.float()),
+                                torch.cat([batch.terminated for batch in batches]), discounts)
+        return [self.update(batch, targets=t) for batch, t in zip(batches, targets.split(sizes), strict=True)]
 
-    def update(self, batch: Batch | SequenceBatch, next_q_target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def update(
+        self,
+        batch: Batch | SequenceBatch,
+        next_q_target: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced).
 
-        ``next_q_target``: Q_target(s') of the batch when already computed (see ``update_round``).
-        ``td_errors`` (per sample, target − Q) is for prioritized replay's new priorities, not a metric.
+        ``next_q_target``: Q_target(s') of the batch when already computed; ``targets``: its TD targets when
+        already computed (both from ``update_round``).
+        ``td_errors`` (per sample, target − Q; only for batches with buffer ``indices``, i.e. prioritized
+        replay) are the new priorities, not a metric.
         """
         if isinstance(batch, SequenceBatch):
             return self._update_sequences(batch)
         cfg = self.cfg
-        discounts = batch.discounts if batch.discounts is not None else cfg.gamma
-        obs, next_obs = self._layout(batch.obs), self._layout(batch.next_obs)
-        with torch.no_grad(), self._autocast():
-            if next_q_target is None:
-                next_q_target, _ = self.forward_target(next_obs)
-            next_q_online = self.forward_online(next_obs)[0] if cfg.double else None
-            next_values = greedy_next_values(next_q_target.float(), None if next_q_online is None else next_q_online.float())
-            target = td_target(batch.rewards, next_values, batch.terminated, discounts)
+        target = targets
+        if target is None:
+            discounts = batch.discounts if batch.discounts is not None else cfg.gamma
+            next_obs = self._layout(batch.next_obs)
+            with torch.no_grad(), self._autocast():
+                if next_q_target is None:
+                    next_q_target, _ = self.forward_target(next_obs)
+                next_q_online = self.forward_online(next_obs)[0] if cfg.double else None
+                next_values = greedy_next_values(next_q_target.float(),
+                                                 None if next_q_online is None else next_q_online.float())
+                target = td_target(batch.rewards, next_values, batch.terminated, discounts)
         with self._autocast():
-            q, _ = self.forward_online(obs)
+            q, _ = self.forward_online(self._layout(batch.obs))
         q_taken = q.float().gather(1, batch.actions.view(-1, 1)).squeeze(1)
         loss = q_loss(q_taken, target, cfg.loss, batch.weights)
         self.flat_grad.zero_()  # not zero_grad(): backward must accumulate into the views of flat_grad
         loss.backward()
         grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
-        self.optimizer.step()
-        return {
-            "loss": loss.detach(),
-            "q": q_taken.detach().mean(),
-            "grad_norm": grad_norm.detach(),
-            "td_errors": (target - q_taken).detach(),
-        }
+        adam_step(self.optimizer)
+        metrics = {"loss": loss.detach(), "q": q_taken.detach().mean(), "grad_norm": grad_norm.detach()}
+        if batch.indices is not None:  # prioritized replay's new priorities (one op saved per update without)
+            metrics["td_errors"] = (target - q_taken).detach()
+        return metrics
 
     def _update_sequences(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
         """DRQN step on sequences: burn-in without gradient, then the loss over the valid steps after it
@@ -450,7 +480,7 @@ class DQNAgent:
         self.flat_grad.zero_()
         loss.backward()
         grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
-        self.optimizer.step()
+        adam_step(self.optimizer)
         return {
             "loss": loss.detach(),
             "q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0),

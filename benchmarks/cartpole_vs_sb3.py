@@ -3,6 +3,8 @@
     python benchmarks/cartpole_vs_sb3.py                 # 5 seeds x 50,000 steps each (~10 minutes on 2 cores)
     python benchmarks/cartpole_vs_sb3.py --seeds 1 --steps 20000
     python benchmarks/cartpole_vs_sb3.py --threads 1 --jobs 4   # 4 runs at a time (busy machine: compare CPU SPS)
+    python benchmarks/cartpole_vs_sb3.py --first-seed 5          # seeds 5-9
+    python benchmarks/cartpole_vs_sb3.py --threads 1 --ours overlap=true   # extra train.py overrides for ours
 
 Prints per seed: final 20-episode eval return, the env step at which the periodic 10-episode eval first
 reaches 475, training SPS (evaluation time excluded), wall time, and the ours/SB3 SPS ratio; writes JSON to
@@ -37,12 +39,12 @@ ZOO = dict(  # RL Baselines3 Zoo, hyperparams/dqn.yml, CartPole-v1
 EVAL_EVERY, EVAL_EPISODES, FINAL_EPISODES, THRESHOLD = 5_000, 10, 20, 475.0
 
 
-def run_ours(seed: int, steps: int, threads: int) -> dict:
+def run_ours(seed: int, steps: int, threads: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [sys.executable, str(ROOT / "train.py"), f"seed={seed}", f"total_steps={steps}", f"run_dir={run_dir}",
                f"eval_every={EVAL_EVERY}", f"eval_episodes={EVAL_EPISODES}", f"final_eval_episodes={FINAL_EPISODES}",
-               "logger=none", "device=cpu", f"threads={threads}"]
+               "logger=none", "device=cpu", f"threads={threads}", *extra]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
         wall = time.perf_counter() - start
@@ -110,6 +112,9 @@ def run_sb3(seed: int, steps: int, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="extra train.py overrides for our runs (e.g. overlap=true); SB3 runs unchanged")
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--threads", type=int, default=0, help="torch threads for both (0 = torch default)")
     parser.add_argument("--jobs", type=int, default=1,
@@ -124,9 +129,10 @@ def main() -> None:
     rows = []
     # ours and SB3 of a seed run one after the other (--jobs 1) or side by side, so load drifts hit both alike
     pool = ThreadPoolExecutor(args.jobs)
-    futures = [(pool.submit(run_ours, seed, args.steps, args.threads), pool.submit(run_sb3, seed, args.steps, args.threads))
-               for seed in range(args.seeds)]
-    for seed, (ours_future, sb3_future) in enumerate(futures):
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    futures = [(pool.submit(run_ours, seed, args.steps, args.threads, args.ours),
+                pool.submit(run_sb3, seed, args.steps, args.threads)) for seed in seeds]
+    for seed, (ours_future, sb3_future) in zip(seeds, futures, strict=True):
         ours, sb3 = ours_future.result(), sb3_future.result()
         rows.append({"seed": seed, "ours": ours, "sb3": sb3, "sps_ratio": round(ours["train_sps"] / sb3["train_sps"], 2),
                      "cpu_sps_ratio": round(ours["cpu_sps"] / sb3["cpu_sps"], 2)})
@@ -154,7 +160,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"settings": {**ZOO, "net": [256, 256], "steps": args.steps,
                                                       "eval_every": EVAL_EVERY, "threads": args.threads,
-                                                      "jobs": args.jobs}, "rows": rows, "summary": summary}, indent=2))
+                                                      "jobs": args.jobs, "ours_overrides": args.ours}, "rows": rows, "summary": summary}, indent=2))
     print(f"written {args.out}")
 
 

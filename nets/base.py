@@ -59,9 +59,21 @@ class FeatureExtractor(nn.Module):
         return self.extract(scale_observation(obs, self.param_dtype())), state
 
     def param_dtype(self) -> torch.dtype | None:
-        """Float dtype of the parameters (None for a parameter-free net): what observations are cast to."""
-        param = next(self.parameters(), None)
-        return param.dtype if param is not None and param.is_floating_point() else None
+        """Float dtype of the parameters (None for a parameter-free net): what observations are cast to.
+
+        Cached: walking ``parameters()`` on every forward cost ~5 µs, a tenth of acting on CartPole's MLP.
+        ``_apply`` (``.to()``, ``.double()``, ``.half()``, ...) clears the cache.
+        """
+        cached = self.__dict__.get("_param_dtype", False)
+        if cached is False:
+            param = next(self.parameters(), None)
+            cached = param.dtype if param is not None and param.is_floating_point() else None
+            self.__dict__["_param_dtype"] = cached
+        return cached
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 - nn.Module's signature
+        self.__dict__.pop("_param_dtype", None)
+        return super()._apply(fn, recurse)
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> object | None:
         """Hidden state at an episode start (``None`` for stateless nets)."""

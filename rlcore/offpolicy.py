@@ -8,8 +8,11 @@ the next ``train_freq`` steps (torch releases the GIL in its kernels, and ale-py
 stepping, acting and sampling hide behind the update. The price is one update of staleness: the actions
 of those steps come from the weights before the update in flight (:meth:`DQNAgent.refresh_actor` publishes
 them when it finishes). The update of each round still starts at the same env step and on the same
-sampled batch as without overlap; the loop waits for it before a target sync, an evaluation, a
-checkpoint and the end of training.
+sampled batch as without overlap; the loop waits for it before an evaluation, a checkpoint, the next
+round and the end of training. A target sync or learning-rate change that falls due while a round is in
+flight is applied when it ends (``DQNAgent.begin_round``), so every round sees the same target net and
+learning rate as without overlap, whatever the timing of the two threads (CartPole syncs every 10 steps
+but trains every 256: waiting at each sync would leave nothing to overlap).
 
 Prioritized replay: each batch carries its buffer positions, and the TD errors of its update set their new
 priorities right after that update. Inline, the next batch is sampled only then (as SB3 samples right
@@ -49,7 +52,7 @@ from rlcore.errors import DivergenceError, TrainingInterrupted
 from rlcore.evaluation import evaluate
 from rlcore.loggers import Progress, RunLogger, truncate_metrics
 from rlcore.plots import plot_learning_curve
-from rlcore.replay import make_replay
+from rlcore.replay import ReplayBuffer, make_replay
 from rlcore.resume import (
     StopSignals,
     load_replay,
@@ -157,28 +160,43 @@ class Learner:
         results = update_round(batches) if update_round is not None else [self.agent.update(b) for b in batches]
         return [self._with_priorities(b, m) for b, m in zip(batches, results, strict=True)]
 
-    def submit(self, sample: Callable[[], object], steps: int) -> None:
-        """``steps`` gradient steps on batches from ``sample()``; with overlap, returns once the round has started."""
-        if self.pool is None:
-            if self.update_priorities is not None:  # sample → update → priorities, one step at a time
-                for _ in range(steps):
-                    batch = sample()
-                    self.metrics.add(self._with_priorities(batch, self.agent.update(batch)))
-            else:  # uniform sampling: the same batches, all drawn first, so the round shares one target pass
-                for metrics in self._run([sample() for _ in range(steps)]):
-                    self.metrics.add(metrics)
+    def submit(
+        self, sample: Callable[[], object], steps: int, sample_round: Callable[[int], list] | None = None
+    ) -> None:
+        """``steps`` gradient steps on batches from ``sample()``; with overlap, returns once the round has started.
+
+        ``sample_round(n)``: ``n`` batches at once (uniform replay), used instead of ``n`` calls to ``sample``.
+        """
+        if self.pool is None and self.update_priorities is not None:  # sample → update → priorities, per step
+            for _ in range(steps):
+                batch = sample()
+                self.metrics.add(self._with_priorities(batch, self.agent.update(batch)))
             return
-        batches = [sample() for _ in range(steps)]
+        # uniform sampling: the round's batches are all drawn first, so they share one target pass
+        batches = sample_round(steps) if sample_round is not None else [sample() for _ in range(steps)]
+        if self.pool is None:
+            for metrics in self._run(batches):
+                self.metrics.add(metrics)
+            return
         self.wait()
         self.pending = self.pool.submit(self._run, batches)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a round was started in the background and not yet waited for."""
+        return self.pending is not None
+
     def wait(self) -> None:
-        """Finish the round in flight (re-raising its error) and let the actor act with its weights."""
+        """Finish the round in flight (re-raising its error), let the actor act with its weights, and apply
+        the settings that waited for it (the agent's ``begin_round``: learning rate, a due target sync)."""
         if self.pending is not None:
             pending, self.pending = self.pending, None
             for metrics in pending.result():
                 self.metrics.add(metrics)
             self.agent.refresh_actor()
+            begin_round = getattr(self.agent, "begin_round", None)
+            if begin_round is not None:
+                begin_round()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -283,6 +301,9 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     updates = UpdateMetrics()
     learner = Learner(agent, updates, overlap=cfg.overlap,
                       update_priorities=replay.update_priorities if a.prioritized else None)
+    # uniform flat replay: a round's batches drawn and gathered at once (prioritized replay: one at a time)
+    sample_round = (None if a.prioritized or not isinstance(replay, ReplayBuffer)
+                    else lambda count: replay.sample_round(a.batch_size, count))
     episode_return = np.zeros(n_envs)
     episode_length = np.zeros(n_envs, dtype=np.int64)
     last_return = float("nan")
@@ -352,14 +373,13 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
             episode_return += rewards
             episode_length += 1
             counters.env_steps += n_envs
-            if agent.target_sync_due(counters.env_steps):
-                learner.wait()  # the target copy must not race an update in flight
-            agent.advance(counters.env_steps)
+            # with a round in flight (overlap) the lr change and a due target sync wait for its end (Learner.wait)
+            agent.advance(counters.env_steps, round_in_flight=learner.busy)
 
             while counters.env_steps >= counters.next_train_at:
                 counters.next_train_at += a.train_freq
                 if len(replay) >= a.batch_size:
-                    learner.submit(lambda: replay.sample(a.batch_size), a.gradient_steps)
+                    learner.submit(lambda: replay.sample(a.batch_size), a.gradient_steps, sample_round)
                     counters.updates += a.gradient_steps
 
             if done.any():  # one row per vector step: the mean over the episodes that just ended

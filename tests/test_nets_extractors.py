@@ -140,3 +140,11 @@ def test_mlp_layer_norm_and_dropout_placement() -> None:
     net.eval()
     x = torch.randn(5, 4)
     torch.testing.assert_close(net(x)[0], net(x)[0])  # dropout off in eval mode
+
+
+def test_cached_param_dtype_follows_dtype_changes() -> None:
+    net = MLP((4,), hidden_sizes=[8])
+    assert net.param_dtype() == torch.float32
+    net.double()  # nn.Module._apply clears the cache
+    assert net.param_dtype() == torch.float64
+    assert net(torch.zeros(2, 4, dtype=torch.float32))[0].dtype == torch.float64
