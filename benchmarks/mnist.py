@@ -35,9 +35,12 @@ from nets import LeNet5Config, MLPConfig, build_extractor, save_encoder  # noqa:
 from nets.autoencoder import Autoencoder, masking_noise, reconstruction_loss  # noqa: E402
 from rlcore.supervised import as_tensors, train_epoch  # noqa: E402
 
-AE_NET = ["net=mlp", "net.hidden_sizes=[512,256]", "net.activation=relu"]
+AE_HIDDEN = [512, 256]  # the 1,000-label net of both arms (encoder widths; the head is a linear layer to 10 classes)
+AE_NET = ["net=mlp", f"net.hidden_sizes=[{','.join(map(str, AE_HIDDEN))}]", "net.activation=relu"]
 AE_MASK = 0.8  # masking-noise fraction of the denoising autoencoder (30% gave +2.0 points, 50% +2.8, 80% +3.7)
-AE_EPOCHS = 20  # pretraining epochs over the 60,000 unlabelled images (~3-6 min on one core)
+# Pretraining epochs over the 60,000 unlabelled images (~17 min on one loaded core). The gain kept growing
+# with pretraining length (same fine-tuning): 20 epochs +3.98 points, 40 +4.40, 60 +4.67, 80 +4.72, 100 +4.78
+AE_EPOCHS = 100
 # Fine-tuning recipe shared by both 1,000-label arms (random init and pretrained): dropout 0.3 on the hidden layers
 FINETUNE = ["net.dropout=0.3", "agent.lr_schedule=cosine"]
 
@@ -94,8 +97,8 @@ def pretrain_autoencoder(out: Path, epochs: int, mask: float = AE_MASK) -> tuple
     torch.manual_seed(0)
     data = dataset_splits(DatasetEnvConfig(dataset="mnist", validation_fraction=0.0), 0)["train"]
     images, _ = as_tensors(data, torch.device("cpu"))
-    encoder = build_extractor(MLPConfig(hidden_sizes=[512, 256], activation="relu"), images.shape[1:])
-    autoencoder = Autoencoder(encoder)  # mirrored dense decoder 256 -> 512 -> 784 logits
+    encoder = build_extractor(MLPConfig(hidden_sizes=AE_HIDDEN, activation="relu"), images.shape[1:])
+    autoencoder = Autoencoder(encoder)  # mirrored dense decoder, e.g. 256 -> 512 -> 784 logits
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     history = []
@@ -112,7 +115,7 @@ def pretrain_autoencoder(out: Path, epochs: int, mask: float = AE_MASK) -> tuple
             total += loss.detach() * len(batch)
         history.append(total.item() / len(images))
         print(f"[autoencoder] epoch {len(history)}: BCE {history[-1]:.4f}", flush=True)
-    path = save_encoder(encoder, out, {"name": "mlp", "hidden_sizes": [512, 256], "activation": "relu"})
+    path = save_encoder(encoder, out, {"name": "mlp", "hidden_sizes": AE_HIDDEN, "activation": "relu"})
     return path, history
 
 
@@ -185,7 +188,7 @@ def main() -> None:
             start = time.perf_counter()
             ae_epochs = 1 if args.quick else AE_EPOCHS
             _, history = pretrain_autoencoder(encoder_file, ae_epochs)
-            results["autoencoder"] = {"kind": f"denoising MLP AE 784-512-256(-512-784), masking {AE_MASK:.0%}, BCE",
+            results["autoencoder"] = {"kind": "denoising MLP AE 784-" + "-".join(map(str, AE_HIDDEN)) + f" (mirrored decoder), masking {AE_MASK:.0%}, BCE",
                                       "epochs": ae_epochs, "bce_per_epoch": history,
                                       "wall_time_s": round(time.perf_counter() - start, 1),
                                       "pretrain_code": "benchmarks/mnist.py:pretrain_autoencoder"}
