@@ -423,8 +423,8 @@ class DQNAgent:
 
         ``next_q_target``: Q_target(s') of the batch when already computed; ``targets``: its TD targets when
         already computed (both from ``update_round``).
-        ``td_errors`` (per sample, target − Q; only for batches with buffer ``indices``, i.e. prioritized
-        replay) are the new priorities, not a metric.
+        ``td_errors`` (per sample, target − Q; per sequence for DRQN, R2D2's η-mix of its |δ|; only for
+        batches with buffer ``indices``, i.e. prioritized replay) are the new priorities, not a metric.
         """
         if isinstance(batch, SequenceBatch):
             return self._update_sequences(batch)
