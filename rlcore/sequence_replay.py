@@ -275,7 +275,7 @@ def make_sequence_replay(
     if agent_cfg is not None:
         lookahead = agent_cfg.n_step - 1
         if agent_cfg.prioritized:  # its own seed stream: the uniform generators stay as they were
-            sampler = PrioritizedSampler(capacity, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
+            sampler = PrioritizedSampler(inner.capacity, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
                                          total_steps=total_steps, seed=seed + 2)
     return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1,
                           lookahead=lookahead, sampler=sampler)

@@ -244,3 +244,16 @@ def test_cli_trains_rainbow_lite_on_a_recurrent_net(cli, tmp_path, net):
     config = (run / "config.yaml").read_text()
     assert "n_step: 3" in config and "prioritized: true" in config and "dueling: true" in config
     assert "train/loss" in (run / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_cli_trains_rainbow_lite_drqn_on_atari_with_one_frame(cli, tmp_path):
+    """The frame replay under the sequence replay: windows with a lookahead and priorities per sequence."""
+    run = tmp_path / "atari"
+    done = cli("train.py", "agent=rainbow_lite", "env=Breakout", "env.frame_stack=1", "net=lstm",
+               "net.encoder=nature_cnn", "total_steps=300", "agent.buffer_size=1000", "agent.learning_starts=200",
+               "agent.batch_size=4", "agent.sequence_length=6", "agent.burn_in=2", "agent.target_update_interval=100",
+               "eval_every=0", "final_eval_episodes=1", "env.eval_max_episode_frames=400", "logger=none",
+               "device=cpu", f"run_dir={run}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["updates"] > 0 and summary["net"] == "lstm" and summary["agent"] == "rainbow_lite"
