@@ -247,7 +247,8 @@ def test_cli_trains_rainbow_lite_on_a_recurrent_net(cli, tmp_path, net):
 
 
 def test_cli_trains_rainbow_lite_drqn_on_atari_with_one_frame(cli, tmp_path):
-    """The frame replay under the sequence replay: windows with a lookahead and priorities per sequence."""
+    """The frame replay under the sequence replay: windows with a lookahead and priorities per sequence, with
+    Atari's overlap=true (batches sampled in the main thread, priorities written by the learner thread)."""
     run = tmp_path / "atari"
     done = cli("train.py", "agent=rainbow_lite", "env=Breakout", "env.frame_stack=1", "net=lstm",
                "net.encoder=nature_cnn", "total_steps=300", "agent.buffer_size=1000", "agent.learning_starts=200",
