@@ -32,6 +32,7 @@ from rlcore.gradients import adam_step, clip_flat_grad_, flat_gradients
 from rlcore.replay import Batch
 from rlcore.schedules import linear_schedule
 from rlcore.sequence_replay import SequenceBatch
+from rlcore.sequence_targets import sequence_nstep_targets, sequence_priorities
 
 
 @dataclass
@@ -142,11 +143,17 @@ def dueling_q(value: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     return value + advantages - advantages.mean(dim=-1, keepdim=True)  # over actions (last axis; DRQN: B, T, A)
 
 
-def masked_q_loss(q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber") -> torch.Tensor:
+def masked_q_loss(
+    q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber",
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``q_loss`` over the steps of a batch of sequences where ``mask`` is 1 (padding and burn-in are 0):
-    the mean over the valid steps, so short sequences do not dilute the loss."""
+    the mean over the valid steps, so short sequences do not dilute the loss. ``weights``: prioritized
+    replay's importance weights, one per sequence, multiplying each of its steps' losses (R2D2)."""
     per_step = F.smooth_l1_loss(q_taken, target, reduction="none") if kind == "huber" else F.mse_loss(
         q_taken, target, reduction="none")
+    if weights is not None:
+        per_step = per_step * weights.unsqueeze(1)
     return (per_step * mask).sum() / mask.sum().clamp(min=1.0)
 
 
@@ -245,12 +252,6 @@ class DQNAgent:
         # DRQN: one hidden state per env, carried between `act` calls; `reset_state` marks the envs whose
         # episode starts at the next `act` (their state is reset inside that forward pass).
         self.recurrent = bool(self.online.extractor.is_recurrent)
-        if self.recurrent and (cfg.n_step > 1 or cfg.prioritized):
-            raise ConfigError(
-                "a recurrent net makes DQN a DRQN, whose sequence replay has no n-step returns or prioritized "
-                f"sampling yet (agent.n_step={cfg.n_step}, agent.prioritized={cfg.prioritized}); use agent.n_step=1 "
-                "agent.prioritized=false (rainbow_lite: add those two), or a feed-forward net"
-            )
         self.hidden: object | None = None  # None: the initial (zero) state at the next act
         self.pending_starts: np.ndarray | None = None
 
@@ -422,8 +423,8 @@ class DQNAgent:
 
         ``next_q_target``: Q_target(s') of the batch when already computed; ``targets``: its TD targets when
         already computed (both from ``update_round``).
-        ``td_errors`` (per sample, target − Q; only for batches with buffer ``indices``, i.e. prioritized
-        replay) are the new priorities, not a metric.
+        ``td_errors`` (per sample, target − Q; per sequence for DRQN, R2D2's η-mix of its |δ|; only for
+        batches with buffer ``indices``, i.e. prioritized replay) are the new priorities, not a metric.
         """
         if isinstance(batch, SequenceBatch):
             return self._update_sequences(batch)
@@ -454,7 +455,8 @@ class DQNAgent:
 
     def _update_sequences(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
         """DRQN step on sequences: burn-in without gradient, then the loss over the valid steps after it
-        with (Double) DQN targets from the target net run over the same sequence (R2D2)."""
+        with (Double) DQN n-step targets from the target net run over the same sequence (R2D2); with
+        prioritized replay, importance weights per sequence and one new priority per sequence."""
         cfg, b = self.cfg, self.cfg.burn_in
         obs, starts = batch.obs, batch.starts
         state = None
@@ -474,18 +476,23 @@ class DQNAgent:
             n_act = q_all.shape[2]
             next_online = q_all[:, 1:].detach().reshape(-1, n_act) if cfg.double else None
             next_values = greedy_next_values(q_next_target.float().reshape(-1, n_act), next_online)
-            target = td_target(batch.rewards[:, b:], next_values.view_as(q_taken), batch.terminated[:, b:], cfg.gamma)
+            valid = batch.mask[:, b:] if batch.valid is None else batch.valid[:, b:]
+            target = sequence_nstep_targets(batch.rewards[:, b:], batch.terminated[:, b:], valid,
+                                            next_values.view_as(q_taken), cfg.n_step, cfg.gamma)
         mask = batch.mask[:, b:]
-        loss = masked_q_loss(q_taken, target, mask, cfg.loss)
+        loss = masked_q_loss(q_taken, target, mask, cfg.loss, batch.weights)
         self.flat_grad.zero_()
         loss.backward()
         grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
         adam_step(self.optimizer)
-        return {
+        metrics = {
             "loss": loss.detach(),
             "q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0),
             "grad_norm": grad_norm.detach(),
         }
+        if batch.indices is not None:  # prioritized replay: one priority per sequence (R2D2's η-mix)
+            metrics["td_errors"] = sequence_priorities((target - q_taken).detach(), mask)
+        return metrics
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:  # a disabled torch.autocast still costs ~3 us per use on CPU

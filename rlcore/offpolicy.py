@@ -226,7 +226,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     if sequences:
         replay = make_sequence_replay(cfg.agent.buffer_size, cfg.env, envs, burn_in=cfg.agent.burn_in,
                                       sequence_length=cfg.agent.sequence_length, state_size=agent.state_size,
-                                      seed=cfg.seed, device=device, replay_device=cfg.replay.device)
+                                      seed=cfg.seed, device=device, replay_device=cfg.replay.device,
+                                      agent_cfg=cfg.agent, total_steps=cfg.total_steps)
     else:
         replay = make_replay(cfg.agent.buffer_size, cfg.env, envs, seed=cfg.seed, device=device,
                              replay_device=cfg.replay.device, agent_cfg=cfg.agent, total_steps=cfg.total_steps)

@@ -20,9 +20,19 @@ so a window never mixes episodes nor crosses the write head:
   and the loss ignores them (a recurrent net is causal, so they cannot influence valid steps either).
 
 Padding positions repeat the nearest valid transition's data, so everything in a batch is real data.
-The batch carries ``burn_in + sequence_length + 1`` observations: the window's obs followed by each step's
-next obs, i.e. ``obs[t + 1]`` is the next observation of step ``t`` (for a step that ended its episode this
-is the real final observation, so time-limit ends bootstrap from it, Pardo et al. 2018).
+The batch carries ``burn_in + sequence_length + lookahead + 1`` observations: the window's obs followed by
+each step's next obs, i.e. ``obs[t + 1]`` is the next observation of step ``t`` (for a step that ended its
+episode this is the real final observation, so time-limit ends bootstrap from it, Pardo et al. 2018).
+
+n-step returns (``lookahead = n - 1``): the window goes on for ``lookahead`` steps after the trained ones,
+so that the last trained step still gets a full n-step return (:mod:`rlcore.sequence_targets` computes
+them in the loss). Those steps are ``valid`` where they exist but never in ``mask``: nothing trains on them.
+
+Prioritized replay (R2D2): a :class:`rlcore.sum_tree.PrioritizedSampler` keeps one priority per training
+start, i.e. per buffer position ``row * n_envs + env`` of the wrapped buffer. A new (or overwritten)
+position gets the largest priority so far; ``sample`` draws training starts proportionally to priority and
+the batch carries the importance weights and the positions, whose priorities the loop then sets from one
+value per sequence (:func:`rlcore.sequence_targets.sequence_priorities`).
 """
 
 from __future__ import annotations
@@ -34,11 +44,12 @@ import numpy as np
 import torch
 
 from rlcore.frame_replay import FrameReplayBuffer
-from rlcore.replay import ReplayBuffer, make_replay, to_learner_device
+from rlcore.replay import ReplayBuffer, load_sampler_state, make_replay, to_learner_device
+from rlcore.sum_tree import PrioritizedSampler
 
 
 class SequenceBatch(NamedTuple):
-    """``B`` windows of ``T = burn_in + sequence_length`` steps, as tensors on the learner's device."""
+    """``B`` windows of ``T = burn_in + sequence_length + lookahead`` steps, as tensors on the learner's device."""
 
     obs: torch.Tensor  # (B, T + 1, *obs_shape): obs[:, t + 1] is the next observation of step t
     actions: torch.Tensor  # (B, T) int64
@@ -47,6 +58,9 @@ class SequenceBatch(NamedTuple):
     mask: torch.Tensor  # (B, T) float32: 1 on the valid steps after the burn-in (the steps the loss uses)
     starts: torch.Tensor  # (B, T + 1) bool: reset the state before this step (the first step after left padding)
     initial_state: torch.Tensor | None = None  # (B, state_size) stored hidden state before step 0, or None
+    valid: torch.Tensor | None = None  # (B, T) float32: 1 on every step of the episode (lookahead included)
+    weights: torch.Tensor | None = None  # (B,) importance weights (prioritized replay)
+    indices: np.ndarray | None = None  # (B,) buffer positions of the training starts (prioritized replay)
 
 
 class SequenceReplay:
@@ -59,11 +73,14 @@ class SequenceReplay:
         sequence_length: int,
         state_size: int = 0,
         seed: int = 0,
+        lookahead: int = 0,
+        sampler: PrioritizedSampler | None = None,
     ) -> None:
         if inner.capacity % inner.n_envs:
             raise ValueError(f"the buffer's capacity {inner.capacity} must be a multiple of n_envs {inner.n_envs}")
-        if burn_in < 0 or sequence_length < 1:
-            raise ValueError(f"need burn_in >= 0 and sequence_length >= 1, got {burn_in} and {sequence_length}")
+        if burn_in < 0 or sequence_length < 1 or lookahead < 0:
+            raise ValueError(f"need burn_in >= 0, sequence_length >= 1 and lookahead >= 0, "
+                             f"got {burn_in}, {sequence_length} and {lookahead}")
         self.inner = inner
         self.n_envs = inner.n_envs
         self.rows = inner.capacity // self.n_envs
@@ -71,6 +88,10 @@ class SequenceReplay:
         self.device = inner.device
         self.burn_in = int(burn_in)
         self.sequence_length = int(sequence_length)
+        self.lookahead = int(lookahead)  # n-step returns: n - 1 untrained steps after the trained ones
+        if sampler is not None and sampler.tree.capacity != self.capacity:
+            raise ValueError(f"the sampler's capacity {sampler.tree.capacity} differs from the buffer's {self.capacity}")
+        self.sampler = sampler
         self.episode_id = np.zeros((self.rows, self.n_envs), dtype=np.int64)
         self.current_episode = np.zeros(self.n_envs, dtype=np.int64)
         self.state_size = int(state_size)
@@ -82,7 +103,7 @@ class SequenceReplay:
 
     @property
     def window(self) -> int:
-        return self.burn_in + self.sequence_length
+        return self.burn_in + self.sequence_length + self.lookahead
 
     def __len__(self) -> int:
         return self.filled * self.n_envs
@@ -110,6 +131,8 @@ class SequenceReplay:
             if states is None:
                 raise ValueError("this replay stores hidden states (agent.stored_state=true): pass states=")
             self.states[self.pos] = states
+        if self.sampler is not None:  # the new training starts get the largest priority so far
+            self.sampler.on_add(self.pos * self.n_envs + np.arange(self.n_envs))
         self.current_episode += np.asarray(ends, dtype=np.int64)
         self.pos = (self.pos + 1) % self.rows
         self.filled = min(self.filled + 1, self.rows)
@@ -118,15 +141,32 @@ class SequenceReplay:
     def sample(self, batch_size: int) -> SequenceBatch:
         if self.filled == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
+        if self.sampler is not None:
+            return self.gather_positions(self.sampler.sample_indices(batch_size, len(self)))
         start = self.rng.integers(0, self.filled, size=batch_size)  # logical row: 0 = oldest stored
         env = self.rng.integers(0, self.n_envs, size=batch_size)
         return self.gather(start, env)
+
+    def gather_positions(self, positions: np.ndarray) -> SequenceBatch:
+        """Windows whose training starts are the buffer positions ``row * n_envs + env`` (prioritized
+        replay), with their importance weights and positions."""
+        positions = np.asarray(positions, dtype=np.int64)
+        oldest = self.pos if self.filled == self.rows else 0
+        start = (positions // self.n_envs - oldest) % self.rows
+        batch = self.gather(start, positions % self.n_envs)
+        weights = self._to_device(self.sampler.weights(positions, len(self))) if self.sampler is not None else None
+        return batch._replace(weights=weights, indices=positions)
+
+    def update_priorities(self, indices: np.ndarray, priorities: np.ndarray | torch.Tensor) -> None:
+        """New priorities of sampled training starts, one value per sequence (prioritized replay only)."""
+        if self.sampler is not None:
+            self.sampler.update_priorities(indices, priorities)
 
     def window_layout(self, start: np.ndarray, env: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For training starts at logical rows ``start`` of envs ``env``: the physical row of every window
         position (padding repeats the nearest valid row) and which positions are valid, both (B, T)."""
         oldest = self.pos if self.filled == self.rows else 0
-        logical = start[:, None] + np.arange(-self.burn_in, self.sequence_length)  # (B, T)
+        logical = start[:, None] + np.arange(-self.burn_in, self.sequence_length + self.lookahead)  # (B, T)
         stored = (logical >= 0) & (logical < self.filled)
         clipped = np.clip(logical, 0, self.filled - 1)
         rows = (oldest + clipped) % self.rows
@@ -153,6 +193,7 @@ class SequenceReplay:
         obs = torch.where(upto.view(b, t + 1, *([1] * len(shape))), own, nxt)
         mask = valid.copy()
         mask[:, : self.burn_in] = False
+        mask[:, self.burn_in + self.sequence_length :] = False  # the lookahead steps only feed n-step returns
         starts = np.zeros((b, t + 1), dtype=bool)
         starts[np.arange(b), first] = first > 0
         to = self._to_device
@@ -167,6 +208,7 @@ class SequenceReplay:
             mask=to(mask.astype(np.float32)),
             starts=to(starts),
             initial_state=initial,
+            valid=to(valid.astype(np.float32)),
         )
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
@@ -187,6 +229,7 @@ class SequenceReplay:
             "current_episode": torch.from_numpy(self.current_episode.copy()),
             "states": None if self.states is None else torch.from_numpy(self.states[:n].copy()),
             "rng": self.rng.bit_generator.state,
+            **({"sampler": self.sampler.state_dict()} if self.sampler is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -202,6 +245,7 @@ class SequenceReplay:
             self.states[:n] = state["states"].numpy()
         self.pos, self.filled = state["pos"], n
         self.rng.bit_generator.state = state["rng"]
+        load_sampler_state(self.sampler, state)
 
 
 def make_sequence_replay(
@@ -215,9 +259,23 @@ def make_sequence_replay(
     seed: int,
     device: torch.device,
     replay_device: str = "auto",
+    agent_cfg: object | None = None,
+    total_steps: int = 1,
 ) -> SequenceReplay:
-    """The env's usual transition buffer (capacity rounded down to a multiple of n_envs), wrapped for sequences."""
+    """The env's usual transition buffer (capacity rounded down to a multiple of n_envs), wrapped for sequences.
+
+    ``agent_cfg`` (a DQNConfig): ``n_step`` sets the lookahead (n - 1); ``prioritized`` adds a
+    PrioritizedSampler over training starts (``per_alpha``, ``per_beta0``, ``per_eps``; β reaches 1 at
+    ``total_steps``). The wrapped buffer itself stays one-step and uniform: the windows are built here.
+    """
     n_envs = envs.num_envs
-    inner = make_replay(max(capacity // n_envs, 1) * n_envs, env_cfg, envs, seed=seed, device=device,
-                        replay_device=replay_device)
-    return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1)
+    capacity = max(capacity // n_envs, 1) * n_envs
+    inner = make_replay(capacity, env_cfg, envs, seed=seed, device=device, replay_device=replay_device)
+    lookahead, sampler = 0, None
+    if agent_cfg is not None:
+        lookahead = agent_cfg.n_step - 1
+        if agent_cfg.prioritized:  # its own seed stream: the uniform generators stay as they were
+            sampler = PrioritizedSampler(inner.capacity, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
+                                         total_steps=total_steps, seed=seed + 2)
+    return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1,
+                          lookahead=lookahead, sampler=sampler)

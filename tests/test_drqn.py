@@ -238,15 +238,9 @@ def test_sequence_replay_state_dict_round_trips(tmp_path):
     other.load_state_dict(torch.load(tmp_path / "r.pt", weights_only=True))
     a, b = replay.sample(16), other.sample(16)
     for x, y in zip(a, b, strict=True):
-        assert torch.equal(x, y)
+        assert (x is None and y is None) or torch.equal(x, y)
     with pytest.raises(ValueError, match="sequence replay differs"):
         SequenceReplay(ReplayBuffer(60, TAGGED, n_envs=2), 2, 3).load_state_dict(replay.state_dict())
-
-
-@pytest.mark.parametrize("switch", [{"n_step": 3}, {"prioritized": True}])
-def test_drqn_refuses_switches_its_sequence_replay_lacks(switch):
-    with pytest.raises(ConfigError, match="sequence replay has no n-step returns or prioritized sampling"):
-        recurrent_agent(**switch)
 
 
 def test_feed_forward_agents_ignore_the_recurrent_calls():

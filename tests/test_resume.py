@@ -116,11 +116,14 @@ def test_incompatible_changes_are_refused_harmless_ones_allowed(reference):
     ["agent=rainbow_lite", "agent.per_beta0=1.0", "net.hidden_sizes=[16]"],
     ["env=CartPoleNoVel", "net=lstm", "net.hidden_size=8", "agent.sequence_length=4", "agent.burn_in=2",
      "agent.stored_state=true", "agent.batch_size=8"],
-], ids=["dqn", "rainbow_lite", "drqn"])
+    ["env=CartPoleNoVel", "net=lstm", "agent=rainbow_lite", "agent.per_beta0=1.0", "net.hidden_size=8",
+     "agent.sequence_length=4", "agent.burn_in=2", "agent.stored_state=true", "agent.batch_size=8"],
+], ids=["dqn", "rainbow_lite", "drqn", "drqn_rainbow_lite"])
 def test_finished_run_continues_with_a_larger_total_steps(tmp_path, switches):
     """With ε, lr (and PER's β) constant (no schedule over total_steps), 600 steps then a resume to 900 equal 900
     steps; rainbow_lite also carries the sum-tree's priorities and the n-step replay across the resume, DRQN its
-    sequence replay (with stored states) and the actors' hidden states."""
+    sequence replay (with stored states) and the actors' hidden states, DRQN with rainbow_lite the sequence
+    replay's priorities over training starts and its n-step lookahead."""
     from rlcore.run import run
 
     common = [*switches, "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1", "agent.buffer_size=1000",
