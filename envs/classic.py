@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import RescaleObservation
 
 from rlcore.config import require
 from rlcore.errors import ConfigError
@@ -27,6 +28,10 @@ class ClassicControlConfig:
     n_envs: int = 1
     max_episode_steps: int | None = None  # None keeps the id's registered time limit
     clip_rewards: bool = False  # store sign(reward) in the replay; logged returns stay raw
+    # Map each observation feature linearly from the observation space's bounds to [-1, 1]: a fixed scaling
+    # (not running statistics, which would make replayed observations drift), for features of very
+    # different sizes, e.g. CartPoleNoVel's x (±4.8) and θ (±0.42 rad). Needs finite bounds.
+    rescale_obs: bool = False
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -42,6 +47,25 @@ class ClassicControlConfig:
                 f"config key 'env.id': unknown Gymnasium environment {self.id!r}; "
                 f"registered ids include: {', '.join(classic[:30])}"
             )
+        if self.rescale_obs:  # fail at start-up, not when the first env is made
+            make_classic_env(self).close()
+
+
+def rescale_from_bounds(env: gym.Env) -> gym.Env:
+    """``env`` with every observation feature mapped linearly from its Box bounds to [-1, 1] (``env.rescale_obs``)."""
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ConfigError(
+            f"config key 'env.rescale_obs': needs an observation space with finite bounds; {env.spec.id if env.spec else env} "
+            f"has {space}: leave out env.rescale_obs=true"
+        )
+    return RescaleObservation(env, np.float32(-1.0), np.float32(1.0))
+
+
+def make_classic_env(cfg: ClassicControlConfig, **make_kwargs: Any) -> gym.Env:
+    """One env of ``cfg`` (``make_kwargs`` go to ``gym.make``, e.g. a render mode), rescaled if ``cfg.rescale_obs``."""
+    env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs, **make_kwargs)
+    return rescale_from_bounds(env) if cfg.rescale_obs else env
 
 
 def make_classic(
@@ -50,7 +74,7 @@ def make_classic(
     count = n_envs if n_envs is not None else (1 if evaluation else cfg.n_envs)
 
     def make_one() -> gym.Env:
-        return gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs)
+        return make_classic_env(cfg)
 
     envs = SyncVectorEnv([make_one for _ in range(count)], autoreset_mode=AutoresetMode.SAME_STEP)
     envs.reset(seed=seed)  # seeds every copy (seed, seed+1, ...); later resets continue those generators

@@ -13,6 +13,7 @@ from conftest import compose_many
 
 import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
 from agents.dqn import DQNAgent, DQNConfig, masked_q_loss
+from envs import make_env
 from nets import MLPConfig
 from nets.configs import RecurrentConfig
 from nets.recurrent import flatten_state, unflatten_state
@@ -263,6 +264,23 @@ def test_cartpole_without_velocities_is_registered():
     expected, _ = full.reset(seed=3)
     np.testing.assert_array_equal(obs, expected[[0, 2]])
     assert env.observation_space.shape == (2,) and env.spec.max_episode_steps == 500
+
+
+def test_rescale_obs_maps_the_observation_bounds_to_unit_range():
+    typed = to_typed(compose_many([["env=CartPoleNoVel", "env.rescale_obs=true"]])[0])
+    envs_ = make_env(typed.env, seed=3)
+    obs, _ = envs_.reset(seed=3)
+    raw, _ = gym.make("rlcore/CartPoleNoVel-v0").reset(seed=3)
+    # CartPole's observation bounds: x in [-4.8, 4.8], θ in [-0.41887903, 0.41887903] (2 × the failure limits)
+    np.testing.assert_allclose(obs[0], raw / np.array([4.8, 0.41887903]), rtol=1e-5)
+    assert envs_.single_observation_space.low.tolist() == [-1.0, -1.0]
+    obs, *_ = envs_.step(np.array([1]))
+    assert np.abs(obs).max() <= 1.0
+
+
+def test_rescale_obs_refuses_unbounded_observations_naming_the_key():
+    with pytest.raises(ConfigError, match="'env.rescale_obs': needs an observation space with finite bounds"):
+        to_typed(compose_many([["env=CartPole", "env.rescale_obs=true"]])[0])
 
 
 def test_every_recurrent_switch_composes_from_the_command_line():
