@@ -28,10 +28,12 @@ class ClassicControlConfig:
     n_envs: int = 1
     max_episode_steps: int | None = None  # None keeps the id's registered time limit
     clip_rewards: bool = False  # store sign(reward) in the replay; logged returns stay raw
-    # Map each observation feature linearly from the observation space's bounds to [-1, 1]: a fixed scaling
-    # (not running statistics, which would make replayed observations drift), for features of very
-    # different sizes, e.g. CartPoleNoVel's x (±4.8) and θ (±0.42 rad). Needs finite bounds.
-    rescale_obs: bool = False
+    # r > 0: map each observation feature linearly from the observation space's bounds to [-r, r] (null:
+    # raw observations). A fixed scaling, not running statistics (which would make replayed observations
+    # drift), for features of very different sizes (CartPoleNoVel's x in ±4.8, θ in ±0.42 rad) and for
+    # recurrent nets that must infer velocities from small differences of consecutive observations
+    # (docs/drqn.md). Needs finite bounds.
+    rescale_obs: float | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -47,25 +49,31 @@ class ClassicControlConfig:
                 f"config key 'env.id': unknown Gymnasium environment {self.id!r}; "
                 f"registered ids include: {', '.join(classic[:30])}"
             )
-        if self.rescale_obs:  # fail at start-up, not when the first env is made
+        require(
+            self.rescale_obs is None or self.rescale_obs > 0,
+            "env.rescale_obs",
+            f"must be > 0 or null (got {self.rescale_obs})",
+        )
+        if self.rescale_obs is not None:  # fail at start-up, not when the first env is made
             make_classic_env(self).close()
 
 
-def rescale_from_bounds(env: gym.Env) -> gym.Env:
-    """``env`` with every observation feature mapped linearly from its Box bounds to [-1, 1] (``env.rescale_obs``)."""
+def rescale_from_bounds(env: gym.Env, half_range: float) -> gym.Env:
+    """``env`` with every observation feature mapped linearly from its Box bounds to
+    [-half_range, half_range] (``env.rescale_obs``)."""
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
         raise ConfigError(
             f"config key 'env.rescale_obs': needs an observation space with finite bounds; {env.spec.id if env.spec else env} "
-            f"has {space}: leave out env.rescale_obs=true"
+            f"has {space}: leave out env.rescale_obs"
         )
-    return RescaleObservation(env, np.float32(-1.0), np.float32(1.0))
+    return RescaleObservation(env, np.float32(-half_range), np.float32(half_range))
 
 
 def make_classic_env(cfg: ClassicControlConfig, **make_kwargs: Any) -> gym.Env:
-    """One env of ``cfg`` (``make_kwargs`` go to ``gym.make``, e.g. a render mode), rescaled if ``cfg.rescale_obs``."""
+    """One env of ``cfg`` (``make_kwargs`` go to ``gym.make``, e.g. a render mode), rescaled if ``cfg.rescale_obs`` is set."""
     env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs, **make_kwargs)
-    return rescale_from_bounds(env) if cfg.rescale_obs else env
+    return env if cfg.rescale_obs is None else rescale_from_bounds(env, cfg.rescale_obs)
 
 
 def make_classic(

@@ -266,21 +266,27 @@ def test_cartpole_without_velocities_is_registered():
     assert env.observation_space.shape == (2,) and env.spec.max_episode_steps == 500
 
 
-def test_rescale_obs_maps_the_observation_bounds_to_unit_range():
-    typed = to_typed(compose_many([["env=CartPoleNoVel", "env.rescale_obs=true"]])[0])
+@pytest.mark.parametrize("half_range", ["1", "10"])
+def test_rescale_obs_maps_the_observation_bounds_to_the_range(half_range):
+    typed = to_typed(compose_many([["env=CartPoleNoVel", f"env.rescale_obs={half_range}"]])[0])
+    r = float(half_range)
     envs_ = make_env(typed.env, seed=3)
     obs, _ = envs_.reset(seed=3)
     raw, _ = gym.make("rlcore/CartPoleNoVel-v0").reset(seed=3)
     # CartPole's observation bounds: x in [-4.8, 4.8], θ in [-0.41887903, 0.41887903] (2 × the failure limits)
-    np.testing.assert_allclose(obs[0], raw / np.array([4.8, 0.41887903]), rtol=1e-5)
-    assert envs_.single_observation_space.low.tolist() == [-1.0, -1.0]
+    np.testing.assert_allclose(obs[0], r * raw / np.array([4.8, 0.41887903]), rtol=1e-5)
+    assert envs_.single_observation_space.low.tolist() == [-r, -r]
     obs, *_ = envs_.step(np.array([1]))
-    assert np.abs(obs).max() <= 1.0
+    assert np.abs(obs).max() <= r
 
 
-def test_rescale_obs_refuses_unbounded_observations_naming_the_key():
-    with pytest.raises(ConfigError, match="'env.rescale_obs': needs an observation space with finite bounds"):
-        to_typed(compose_many([["env=CartPole", "env.rescale_obs=true"]])[0])
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["env=CartPole", "env.rescale_obs=1"], "'env.rescale_obs': needs an observation space with finite bounds"),
+    (["env=CartPoleNoVel", "env.rescale_obs=0"], "'env.rescale_obs': must be > 0 or null"),
+])
+def test_bad_rescale_obs_names_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        to_typed(compose_many([overrides])[0])
 
 
 def test_every_recurrent_switch_composes_from_the_command_line():
