@@ -343,10 +343,11 @@ def test_cli_runs_drqn_on_atari_with_one_frame(cli, tmp_path):
 @pytest.mark.slow
 def test_drqn_learns_cartpole_without_velocities(cli, tmp_path):
     """The tuned DRQN (100k steps, ~5-15 min on one core) far above what a feed-forward net reaches on the
-    same POMDP (final eval ~42 for seeds 0 and 1 at the same settings, net=mlp); seed 0 measured 252.6 (docs/drqn.md)."""
+    same POMDP (final eval ~44 for seed 0 at the same settings, net=mlp); seed 0 measured 485.9, the run of
+    benchmarks/drqn_pomdp.py (docs/drqn.md). The margin allows for other CPUs' float rounding."""
     run = tmp_path / "learn"
-    done = cli("train.py", "env=CartPoleNoVel", "seed=0", "eval_episodes=5", "logger=none", f"run_dir={run}",
-               timeout=3600)  # the measured run: evaluation draws from the agent's generator too
+    done = cli("train.py", "env=CartPoleNoVel", "seed=0", "final_eval_episodes=20", "logger=none", "device=cpu",
+               "threads=1", f"run_dir={run}", timeout=3600)  # the benchmark's command for seed 0
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["net"] == "lstm" and summary["eval_mean_return"] >= 150
