@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import RescaleObservation
 
 from rlcore.config import require
 from rlcore.errors import ConfigError
@@ -27,6 +28,12 @@ class ClassicControlConfig:
     n_envs: int = 1
     max_episode_steps: int | None = None  # None keeps the id's registered time limit
     clip_rewards: bool = False  # store sign(reward) in the replay; logged returns stay raw
+    # r > 0: map each observation feature linearly from the observation space's bounds to [-r, r] (null:
+    # raw observations). A fixed scaling, not running statistics (which would make replayed observations
+    # drift), for features of very different sizes (CartPoleNoVel's x in ±4.8, θ in ±0.42 rad) and for
+    # recurrent nets that must infer velocities from small differences of consecutive observations
+    # (docs/drqn.md). Needs finite bounds.
+    rescale_obs: float | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -42,6 +49,31 @@ class ClassicControlConfig:
                 f"config key 'env.id': unknown Gymnasium environment {self.id!r}; "
                 f"registered ids include: {', '.join(classic[:30])}"
             )
+        require(
+            self.rescale_obs is None or self.rescale_obs > 0,
+            "env.rescale_obs",
+            f"must be > 0 or null (got {self.rescale_obs})",
+        )
+        if self.rescale_obs is not None:  # fail at start-up, not when the first env is made
+            make_classic_env(self).close()
+
+
+def rescale_from_bounds(env: gym.Env, half_range: float) -> gym.Env:
+    """``env`` with every observation feature mapped linearly from its Box bounds to
+    [-half_range, half_range] (``env.rescale_obs``)."""
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ConfigError(
+            f"config key 'env.rescale_obs': needs an observation space with finite bounds; {env.spec.id if env.spec else env} "
+            f"has {space}: leave out env.rescale_obs"
+        )
+    return RescaleObservation(env, np.float32(-half_range), np.float32(half_range))
+
+
+def make_classic_env(cfg: ClassicControlConfig, **make_kwargs: Any) -> gym.Env:
+    """One env of ``cfg`` (``make_kwargs`` go to ``gym.make``, e.g. a render mode), rescaled if ``cfg.rescale_obs`` is set."""
+    env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs, **make_kwargs)
+    return env if cfg.rescale_obs is None else rescale_from_bounds(env, cfg.rescale_obs)
 
 
 def make_classic(
@@ -50,7 +82,7 @@ def make_classic(
     count = n_envs if n_envs is not None else (1 if evaluation else cfg.n_envs)
 
     def make_one() -> gym.Env:
-        return gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs)
+        return make_classic_env(cfg)
 
     envs = SyncVectorEnv([make_one for _ in range(count)], autoreset_mode=AutoresetMode.SAME_STEP)
     envs.reset(seed=seed)  # seeds every copy (seed, seed+1, ...); later resets continue those generators
