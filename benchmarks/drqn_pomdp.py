@@ -3,6 +3,7 @@
     python benchmarks/drqn_pomdp.py --jobs 2              # 5 seeds x (mlp, lstm) at the tuned settings
     python benchmarks/drqn_pomdp.py --nets mlp lstm gru   # add DRQN with a GRU
     python benchmarks/drqn_pomdp.py --quick               # 1 seed, 3,000 steps: checks the script, not the agents
+    python benchmarks/drqn_pomdp.py --agent rainbow_lite --nets lstm --out benchmarks/results/drqn_pomdp_rainbow.json
 
 Every run is ``train.py env=CartPoleNoVel net=<net> seed=<seed>`` with the tuned settings of
 configs/tuned/dqn_CartPoleNoVel.yaml and configs/tuned_net/CartPoleNoVel_<net>.yaml (the feed-forward net
@@ -29,18 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 THRESHOLD, FINAL_EPISODES = 475.0, 20
 
 
-def command(net: str, seed: int, run_dir: Path, steps: int | None) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "train.py"), "env=CartPoleNoVel", f"net={net}", f"seed={seed}",
+def command(net: str, seed: int, run_dir: Path, steps: int | None, agent: str = "dqn") -> list[str]:
+    cmd = [sys.executable, str(ROOT / "train.py"), *([f"agent={agent}"] if agent != "dqn" else []),
+           "env=CartPoleNoVel", f"net={net}", f"seed={seed}",
            f"run_dir={run_dir}", f"final_eval_episodes={FINAL_EPISODES}", "logger=none", "device=cpu", "threads=1"]
     if steps is not None:
         cmd += [f"total_steps={steps}", f"eval_every={max(steps // 5, 1)}", "agent.learning_starts=500"]
     return cmd
 
 
-def run_one(net: str, seed: int, steps: int | None) -> dict:
+def run_one(net: str, seed: int, steps: int | None, agent: str = "dqn") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        cmd = command(net, seed, run_dir, steps)
+        cmd = command(net, seed, run_dir, steps, agent)
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -59,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--nets", nargs="+", default=["mlp", "lstm"])
+    parser.add_argument("--agent", default="dqn", help="dqn, or rainbow_lite (DRQN with double, dueling, 3-step, PER)")
     parser.add_argument("--steps", type=int, default=None, help="override total_steps (default: the tuned value)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="1 seed, 3,000 steps: a check of the script")
@@ -70,7 +73,7 @@ def main() -> None:
     start = time.perf_counter()
     jobs = [(net, seed) for seed in range(args.seeds) for net in args.nets]  # interleaved: load drift hits all
     with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
-        rows = list(pool.map(lambda job: run_one(*job, args.steps), jobs))
+        rows = list(pool.map(lambda job: run_one(*job, args.steps, args.agent), jobs))
     total_wall = time.perf_counter() - start
 
     summary = {}
@@ -93,7 +96,7 @@ def main() -> None:
               f"{s['seeds_at_475']:>5}/{s['seeds']:<6} | {s['steps']:>6} | {s['median_train_sps']:>5.0f} | {s['median_wall_s']:>10.0f}")
     print(f"\ntotal wall time {total_wall:.0f} s with --jobs {args.jobs}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"threshold": THRESHOLD, "final_eval_episodes": FINAL_EPISODES,
+    Path(args.out).write_text(json.dumps({"agent": args.agent, "threshold": THRESHOLD, "final_eval_episodes": FINAL_EPISODES,
                                           "jobs": args.jobs, "total_wall_s": round(total_wall, 1),
                                           "summary": summary, "rows": rows}, indent=2) + "\n")
     print(f"written {args.out}")
