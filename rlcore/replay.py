@@ -215,6 +215,13 @@ def load_sampler_state(sampler: PrioritizedSampler | None, state: dict) -> None:
     sampler.load_state_dict(state["sampler"])
 
 
+def prioritized_sampler(agent_cfg: object, capacity: int, total_steps: int, seed: int) -> PrioritizedSampler:
+    """The sum-tree sampler of a DQNConfig's prioritized replay (``per_alpha``, ``per_beta0``, ``per_eps``; β
+    reaches 1 at ``total_steps``) over ``capacity`` positions, on its own seed stream."""
+    return PrioritizedSampler(capacity, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
+                              total_steps=total_steps, seed=seed)
+
+
 def make_replay(
     capacity: int,
     env_cfg: object,
@@ -252,10 +259,7 @@ def make_replay(
         options = {"n_step": agent_cfg.n_step, "gamma": agent_cfg.gamma}
         if agent_cfg.prioritized:
             # its own seed stream: the uniform sampler's generator stays as it was
-            options["sampler"] = PrioritizedSampler(
-                capacity // n_envs * n_envs, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
-                total_steps=total_steps, seed=seed + 1,
-            )
+            options["sampler"] = prioritized_sampler(agent_cfg, capacity // n_envs * n_envs, total_steps, seed + 1)
     if isinstance(env_cfg, AtariConfig):
         return FrameReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device,
                                  storage="torch" if on_gpu else "numpy", **options)

@@ -44,7 +44,13 @@ import numpy as np
 import torch
 
 from rlcore.frame_replay import FrameReplayBuffer
-from rlcore.replay import ReplayBuffer, load_sampler_state, make_replay, to_learner_device
+from rlcore.replay import (
+    ReplayBuffer,
+    load_sampler_state,
+    make_replay,
+    prioritized_sampler,
+    to_learner_device,
+)
 from rlcore.sum_tree import PrioritizedSampler
 
 
@@ -275,7 +281,6 @@ def make_sequence_replay(
     if agent_cfg is not None:
         lookahead = agent_cfg.n_step - 1
         if agent_cfg.prioritized:  # its own seed stream: the uniform generators stay as they were
-            sampler = PrioritizedSampler(inner.capacity, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
-                                         total_steps=total_steps, seed=seed + 2)
+            sampler = prioritized_sampler(agent_cfg, inner.capacity, total_steps, seed + 2)
     return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1,
                           lookahead=lookahead, sampler=sampler)
