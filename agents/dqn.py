@@ -7,9 +7,11 @@ n-step returns (``agent.n_step``, built by the replay at sample time) and propor
 from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn``) it is DRQN (Hausknecht
 & Stone 2015) trained on replayed sequences with a burn-in (R2D2, Kapturowski et al. 2019; docs/drqn.md).
 
-Read top to bottom: the config schema, the pure math (TD target and loss, unit-tested on hand-computed
-numbers), the Q-network, and the agent. The loop that feeds it (env stepping, replay, schedules of when to
-update) is ``rlcore.offpolicy``; the agent only acts, learns from a batch and keeps its own schedules.
+Read top to bottom: the config schema, then the agent. The pure math (TD targets and losses, unit-tested on
+hand-computed numbers) is ``rlcore.q_learning`` (one transition) and ``rlcore.sequence_targets`` (DRQN's
+sequences); the Q-network, dueling or not, is ``nets.q_network``. The loop that feeds the agent (env
+stepping, replay, schedules of when to update) is ``rlcore.offpolicy``; the agent only acts, learns from a
+batch and keeps its own schedules.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import nets
+from nets.q_network import QNetwork
 from nets.recurrent import flatten_state, unflatten_state
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
 from rlcore.gradients import adam_step, clip_flat_grad_, flat_gradients
+from rlcore.q_learning import greedy_next_values, masked_q_loss, q_loss, td_target
 from rlcore.replay import Batch
 from rlcore.schedules import linear_schedule
 from rlcore.sequence_replay import SequenceBatch
@@ -104,85 +107,6 @@ class DQNConfig:
         require(self.per_eps > 0, "agent.per_eps", f"must be > 0 (got {self.per_eps})")
         require(self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})")
         require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
-
-
-# ---------------------------------------------------------------------------------------------- the math
-
-
-def td_target(
-    rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, discounts: torch.Tensor | float
-) -> torch.Tensor:
-    """y = r + γ · (1 − terminated) · V(s'). Truncated transitions are not terminal: they bootstrap."""
-    return rewards + discounts * (1.0 - terminated) * next_values
-
-
-def greedy_next_values(next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
-    """max_a Q_target(s', a), or Q_target(s', argmax_a Q_online(s', a)) for Double DQN."""
-    if next_q_online is None:
-        return next_q_target.max(dim=1).values
-    best = next_q_online.argmax(dim=1, keepdim=True)
-    return next_q_target.gather(1, best).squeeze(1)
-
-
-def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Huber (smooth L1 with δ = 1, the error clipping of Mnih et al. 2015) or squared TD error, batch mean.
-
-    ``weights``: prioritized replay's importance weights, one per sample, multiplying each sample's loss.
-    """
-    if kind == "huber":
-        per_sample = F.smooth_l1_loss(q_taken, target, reduction="none")
-    else:
-        per_sample = F.mse_loss(q_taken, target, reduction="none")
-    if weights is not None:
-        per_sample = per_sample * weights
-    return per_sample.mean()
-
-
-def dueling_q(value: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
-    """Q = V + A − mean_a A: the mean-subtracted aggregation of Wang et al. 2016 (eq. 9), identifiable and stable."""
-    return value + advantages - advantages.mean(dim=-1, keepdim=True)  # over actions (last axis; DRQN: B, T, A)
-
-
-def masked_q_loss(
-    q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber",
-    weights: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``q_loss`` over the steps of a batch of sequences where ``mask`` is 1 (padding and burn-in are 0):
-    the mean over the valid steps, so short sequences do not dilute the loss. ``weights``: prioritized
-    replay's importance weights, one per sequence, multiplying each of its steps' losses (R2D2)."""
-    per_step = F.smooth_l1_loss(q_taken, target, reduction="none") if kind == "huber" else F.mse_loss(
-        q_taken, target, reduction="none")
-    if weights is not None:
-        per_step = per_step * weights.unsqueeze(1)
-    return (per_step * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-# ------------------------------------------------------------------------------------------- the network
-
-
-class QNetwork(nn.Module):
-    """A feature extractor from ``nets`` followed by a linear head with one output per action.
-
-    ``dueling``: two linear streams on the same features, a value (1 output) and advantages (one per
-    action), combined by :func:`dueling_q`. The streams are single linear layers like the plain head, so
-    any extractor works; Wang et al. put a 512-unit hidden layer in each stream on top of the Nature CNN.
-    """
-
-    def __init__(self, extractor: nets.FeatureExtractor, n_actions: int, dueling: bool = False) -> None:
-        super().__init__()
-        self.extractor = extractor
-        self.head = nn.Linear(extractor.output_dim, n_actions)
-        self.value = nn.Linear(extractor.output_dim, 1) if dueling else None
-
-    def forward(
-        self, obs: torch.Tensor, state: object | None = None, starts: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, object | None]:
-        """``starts`` (recurrent nets only): rows whose state resets before that step (nets/recurrent.py)."""
-        features, state = self.extractor(obs, state) if starts is None else self.extractor(obs, state, starts)
-        q = self.head(features)
-        if self.value is not None:  # the plain head is the advantage stream
-            q = dueling_q(self.value(features), q)
-        return q, state
 
 
 # ------------------------------------------------------------------------------------------- the agent

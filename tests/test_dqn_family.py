@@ -12,12 +12,14 @@ import torch
 from conftest import ROOT, compose_config, compose_many
 
 from agents import make_agent
-from agents.dqn import DQNAgent, DQNConfig, QNetwork, dueling_q, q_loss
+from agents.dqn import DQNAgent, DQNConfig
 from envs import make_env
 from nets import MLPConfig, build_extractor
+from nets.q_network import QNetwork, dueling_q
 from rlcore.config import to_typed
 from rlcore.errors import ConfigError
 from rlcore.offpolicy import Learner, UpdateMetrics, train_off_policy
+from rlcore.q_learning import q_loss
 from rlcore.replay import ReplayBuffer, make_replay
 from rlcore.sum_tree import PrioritizedSampler
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agents.dqn import greedy_next_values, q_loss, td_target
+from rlcore.q_learning import greedy_next_values, q_loss, td_target
 from rlcore.schedules import linear_schedule
 
 

@@ -12,7 +12,7 @@ import torch
 from conftest import compose_many
 
 import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
-from agents.dqn import DQNAgent, DQNConfig, masked_q_loss
+from agents.dqn import DQNAgent, DQNConfig
 from envs import make_env
 from nets import MLPConfig
 from nets.configs import RecurrentConfig
@@ -21,6 +21,7 @@ from rlcore.checkpoint import atomic_torch_save
 from rlcore.config import to_typed
 from rlcore.errors import ConfigError
 from rlcore.evaluation import evaluate
+from rlcore.q_learning import masked_q_loss
 from rlcore.replay import ReplayBuffer
 from rlcore.sequence_replay import SequenceReplay
 

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
-from agents.dqn import DQNAgent, DQNConfig, masked_q_loss, td_target
+from agents.dqn import DQNAgent, DQNConfig
 from nets.configs import RecurrentConfig
 from nets.recurrent import unflatten_state
 from rlcore.checkpoint import atomic_torch_save
 from rlcore.offpolicy import Learner, UpdateMetrics
+from rlcore.q_learning import masked_q_loss, td_target
 from rlcore.replay import ReplayBuffer
 from rlcore.sequence_replay import SequenceReplay
 from rlcore.sequence_targets import PRIORITY_ETA, sequence_nstep_targets, sequence_priorities

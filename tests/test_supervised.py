@@ -206,7 +206,7 @@ def test_load_encoder_features_feed_sklearn(supervised_digits_run: Path) -> None
 
 
 def test_encoder_module_names_match_dqn() -> None:
-    from agents.dqn import QNetwork
+    from nets.q_network import QNetwork
 
     agent, _ = digits_agent()
     q = QNetwork(agent.model.extractor, 10)
