@@ -129,7 +129,7 @@ def test_two_envs_count_env_steps_with_overlap(tmp_path):
 
 def test_overlap_matches_inline_updates_on_a_fixed_replay():
     """The background learner applies exactly the updates the inline one does, on the same batches."""
-    from rlcore.offpolicy import Learner, UpdateMetrics
+    from rlcore.learner import Learner, UpdateMetrics
 
     _, cfg = typed(*SMALL_ATARI)
     env = make_atari(cfg.env, 0)

@@ -18,7 +18,8 @@ from nets import MLPConfig, build_extractor
 from nets.q_network import QNetwork, dueling_q
 from rlcore.config import to_typed
 from rlcore.errors import ConfigError
-from rlcore.offpolicy import Learner, UpdateMetrics, train_off_policy
+from rlcore.learner import Learner, UpdateMetrics
+from rlcore.offpolicy import train_off_policy
 from rlcore.q_learning import q_loss
 from rlcore.replay import ReplayBuffer, make_replay
 from rlcore.sum_tree import PrioritizedSampler

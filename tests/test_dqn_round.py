@@ -13,7 +13,8 @@ import torch
 from agents.dqn import DQNAgent, DQNConfig
 from nets import MLPConfig
 from rlcore.gradients import clip_flat_grad_
-from rlcore.offpolicy import Learner, UpdateMetrics, train_off_policy
+from rlcore.learner import Learner, UpdateMetrics
+from rlcore.offpolicy import train_off_policy
 from rlcore.replay import ReplayBuffer
 from tests.conftest import compose_config
 

@@ -17,7 +17,7 @@ from agents.dqn import DQNAgent, DQNConfig
 from nets.configs import RecurrentConfig
 from nets.recurrent import unflatten_state
 from rlcore.checkpoint import atomic_torch_save
-from rlcore.offpolicy import Learner, UpdateMetrics
+from rlcore.learner import Learner, UpdateMetrics
 from rlcore.q_learning import masked_q_loss, td_target
 from rlcore.replay import ReplayBuffer
 from rlcore.sequence_replay import SequenceReplay
