@@ -290,16 +290,30 @@ def per_class_subset(dataset: ImageDataset, per_class: int, seed: int) -> ImageD
     return dataset.subset(np.sort(keep))
 
 
+def validation_per_class(labels_per_class: int, validation_fraction: float) -> int:
+    """Validation labels per class when training labels are limited: the validation split keeps the same
+    share of the labelled budget as ``validation_fraction`` is of a full split (100 per class at 0.1: 11).
+
+    Model selection on thousands of held-out labels would be label information a 1,000-label learner does
+    not have (Oliver et al. 2018, "Realistic Evaluation of Deep Semi-Supervised Learning Algorithms", §4.6).
+    """
+    return max(1, round(labels_per_class * validation_fraction / (1.0 - validation_fraction)))
+
+
 def dataset_splits(cfg: DatasetEnvConfig, seed: int) -> dict[str, ImageDataset | None]:
     """The arrays a supervised loop needs: ``train`` (minus validation), ``val`` (or None) and ``test``.
 
     The train/val cut depends only on (dataset, ``cfg.validation_fraction``, ``seed``); the training env
-    that ``make_env(cfg, seed)`` builds with ``split=train`` serves exactly this ``train`` part.
+    that ``make_env(cfg, seed)`` builds with ``split=train`` serves exactly this ``train`` part. With
+    ``cfg.labels_per_class`` both parts are cut down per class: train to ``labels_per_class``, validation
+    to :func:`validation_per_class` (so early stopping and best.pt see a budget-sized validation set).
     """
     train, val = train_val_split(
         load_dataset(cfg.dataset, "train", cfg.data_dir, cfg.download), cfg.validation_fraction, seed
     )
     train = per_class_subset(train, cfg.labels_per_class, seed)
+    if val is not None and cfg.labels_per_class > 0:
+        val = per_class_subset(val, validation_per_class(cfg.labels_per_class, cfg.validation_fraction), seed)
     return {"train": train, "val": val, "test": load_dataset(cfg.dataset, "test", cfg.data_dir, cfg.download)}
 
 

@@ -16,7 +16,7 @@ import torch
 
 from agents.supervised import EarlyStopping, SupervisedAgent, SupervisedConfig, lr_factor
 from envs import DatasetEnvConfig, make_env
-from envs.dataset_env import dataset_splits, per_class_subset
+from envs.dataset_env import dataset_splits, per_class_subset, validation_per_class
 from nets import LSTMConfig, MLPConfig
 from rlcore.classification_report import confusion_matrix
 from rlcore.errors import ConfigError
@@ -234,6 +234,17 @@ def test_labels_per_class_subset() -> None:
     assert len(splits["train"]) == 50
     env = make_env(DatasetEnvConfig(name="Digits", dataset="digits", labels_per_class=5), 0)
     assert len(env.labels) == 50
+
+
+def test_limited_labels_get_a_budget_sized_validation_split() -> None:
+    full = dataset_splits(DatasetEnvConfig(name="Digits", dataset="digits", validation_fraction=0.2), 0)
+    few = dataset_splits(DatasetEnvConfig(name="Digits", dataset="digits", validation_fraction=0.2, labels_per_class=8), 0)
+    assert validation_per_class(8, 0.2) == 2 and validation_per_class(100, 0.1) == 11 and validation_per_class(1, 0.1) == 1
+    assert np.bincount(few["val"].labels).tolist() == [2] * 10  # not the 288 of the full validation split
+    assert len(full["val"]) > 250
+    # drawn from the full split's validation part (disjoint from training), and the training part is unchanged
+    assert {r.tobytes() for r in few["val"].images} <= {r.tobytes() for r in full["val"].images}
+    assert np.array_equal(few["train"].images, per_class_subset(full["train"], 8, 0).images)
 
 
 @pytest.mark.skipif(not os.environ.get("RLCORE_MNIST_DIR"), reason="set RLCORE_MNIST_DIR to run on real MNIST")
