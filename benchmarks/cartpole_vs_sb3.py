@@ -46,7 +46,9 @@ def run_ours(seed: int, steps: int, threads: int, extra: list[str]) -> dict:
                f"eval_every={EVAL_EVERY}", f"eval_episodes={EVAL_EPISODES}", f"final_eval_episodes={FINAL_EPISODES}",
                "logger=none", "device=cpu", f"threads={threads}", *extra]
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        done = subprocess.run(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:  # e.g. a bad --ours override: train.py's one-line error, not a traceback here
+            raise SystemExit(f"train.py failed (exit {done.returncode}): {' '.join(cmd[2:])}\n{done.stderr[-2000:].strip()}")
         wall = time.perf_counter() - start
         summary = json.loads((run_dir / "summary.json").read_text())
         first = None
@@ -126,6 +128,11 @@ def main() -> None:
         print(json.dumps(sb3_worker(args.sb3_worker, args.steps, args.threads)))
         return
     os.environ.setdefault("WANDB_MODE", "disabled")
+    if args.ours:  # a typo in an override fails here with Hydra's message, before any run starts
+        check = subprocess.run([sys.executable, str(ROOT / "train.py"), "--cfg", "job", *args.ours], cwd=ROOT,
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise SystemExit(f"--ours {' '.join(args.ours)}: {check.stderr.strip()}")
     rows = []
     # ours and SB3 of a seed run one after the other (--jobs 1) or side by side, so load drifts hit both alike
     pool = ThreadPoolExecutor(args.jobs)
