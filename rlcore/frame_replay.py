@@ -96,7 +96,7 @@ def _pool_size(transitions: int, stack: int, n_envs: int, start_fraction: float)
     return max(int(transitions * start_fraction), 4 * stack * n_envs)
 
 
-def _gb(n: float) -> str:
+def format_gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB"
 
 
@@ -147,8 +147,8 @@ class FrameReplayBuffer:
             fits = int(0.9 * available / (needed / self.capacity))
             memory = "GPU memory" if where.type == "cuda" else "memory"
             raise RLCoreError(
-                f"the frame replay buffer of {self.capacity:,} transitions needs about {_gb(needed)} but only "
-                f"{_gb(available)} of {memory} is available; lower agent.buffer_size (about {fits:,} would "
+                f"the frame replay buffer of {self.capacity:,} transitions needs about {format_gb(needed)} but only "
+                f"{format_gb(available)} of {memory} is available; lower agent.buffer_size (about {fits:,} would "
                 f"fit){' or use replay.device=cpu' if where.type == 'cuda' else ''} or free memory"
             )
         frame = (self.height, self.width)
@@ -283,7 +283,7 @@ class FrameReplayBuffer:
         if not self._warned_pool:
             warnings.warn(
                 f"FrameReplayBuffer: episodes are shorter than the start-frame reserve assumes; growing the "
-                f"start pool to {size:,} frames ({_gb(size * self.height * self.width)})",
+                f"start pool to {size:,} frames ({format_gb(size * self.height * self.width)})",
                 RuntimeWarning,
                 stacklevel=3,
             )

@@ -43,7 +43,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlcore.frame_replay import FrameReplayBuffer
+from rlcore.errors import RLCoreError
+from rlcore.frame_replay import FrameReplayBuffer, available_memory_bytes, format_gb
 from rlcore.replay import (
     ReplayBuffer,
     load_sampler_state,
@@ -98,14 +99,32 @@ class SequenceReplay:
         if sampler is not None and sampler.tree.capacity != self.capacity:
             raise ValueError(f"the sampler's capacity {sampler.tree.capacity} differs from the buffer's {self.capacity}")
         self.sampler = sampler
+        self.state_size = int(state_size)
+        self._check_memory(inner)
         self.episode_id = np.zeros((self.rows, self.n_envs), dtype=np.int64)
         self.current_episode = np.zeros(self.n_envs, dtype=np.int64)
-        self.state_size = int(state_size)
         # R2D2's stored state: the actor's hidden state before each step, flattened (0: zero initial state).
         self.states = np.zeros((self.rows, self.n_envs, self.state_size), dtype=np.float32) if state_size else None
         self.rng = np.random.default_rng(seed)
         self.pos = 0  # next row to write
         self.filled = 0  # rows holding transitions
+
+    def _check_memory(self, inner: ReplayBuffer | FrameReplayBuffer) -> None:
+        """Refuse before allocating when the extras and the wrapped buffer together would not fit (the wrapped
+        buffer checked only itself; its pages map lazily, so they still count as available here)."""
+        extra = sequence_extra_bytes(self.capacity, self.state_size)
+        held = inner.nbytes() if isinstance(inner, FrameReplayBuffer) else 0
+        available = available_memory_bytes()
+        if available is None or held + extra <= available:
+            return
+        fits = int(0.9 * available / ((held + extra) / self.capacity))
+        states = f" and stored hidden states of {self.state_size} floats" if self.state_size else ""
+        raise RLCoreError(
+            f"the DRQN sequence replay of {self.capacity:,} steps needs about {format_gb(held + extra)} "
+            f"({format_gb(extra)} of it for per-step episode ids{states}) but only {format_gb(available)} of memory is available; "
+            f"lower agent.buffer_size (about {fits:,} would fit)"
+            f"{' or set agent.stored_state=false' if self.state_size else ''} or free memory"
+        )
 
     @property
     def window(self) -> int:
@@ -252,6 +271,12 @@ class SequenceReplay:
         self.pos, self.filled = state["pos"], n
         self.rng.bit_generator.state = state["rng"]
         load_sampler_state(self.sampler, state)
+
+
+def sequence_extra_bytes(capacity: int, state_size: int) -> int:
+    """Bytes a full sequence replay adds to the buffer it wraps: an int64 episode id per step and, with
+    stored states, ``state_size`` float32s per step (4 KB per step for a 512-unit LSTM)."""
+    return capacity * (8 + 4 * state_size)
 
 
 def make_sequence_replay(

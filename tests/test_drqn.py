@@ -19,11 +19,11 @@ from nets.configs import RecurrentConfig
 from nets.recurrent import flatten_state, unflatten_state
 from rlcore.checkpoint import atomic_torch_save
 from rlcore.config import to_typed
-from rlcore.errors import ConfigError
+from rlcore.errors import ConfigError, RLCoreError
 from rlcore.evaluation import evaluate
 from rlcore.q_learning import masked_q_loss
 from rlcore.replay import ReplayBuffer
-from rlcore.sequence_replay import SequenceReplay
+from rlcore.sequence_replay import SequenceReplay, sequence_extra_bytes
 
 # obs = (env, episode, step): every stored value says where it came from
 TAGGED = gym.spaces.Box(-1e6, 1e6, (3,), np.float32)
@@ -243,6 +243,17 @@ def test_sequence_replay_state_dict_round_trips(tmp_path):
         assert (x is None and y is None) or torch.equal(x, y)
     with pytest.raises(ValueError, match="sequence replay differs"):
         SequenceReplay(ReplayBuffer(60, TAGGED, n_envs=2), 2, 3).load_state_dict(replay.state_dict())
+
+
+def test_sequence_replay_refuses_extras_that_do_not_fit(monkeypatch):
+    import rlcore.sequence_replay as sequence_replay
+
+    monkeypatch.setattr(sequence_replay, "available_memory_bytes", lambda: 10_000_000)  # 10 MB free
+    # 100,000 steps x (8-byte episode id + 128 stored floats) = 52 MB: refused before allocating, naming the keys
+    with pytest.raises(RLCoreError, match=r"agent.buffer_size \(about 17,307 would fit\) or set agent.stored_state=false"):
+        SequenceReplay(ReplayBuffer(100_000, TAGGED), 2, 3, state_size=128)
+    assert sequence_extra_bytes(100_000, 128) == 52_000_000
+    SequenceReplay(ReplayBuffer(100_000, TAGGED), 2, 3)  # episode ids alone: 0.8 MB fits
 
 
 def test_feed_forward_agents_ignore_the_recurrent_calls():
