@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nets
+from rlcore.augment import random_shift
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
 
@@ -46,6 +47,7 @@ class SupervisedConfig:
     patience: int = 0  # epochs without a better validation accuracy before stopping (0 = never stop early)
     max_grad_norm: float = 0.0  # clip the gradient norm to this (0 = no clipping)
     label_smoothing: float = 0.0
+    augment_shift: int = 0  # translate each training image by up to this many pixels per axis (0 = off)
 
     def __post_init__(self) -> None:
         require_choice(self.optimizer, "agent.optimizer", OPTIMIZERS)
@@ -76,6 +78,7 @@ class SupervisedConfig:
             "agent.label_smoothing",
             f"must be in [0, 1) (got {self.label_smoothing})",
         )
+        require(self.augment_shift >= 0, "agent.augment_shift", f"must be >= 0 pixels (got {self.augment_shift})")
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -182,7 +185,15 @@ class SupervisedAgent:
             )
         else:
             self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        shape = observation_space.shape or ()
+        require(
+            cfg.augment_shift == 0 or (len(shape) == 3 and cfg.augment_shift < min(shape[1:])),
+            "agent.augment_shift",
+            f"shifts (C, H, W) images by fewer than H and W pixels; got {cfg.augment_shift} for observations of shape {shape}",
+        )
         self.rng = np.random.default_rng(seed)
+        # its own stream, so that augmentation leaves the batch order and initialisation of a seed unchanged
+        self.augment_generator = torch.Generator().manual_seed(seed)
         self.lr = cfg.lr
         self.updates = 0
 
@@ -223,6 +234,8 @@ class SupervisedAgent:
     def update(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step on ``(images, labels)``; metrics are detached tensors (no device sync)."""
         images, labels = batch
+        if self.cfg.augment_shift:  # training batches only: act/logits and the scored sets see the images as they are
+            images = random_shift(images, self.cfg.augment_shift, self.augment_generator)
         self.model.train()
         logits, _ = self.model(images)
         loss = classification_loss(logits, labels, self.cfg.label_smoothing)
@@ -243,6 +256,7 @@ class SupervisedAgent:
             "lr": self.lr,
             "updates": self.updates,
             "rng": self.rng.bit_generator.state,
+            "augment_rng": self.augment_generator.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -251,3 +265,5 @@ class SupervisedAgent:
         self.lr = float(state["lr"])
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["rng"]
+        if "augment_rng" in state:  # absent from checkpoints written before augmentation existed
+            self.augment_generator.set_state(state["augment_rng"])

@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 from agents.supervised import Classifier, SupervisedAgent, SupervisedConfig  # noqa: E402
 from envs import DatasetEnvConfig  # noqa: E402
 from envs.dataset_env import dataset_splits  # noqa: E402
-from nets import LeNet5Config, MLPConfig, build_extractor, save_encoder  # noqa: E402
+from nets import LeNet5Config, MLPConfig, build_extractor, save_encoder, scale_observation  # noqa: E402
 from nets.autoencoder import Autoencoder, masking_noise, reconstruction_loss  # noqa: E402
+from rlcore.augment import random_shift  # noqa: E402
 from rlcore.supervised import as_tensors, train_epoch  # noqa: E402
 
 AE_HIDDEN = [512, 256]  # the 1,000-label net of both arms (encoder widths; the head is a linear layer to 10 classes)
-AE_NET = ["net=mlp", f"net.hidden_sizes=[{','.join(map(str, AE_HIDDEN))}]", "net.activation=relu"]
 AE_MASK = 0.8  # masking-noise fraction of the denoising autoencoder (30% gave +2.0 points, 50% +2.8, 80% +3.7)
 # Pretraining epochs over the 60,000 unlabelled images (~17 min on one loaded core). The gain kept growing
 # with pretraining length (same fine-tuning): 20 epochs +3.98 points, 40 +4.40, 60 +4.67, 80 +4.72, 100 +4.78
@@ -45,9 +45,18 @@ AE_EPOCHS = 100
 FINETUNE = ["net.dropout=0.3", "agent.lr_schedule=cosine"]
 
 
-def rows(quick: bool, encoder_file: Path) -> dict[str, tuple[list[str], str]]:
-    """name -> (train.py arguments, target). ``--quick`` trims epochs/steps only."""
+def ae_net(hidden: list[int]) -> list[str]:
+    """The train.py overrides of the 1,000-label MLP with these encoder widths."""
+    return ["net=mlp", f"net.hidden_sizes=[{','.join(map(str, hidden))}]", "net.activation=relu"]
+
+
+def rows(quick: bool, encoder_file: Path, hidden: list[int] | None = None, finetune_shift: int = 0,
+         seed: int = 0) -> dict[str, tuple[list[str], str]]:
+    """name -> (train.py arguments, target). ``--quick`` trims epochs/steps only; ``hidden``, ``finetune_shift``
+    (agent.augment_shift) and ``seed`` change both 1,000-label arms alike."""
     q = quick
+    labels1000 = ["agent=supervised", "env=MNIST", *ae_net(hidden or AE_HIDDEN), "env.labels_per_class=100",
+                  *([f"seed={seed}"] if seed else []), *([f"agent.augment_shift={finetune_shift}"] if finetune_shift else [])]
     return {
         "lenet5": (["agent=supervised", "env=MNIST", "net=lenet5", "net.padding=same", "net.batch_norm=true",
                     f"agent.epochs={1 if q else 3}", "agent.batch_size=32", "agent.lr=3e-3", "agent.lr_schedule=cosine",
@@ -60,9 +69,8 @@ def rows(quick: bool, encoder_file: Path) -> dict[str, tuple[list[str], str]]:
                        "agent.batch_size=128"], ">= 98.5%"),
         "dqn_lenet5": (["agent=dqn", "env=MNIST", "net=lenet5", *(["total_steps=20000"] if q else [])],
                        ">= 98% from reward only"),
-        "labels1000_random": (["agent=supervised", "env=MNIST", *AE_NET, "env.labels_per_class=100",
-                               f"agent.epochs={5 if q else 60}", *FINETUNE], "baseline"),
-        "labels1000_pretrained": (["agent=supervised", "env=MNIST", *AE_NET, "env.labels_per_class=100",
+        "labels1000_random": ([*labels1000, f"agent.epochs={5 if q else 60}", *FINETUNE], "baseline"),
+        "labels1000_pretrained": ([*labels1000,
                                    f"net.pretrained={encoder_file}", f"agent.epochs={5 if q else 60}",
                                    *FINETUNE], ">= random + 5 points"),
     }
@@ -86,10 +94,18 @@ def run_train(name: str, args: list[str], runs: Path) -> dict:
     return summary
 
 
-def pretrain_autoencoder(out: Path, epochs: int, mask: float = AE_MASK) -> tuple[Path, list[float]]:
+def pretrain_autoencoder(
+    out: Path, epochs: int, mask: float = AE_MASK, shift: int = 0, gaussian: float = 0.0,
+    hidden: list[int] | None = None,
+) -> tuple[Path, list[float]]:
     """Denoising autoencoder (Vincent et al. 2008: masking noise, ``mask`` of the pixels zeroed, BCE on the clean
     pixels), trained end to end on all 60,000 train images with labels unused; saves the encoder for
-    ``net.pretrained``.
+    ``net.pretrained``. With ``shift`` > 0 each batch is first translated by up to ``shift`` pixels
+    (:func:`rlcore.augment.random_shift`) and the autoencoder reconstructs the clean shifted image from its
+    masked version (``shift=0`` draws nothing: the same encoder as before the option existed). ``gaussian`` > 0
+    adds N(0, gaussian^2) noise to every pixel (scaled to [0, 1]) after the masking, unclipped (the additive
+    isotropic Gaussian corruption of Vincent et al. 2010, here on top of the masking). ``hidden``: the encoder's
+    widths (default ``AE_HIDDEN``; the fine-tuned net must have the same).
 
     (Greedy layer-wise pretraining with ``nets.autoencoder.pretrain_stacked`` was tried first: +0.35 points;
     the other recipes tried are listed in docs/mnist.md.)
@@ -97,7 +113,8 @@ def pretrain_autoencoder(out: Path, epochs: int, mask: float = AE_MASK) -> tuple
     torch.manual_seed(0)
     data = dataset_splits(DatasetEnvConfig(dataset="mnist", validation_fraction=0.0), 0)["train"]
     images, _ = as_tensors(data, torch.device("cpu"))
-    encoder = build_extractor(MLPConfig(hidden_sizes=AE_HIDDEN, activation="relu"), images.shape[1:])
+    hidden = list(hidden or AE_HIDDEN)
+    encoder = build_extractor(MLPConfig(hidden_sizes=hidden, activation="relu"), images.shape[1:])
     autoencoder = Autoencoder(encoder)  # mirrored dense decoder, e.g. 256 -> 512 -> 784 logits
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
@@ -106,8 +123,11 @@ def pretrain_autoencoder(out: Path, epochs: int, mask: float = AE_MASK) -> tuple
         order = torch.randperm(len(images), generator=generator)
         total = torch.zeros(())
         for start in range(0, len(images), 128):
-            batch = images[order[start : start + 128]]
-            reconstruction, _ = autoencoder(masking_noise(batch, mask, generator))
+            batch = random_shift(images[order[start : start + 128]], shift, generator)
+            corrupted = masking_noise(batch, mask, generator)
+            if gaussian > 0:
+                corrupted = scale_observation(corrupted) + gaussian * torch.randn(corrupted.shape, generator=generator)
+            reconstruction, _ = autoencoder(corrupted)
             loss = reconstruction_loss(reconstruction, Autoencoder.target(batch), "bce")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -115,7 +135,7 @@ def pretrain_autoencoder(out: Path, epochs: int, mask: float = AE_MASK) -> tuple
             total += loss.detach() * len(batch)
         history.append(total.item() / len(images))
         print(f"[autoencoder] epoch {len(history)}: BCE {history[-1]:.4f}", flush=True)
-    path = save_encoder(encoder, out, {"name": "mlp", "hidden_sizes": AE_HIDDEN, "activation": "relu"})
+    path = save_encoder(encoder, out, {"name": "mlp", "hidden_sizes": hidden, "activation": "relu"})
     return path, history
 
 
@@ -161,6 +181,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test of the script")
     parser.add_argument("--only", default="", help="comma-separated row names (default: all), plus 'speed'")
+    parser.add_argument("--ae-hidden", default=",".join(map(str, AE_HIDDEN)),
+                        help="encoder widths of both 1,000-label arms (and the autoencoder), e.g. 1000,500,250")
+    parser.add_argument("--ae-epochs", type=int, default=AE_EPOCHS, help="pretraining epochs")
+    parser.add_argument("--ae-shift", type=int, default=0, help="pretraining: random shifts of up to this many pixels")
+    parser.add_argument("--ae-gaussian", type=float, default=0.0, help="pretraining: Gaussian noise std after masking")
+    parser.add_argument("--finetune-shift", type=int, default=0, help="agent.augment_shift of both 1,000-label arms")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both 1,000-label arms (labels, init, batches)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist.json"))
     args = parser.parse_args()
     if not os.environ.get("RLCORE_MNIST_DIR"):
@@ -169,7 +196,8 @@ def main() -> None:
     scratch = ROOT / "benchmarks" / "runs" / time.strftime("%Y%m%d-%H%M%S")
     scratch.mkdir(parents=True, exist_ok=True)
     encoder_file = scratch / "dae_encoder.pt"
-    table = rows(args.quick, encoder_file)
+    hidden = [int(h) for h in args.ae_hidden.split(",")]
+    table = rows(args.quick, encoder_file, hidden, args.finetune_shift, args.seed)
     wanted = [w for w in args.only.split(",") if w] or [*table, "speed"]
     results: dict = {"quick": args.quick, "torch": torch.__version__, "rows": {}}
     out = Path(args.out)
@@ -186,9 +214,11 @@ def main() -> None:
             continue
         if name == "labels1000_pretrained":
             start = time.perf_counter()
-            ae_epochs = 1 if args.quick else AE_EPOCHS
-            _, history = pretrain_autoencoder(encoder_file, ae_epochs)
-            results["autoencoder"] = {"kind": "denoising MLP AE 784-" + "-".join(map(str, AE_HIDDEN)) + f" (mirrored decoder), masking {AE_MASK:.0%}, BCE",
+            ae_epochs = 1 if args.quick else args.ae_epochs
+            _, history = pretrain_autoencoder(encoder_file, ae_epochs, shift=args.ae_shift, gaussian=args.ae_gaussian,
+                                              hidden=hidden)
+            results["autoencoder"] = {"kind": "denoising MLP AE 784-" + "-".join(map(str, hidden)) + f" (mirrored decoder), masking {AE_MASK:.0%}, BCE",
+                                      "shift": args.ae_shift, "gaussian": args.ae_gaussian,
                                       "epochs": ae_epochs, "bce_per_epoch": history,
                                       "wall_time_s": round(time.perf_counter() - start, 1),
                                       "pretrain_code": "benchmarks/mnist.py:pretrain_autoencoder"}
