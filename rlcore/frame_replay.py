@@ -100,6 +100,20 @@ def format_gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB"
 
 
+def refuse_unless_fits(what: str, needed: int, capacity: int, available: int | None, memory: str = "memory",
+                       remedies: str = "") -> None:
+    """Raise one RLCoreError before allocating when ``needed`` bytes for ``capacity`` transitions exceed
+    ``available`` (None: unknown, no check): it says how much, and the ``agent.buffer_size`` that would fit
+    (90% of what is available); ``remedies`` adds other ways out (" or ...")."""
+    if available is None or needed <= available:
+        return
+    fits = int(0.9 * available / (needed / capacity))
+    raise RLCoreError(
+        f"{what} needs about {format_gb(needed)} but only {format_gb(available)} of {memory} is available; "
+        f"lower agent.buffer_size (about {fits:,} would fit){remedies} or free memory"
+    )
+
+
 class FrameReplayBuffer:
     """Circular buffer of ``capacity`` stacked-frame transitions storing one frame per transition.
 
@@ -141,16 +155,15 @@ class FrameReplayBuffer:
         self.device = torch.device(device)
         self.on_torch = storage == "torch"
         where = self.device if self.on_torch else torch.device("cpu")
-        needed = estimate_bytes(self.capacity, shape, self.n_envs, start_fraction)
-        available = _available_bytes(where)
-        if available is not None and needed > available:
-            fits = int(0.9 * available / (needed / self.capacity))
-            memory = "GPU memory" if where.type == "cuda" else "memory"
-            raise RLCoreError(
-                f"the frame replay buffer of {self.capacity:,} transitions needs about {format_gb(needed)} but only "
-                f"{format_gb(available)} of {memory} is available; lower agent.buffer_size (about {fits:,} would "
-                f"fit){' or use replay.device=cpu' if where.type == 'cuda' else ''} or free memory"
-            )
+        on_gpu = where.type == "cuda"
+        refuse_unless_fits(
+            f"the frame replay buffer of {self.capacity:,} transitions",
+            estimate_bytes(self.capacity, shape, self.n_envs, start_fraction),
+            self.capacity,
+            _available_bytes(where),
+            "GPU memory" if on_gpu else "memory",
+            " or use replay.device=cpu" if on_gpu else "",
+        )
         frame = (self.height, self.width)
         # np.zeros maps pages lazily: resident memory grows with the contents, up to `needed` when full.
         self.frames = self._zeros((self.rows, self.n_envs, *frame))  # newest frame of next_obs

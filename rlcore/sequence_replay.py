@@ -43,8 +43,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlcore.errors import RLCoreError
-from rlcore.frame_replay import FrameReplayBuffer, available_memory_bytes, format_gb
+from rlcore.frame_replay import FrameReplayBuffer, available_memory_bytes, format_gb, refuse_unless_fits
 from rlcore.replay import (
     ReplayBuffer,
     load_sampler_state,
@@ -110,20 +109,18 @@ class SequenceReplay:
         self.filled = 0  # rows holding transitions
 
     def _check_memory(self, inner: ReplayBuffer | FrameReplayBuffer) -> None:
-        """Refuse before allocating when the extras and the wrapped buffer together would not fit (the wrapped
-        buffer checked only itself; its pages map lazily, so they still count as available here)."""
+        """Refuse before allocating when the extras (host arrays) and a host-memory frame buffer together would
+        not fit (the frame buffer checked only itself; its pages map lazily, so they still count as available)."""
         extra = sequence_extra_bytes(self.capacity, self.state_size)
-        held = inner.nbytes() if isinstance(inner, FrameReplayBuffer) else 0
-        available = available_memory_bytes()
-        if available is None or held + extra <= available:
-            return
-        fits = int(0.9 * available / ((held + extra) / self.capacity))
+        on_host = isinstance(inner, FrameReplayBuffer) and not (inner.on_torch and inner.device.type == "cuda")
+        held = inner.nbytes() if on_host else 0
         states = f" and stored hidden states of {self.state_size} floats" if self.state_size else ""
-        raise RLCoreError(
-            f"the DRQN sequence replay of {self.capacity:,} steps needs about {format_gb(held + extra)} "
-            f"({format_gb(extra)} of it for per-step episode ids{states}) but only {format_gb(available)} of memory is available; "
-            f"lower agent.buffer_size (about {fits:,} would fit)"
-            f"{' or set agent.stored_state=false' if self.state_size else ''} or free memory"
+        refuse_unless_fits(
+            f"the DRQN sequence replay of {self.capacity:,} steps (with {format_gb(extra)} for per-step episode ids{states})",
+            held + extra,
+            self.capacity,
+            available_memory_bytes(),
+            remedies=" or set agent.stored_state=false" if self.state_size else "",
         )
 
     @property

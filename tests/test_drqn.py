@@ -21,6 +21,7 @@ from rlcore.checkpoint import atomic_torch_save
 from rlcore.config import to_typed
 from rlcore.errors import ConfigError, RLCoreError
 from rlcore.evaluation import evaluate
+from rlcore.frame_replay import FrameReplayBuffer
 from rlcore.q_learning import masked_q_loss
 from rlcore.replay import ReplayBuffer
 from rlcore.sequence_replay import SequenceReplay, sequence_extra_bytes
@@ -254,6 +255,17 @@ def test_sequence_replay_refuses_extras_that_do_not_fit(monkeypatch):
         SequenceReplay(ReplayBuffer(100_000, TAGGED), 2, 3, state_size=128)
     assert sequence_extra_bytes(100_000, 128) == 52_000_000
     SequenceReplay(ReplayBuffer(100_000, TAGGED), 2, 3)  # episode ids alone: 0.8 MB fits
+
+
+def test_sequence_replay_counts_a_host_frame_buffer_but_not_a_gpu_one(monkeypatch):
+    import rlcore.sequence_replay as sequence_replay
+
+    frames = FrameReplayBuffer(20_000, gym.spaces.Box(0, 255, (1, 84, 84), np.uint8))  # ~0.15 GB of host arrays
+    monkeypatch.setattr(sequence_replay, "available_memory_bytes", lambda: frames.nbytes() // 2)
+    with pytest.raises(RLCoreError, match="DRQN sequence replay of 20,000 steps"):
+        SequenceReplay(frames, 2, 3)  # the 0.16 MB of episode ids would fit alone; with the frames they do not
+    frames.on_torch, frames.device = True, torch.device("cuda")  # GPU-resident frames take no host memory
+    SequenceReplay(frames, 2, 3)
 
 
 def test_feed_forward_agents_ignore_the_recurrent_calls():
