@@ -50,6 +50,17 @@ def ae_net(hidden: list[int]) -> list[str]:
     return ["net=mlp", f"net.hidden_sizes=[{','.join(map(str, hidden))}]", "net.activation=relu"]
 
 
+def widths(text: str) -> list[int]:
+    """``--ae-hidden 1000,500,250`` -> [1000, 500, 250]; anything else is one argparse error, not a traceback."""
+    try:
+        hidden = [int(h) for h in text.split(",")]
+    except ValueError:
+        hidden = []
+    if not hidden or min(hidden) <= 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as 512,256, got {text!r}")
+    return hidden
+
+
 def rows(quick: bool, encoder_file: Path, hidden: list[int] | None = None, finetune_shift: int = 0,
          seed: int = 0) -> dict[str, tuple[list[str], str]]:
     """name -> (train.py arguments, target). ``--quick`` trims epochs/steps only; ``hidden``, ``finetune_shift``
@@ -181,7 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test of the script")
     parser.add_argument("--only", default="", help="comma-separated row names (default: all), plus 'speed'")
-    parser.add_argument("--ae-hidden", default=",".join(map(str, AE_HIDDEN)),
+    parser.add_argument("--ae-hidden", type=widths, default=AE_HIDDEN,
                         help="encoder widths of both 1,000-label arms (and the autoencoder), e.g. 1000,500,250")
     parser.add_argument("--ae-epochs", type=int, default=AE_EPOCHS, help="pretraining epochs")
     parser.add_argument("--ae-shift", type=int, default=0, help="pretraining: random shifts of up to this many pixels")
@@ -196,7 +207,7 @@ def main() -> None:
     scratch = ROOT / "benchmarks" / "runs" / time.strftime("%Y%m%d-%H%M%S")
     scratch.mkdir(parents=True, exist_ok=True)
     encoder_file = scratch / "dae_encoder.pt"
-    hidden = [int(h) for h in args.ae_hidden.split(",")]
+    hidden = args.ae_hidden
     table = rows(args.quick, encoder_file, hidden, args.finetune_shift, args.seed)
     wanted = [w for w in args.only.split(",") if w] or [*table, "speed"]
     results: dict = {"quick": args.quick, "torch": torch.__version__, "rows": {}}
