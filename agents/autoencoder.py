@@ -11,6 +11,9 @@ Variants, all switched by config keys and freely combined:
   (``kl_weight``, ``rho``; Ng, CS294A "Sparse autoencoder" notes);
 * denoising (Vincent et al. 2008): encode ``corrupt(x)`` and reconstruct the clean ``x``
   (``noise: gaussian`` with ``noise_std``, or ``masking`` with ``mask_prob``);
+* geometric corruption: the encoder sees a randomly rotated, zoomed and shifted copy (``warp_degrees``,
+  ``warp_scale``, ``warp_shift``; before any noise) and the decoder rebuilds the image as it was, so the codes
+  learn that a slightly moved digit is the same digit (image observations; benchmarks/mnist.py);
 * L2-regularised: Adam's coupled ``weight_decay`` and/or an explicit penalty ``l2_weight * sum ||W||^2``
   (logged, so its size is visible next to the reconstruction loss);
 * stacked (Bengio et al. 2007; Vincent et al. 2010 when denoising): greedy layer-wise pretraining of an MLP
@@ -40,6 +43,7 @@ from nets.autoencoder import (
     pretrain_stacked,
     reconstruction_loss,
 )
+from rlcore.augment import random_affine
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError, RLCoreError
 
@@ -69,6 +73,10 @@ class AutoencoderConfig:
     noise: str = "none"  # none | gaussian | masking
     noise_std: float = 0.1  # gaussian: std of the noise added to the scaled input
     mask_prob: float = 0.25  # masking: probability that an input element is set to 0
+    # geometric corruption (image observations): rotate ±warp_degrees, zoom 1 ± warp_scale, shift ±warp_shift px
+    warp_degrees: float = 0.0
+    warp_scale: float = 0.0
+    warp_shift: int = 0
     # L2
     weight_decay: float = 0.0  # Adam's (coupled) L2 weight decay
     l2_weight: float = 0.0  # explicit L2 penalty on every weight matrix/kernel (biases excluded)
@@ -91,6 +99,9 @@ class AutoencoderConfig:
         require(0.0 < self.rho < 1.0, "agent.rho", f"must be in (0, 1) (got {self.rho})")
         require_choice(self.noise, "agent.noise", NOISES)
         require(0.0 <= self.mask_prob < 1.0, "agent.mask_prob", f"must be in [0, 1) (got {self.mask_prob})")
+        require(self.warp_degrees >= 0, "agent.warp_degrees", f"must be >= 0 (got {self.warp_degrees})")
+        require(0.0 <= self.warp_scale < 1.0, "agent.warp_scale", f"must be in [0, 1) (got {self.warp_scale})")
+        require(self.warp_shift >= 0, "agent.warp_shift", f"must be >= 0 pixels (got {self.warp_shift})")
         require(self.layerwise_epochs > 0, "agent.layerwise_epochs", f"must be > 0 (got {self.layerwise_epochs})")
 
 
@@ -133,12 +144,18 @@ class AutoencoderAgent:
         if cfg.loss == "bce" and isinstance(observation_space, gym.spaces.Box) and observation_space.dtype != np.uint8:
             bounded = bool(np.all(observation_space.low >= 0) and np.all(observation_space.high <= 1))
             require(bounded, "agent.loss", "bce needs targets in [0, 1] (pixel observations); use agent.loss=mse")
+        self.warps = bool(cfg.warp_degrees or cfg.warp_scale or cfg.warp_shift)
+        if self.warps:
+            shape = observation_space.shape or ()
+            require(len(shape) == 3 and cfg.warp_shift < min(shape[1:]), "agent.warp_degrees/warp_scale/warp_shift",
+                    f"warps (C, H, W) images, shifting them by fewer than H and W pixels; got observations of shape {shape}")
         self.cfg = cfg
         self.device = device
         self.model = model.to(device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.generator = torch.Generator(device=device).manual_seed(seed)  # corruption noise
+        self.warp_generator = torch.Generator().manual_seed(seed)  # random_affine draws its warps on the CPU
         self.seed = seed
 
     @property
@@ -151,7 +168,12 @@ class AutoencoderAgent:
 
     # -- the loss ----------------------------------------------------------------------------------------
     def corrupt(self, clean: torch.Tensor) -> torch.Tensor:
-        """The denoising autoencoder's input: noise applied to the *scaled* observation (Vincent et al. 2008)."""
+        """The denoising autoencoder's input: the *scaled* observation warped, then noised (Vincent et al. 2008)."""
+        cfg = self.cfg
+        return self.noise(random_affine(clean, cfg.warp_degrees, cfg.warp_scale, cfg.warp_shift, self.warp_generator))
+
+    def noise(self, clean: torch.Tensor) -> torch.Tensor:
+        """``agent.noise`` alone: what the layer-wise phase applies to the codes of the layer below."""
         if self.cfg.noise == "gaussian":
             return gaussian_noise(clean, self.cfg.noise_std, self.generator)
         if self.cfg.noise == "masking":
@@ -163,7 +185,8 @@ class AutoencoderAgent:
         cfg = self.cfg
         target = self.model.target(obs)
         # scale_observation leaves floats alone, so the encoder sees the corrupted [0, 1] input as is
-        reconstruction, code = self.model(self.corrupt(target) if corrupt and cfg.noise != "none" else obs)
+        corrupted = corrupt and (cfg.noise != "none" or self.warps)
+        reconstruction, code = self.model(self.corrupt(target) if corrupted else obs)
         out = {"recon_loss": reconstruction_loss(reconstruction, target, cfg.loss)}
         loss = out["recon_loss"]
         if cfg.l1_activity > 0:
@@ -214,7 +237,7 @@ class AutoencoderAgent:
         (Bengio et al. 2007; Vincent et al. 2010). ``nets.pretrain_stacked`` trains with its own Adam, so
         the end-to-end optimizer starts fresh afterwards.
         """
-        corruption: Callable[[torch.Tensor], torch.Tensor] | None = self.corrupt if self.cfg.noise != "none" else None
+        corruption: Callable[[torch.Tensor], torch.Tensor] | None = self.noise if self.cfg.noise != "none" else None
         return pretrain_stacked(
             self.encoder,  # type: ignore[arg-type]
             data,
@@ -231,9 +254,12 @@ class AutoencoderAgent:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "warp_generator": self.warp_generator.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if "warp_generator" in state:  # checkpoints written before the warp keys existed have none
+            self.warp_generator.set_state(state["warp_generator"])

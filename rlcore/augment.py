@@ -1,12 +1,17 @@
-"""Random-translation augmentation of image batches, vectorised on the batch's device.
+"""Random-translation and random-affine augmentation of image batches, vectorised on the batch's device.
 
 Small random shifts are the classic MNIST augmentation (Simard et al. 2003 used elastic distortions; a shift
 of up to 2 pixels is torchvision's ``RandomCrop(28, padding=2)``) and, as DrQ's "random shift" (Kostrikov
 et al. 2021, pad 4 then random-crop 84x84), also the standard one for pixel-based RL. Here it works on a whole
 uint8 batch at once, one independent offset per image, with no per-image Python loop.
+
+:func:`random_affine` adds small rotations and zooms to the shift (the affine part of Simard et al. 2003's
+distortions); the MNIST benchmark's denoising autoencoder uses it as a corruption (benchmarks/mnist.py).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -35,3 +40,46 @@ def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator |
     batch = torch.arange(n, device=images.device)[:, None, None, None]
     channel = torch.arange(c, device=images.device)[None, :, None, None]
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def affine_warp(images: torch.Tensor, angles: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Each image of ``images`` (N, C, H, W) rotated by ``angles[n]`` radians and zoomed by ``scales[n]`` about
+    its centre, and moved by ``offsets[n] = (ox, oy)`` whole pixels.
+
+    Output pixel p shows the input at ``R(angle) p / scale + offset`` (centred pixel coordinates, y down; the
+    inverse map of ``torch.nn.functional.affine_grid``), sampled bilinearly with zeros outside the image: a
+    positive offset moves the content left/up, a scale above 1 enlarges it, ``angle = pi/2`` is
+    ``torch.rot90(image, 1, (-2, -1))``. uint8 images come back as uint8 (rounded); float images as float.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected a (N, C, H, W) image batch, got shape {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    cos, sin = torch.cos(angles).float(), torch.sin(angles).float()
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos / scales, -sin / scales
+    theta[:, 1, 0], theta[:, 1, 1] = sin / scales, cos / scales
+    # affine_grid's coordinates run over [-1, 1] across the image: one pixel is 2/W horizontally, 2/H vertically
+    theta[:, 0, 2] = offsets[:, 0].float() * 2 / w
+    theta[:, 1, 2] = offsets[:, 1].float() * 2 / h
+    grid = torch.nn.functional.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
+    warped = torch.nn.functional.grid_sample(images.float(), grid, align_corners=False)
+    if images.dtype == torch.uint8:
+        return warped.round().clamp(0, 255).to(torch.uint8)
+    return warped.to(images.dtype)
+
+
+def random_affine(
+    images: torch.Tensor, degrees: float, scale: float, shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """:func:`affine_warp` with, per image, an angle uniform in ±``degrees``, a zoom uniform in 1 ± ``scale``
+    and a whole-pixel offset uniform in [-shift, shift] per axis; all drawn on the CPU from ``generator`` (in
+    that order), so a seeded generator gives the same warps on any device. All three 0 returns ``images``."""
+    if degrees < 0 or not 0 <= scale < 1 or shift < 0:
+        raise ValueError(f"need degrees >= 0, 0 <= scale < 1 and shift >= 0; got {degrees}, {scale}, {shift}")
+    if degrees == 0 and scale == 0 and shift == 0:
+        return images
+    n = images.shape[0]
+    angles = (torch.rand(n, generator=generator) * 2 - 1) * degrees * math.pi / 180
+    scales = 1 + (torch.rand(n, generator=generator) * 2 - 1) * scale
+    offsets = torch.randint(-shift, shift + 1, (n, 2), generator=generator)
+    return affine_warp(images, angles, scales, offsets)

@@ -1,7 +1,8 @@
-"""Random-shift augmentation (rlcore.augment) and the supervised agent's agent.augment_shift key."""
+"""Random-shift and random-affine augmentation (rlcore.augment) and the supervised agent's agent.augment_shift key."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from agents.supervised import SupervisedAgent, SupervisedConfig
 from envs import DatasetEnvConfig
 from envs.dataset_env import dataset_splits
 from nets import MLPConfig
-from rlcore.augment import random_shift
+from rlcore.augment import affine_warp, random_affine, random_shift
 from rlcore.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,47 @@ def test_bad_input_is_refused() -> None:
         random_shift(torch.zeros(1, 1, 4, 4), -1)
     with pytest.raises(ValueError, match="N, C, H, W"):
         random_shift(torch.zeros(4, 4), 1)
+
+
+# ------------------------------------------------------------------------------------------ affine warps
+
+
+def warp(images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    n = images.shape[0]
+    return affine_warp(images, torch.full((n,), angle), torch.full((n,), scale), torch.tensor([offset] * n))
+
+
+def test_affine_warp_by_hand() -> None:
+    images = torch.randint(0, 256, (3, 2, 7, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(warp(images), images)  # the identity samples every pixel at its own centre
+    assert torch.equal(warp(images, angle=math.pi / 2), torch.rot90(images, 1, (-2, -1)))
+    assert torch.equal(warp(images, angle=math.pi), torch.rot90(images, 2, (-2, -1)))
+    for ox, oy in [(1, 0), (0, 2), (-2, 1)]:  # whole-pixel offsets move the content by -offset, zeros come in
+        assert torch.equal(warp(images, offset=(ox, oy)), torch.stack([shifted(i, -oy, -ox) for i in images]))
+    blob = torch.zeros(1, 1, 8, 8)
+    blob[0, 0, 3:5, 3:5] = 1.0  # a 2x2 blob at the centre, zoomed x2: output pixel x samples the input at x/2
+    # bilinearly, per axis at centred x = -3.5..3.5 -> x/2 = -1.75..1.75 over input pixels at ±0.5 (1), ±1.5 (0)
+    profile = torch.tensor([0, 0.25, 0.75, 1, 1, 0.75, 0.25, 0])
+    zoomed = warp(blob, scale=2.0)
+    assert zoomed.dtype == torch.float32 and torch.equal(zoomed[0, 0], torch.outer(profile, profile))
+
+
+def test_random_affine_draws_per_image_and_repeats_with_the_seed() -> None:
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    a = random_affine(images, 10, 0.1, 2, torch.Generator().manual_seed(7))
+    b = random_affine(images, 10, 0.1, 2, torch.Generator().manual_seed(7))
+    c = random_affine(images, 10, 0.1, 2, torch.Generator().manual_seed(8))
+    assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert len({bytes(image.numpy()) for image in a - images}) == 64  # each image gets its own warp
+    only_shifts = random_affine(images, 0, 0.0, 2, torch.Generator().manual_seed(1))
+    assert all(which_shift(i, o, 2) is not None for i, o in zip(images, only_shifts, strict=True))
+    generator = torch.Generator().manual_seed(3)
+    before = generator.get_state()
+    assert random_affine(images, 0, 0.0, 0, generator) is images and torch.equal(generator.get_state(), before)
+    with pytest.raises(ValueError, match="degrees >= 0"):
+        random_affine(images, 10, 1.0, 2)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        random_affine(images[0], 10, 0.1, 2)
 
 
 # ------------------------------------------------------------------------------------------- the agent key

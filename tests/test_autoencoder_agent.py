@@ -62,6 +62,8 @@ VARIANTS = {
     "weight_decay": ({"weight_decay": 1e-4}, {}),
     "l2_penalty": ({"l2_weight": 1e-4}, {}),
     "stacked": ({"stacked": True, "layerwise_epochs": 2}, {}),
+    "warped": ({"noise": "masking", "mask_prob": 0.3, "warp_degrees": 10, "warp_scale": 0.1, "warp_shift": 1}, {}),
+    "stacked_warped": ({"stacked": True, "layerwise_epochs": 2, "noise": "masking", "warp_degrees": 10}, {}),
 }
 
 
@@ -93,13 +95,35 @@ def test_config_errors_name_the_key() -> None:
         AutoencoderAgent(AutoencoderConfig(loss="bce"), MLPConfig(), gym.spaces.Box(-5, 5, (4,)), device=CPU)
     with pytest.raises(ConfigError, match="agent.noise"):
         AutoencoderConfig(noise="salt")
+    with pytest.raises(ConfigError, match="agent.warp_scale"):
+        AutoencoderConfig(warp_scale=1.0)
+    with pytest.raises(ConfigError, match="agent.warp_shift"):
+        AutoencoderConfig(warp_shift=-1)
+    with pytest.raises(ConfigError, match="agent.warp_degrees/warp_scale/warp_shift.*shape \\(4,\\)"):
+        AutoencoderAgent(AutoencoderConfig(warp_degrees=5), MLPConfig(), gym.spaces.Box(-5, 5, (4,)), device=CPU)
+    with pytest.raises(ConfigError, match="agent.warp_degrees/warp_scale/warp_shift"):  # as large as the 8x8 image
+        AutoencoderAgent(AutoencoderConfig(warp_shift=8), MLPConfig(), DIGITS, device=CPU)
     agent = AutoencoderAgent(AutoencoderConfig(), MLPConfig(), DIGITS, device=CPU)
     with pytest.raises(RLCoreError, match="no policy; use its encoder via net.pretrained="):
         agent.act(np.zeros((1, 1, 8, 8), np.uint8))
 
 
-def test_state_dict_round_trip() -> None:
-    cfg, net = AutoencoderConfig(noise="masking"), MLPConfig(hidden_sizes=[16])
+def test_warp_corrupts_the_input_and_the_target_stays_the_original() -> None:
+    agent = AutoencoderAgent(AutoencoderConfig(warp_degrees=15, warp_shift=1), MLPConfig(), DIGITS, device=CPU)
+    clean = agent.model.target(digits_images(32))
+    corrupted = agent.corrupt(clean)
+    assert corrupted.shape == clean.shape and not torch.equal(corrupted, clean)
+    reconstruction, _ = agent.model(corrupted)
+    expected = torch.nn.functional.mse_loss(reconstruction, clean)
+    agent.warp_generator.manual_seed(0)  # the same warps again: the loss compares them with the unwarped images
+    torch.testing.assert_close(agent.losses(digits_images(32))["recon_loss"], expected)
+
+
+@pytest.mark.parametrize("cfg", [AutoencoderConfig(noise="masking"),
+                                 AutoencoderConfig(noise="masking", warp_degrees=10, warp_scale=0.1, warp_shift=1)],
+                         ids=["masking", "masking_warped"])
+def test_state_dict_round_trip(cfg: AutoencoderConfig) -> None:
+    net = MLPConfig(hidden_sizes=[16])
     a, b = (AutoencoderAgent(cfg, net, DIGITS, device=CPU, seed=s) for s in (0, 1))
     a.update(digits_images(64))
     b.load_state_dict(a.state_dict())
@@ -114,7 +138,7 @@ def test_state_dict_round_trip() -> None:
 def ae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ae") / "digits"
     result = cli("agent=autoencoder", "env=Digits", "net=mlp", "agent.epochs=3", "agent.batch_size=32",
-                 f"run_dir={run_dir}")
+                 "agent.warp_degrees=5", "agent.warp_shift=1", f"run_dir={run_dir}")  # the warp keys, from the CLI
     assert result.returncode == 0, result.stderr
     return run_dir
 
