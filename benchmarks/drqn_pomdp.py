@@ -91,6 +91,11 @@ def main() -> None:
     if args.quick:
         args.seeds, args.steps = 1, args.steps or 3000
     os.environ.setdefault("WANDB_MODE", "disabled")
+    for net in args.nets:  # a typo in --set/--agent/--nets fails here with Hydra's message, before any run starts
+        cmd = command(net, args.first_seed, Path("unused"), args.steps, args.agent, tuple(args.set))
+        check = subprocess.run([*cmd[:2], "--cfg", "job", *cmd[2:]], cwd=ROOT, capture_output=True, text=True)
+        if check.returncode != 0:
+            raise SystemExit(f"net={net} {' '.join(args.set)}: {check.stderr.strip()}")
     start = time.perf_counter()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(net, seed) for seed in seeds for net in args.nets]  # interleaved: load drift hits all
