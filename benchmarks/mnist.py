@@ -121,7 +121,7 @@ def run_train(name: str, args: list[str], runs: Path) -> dict:
 
 def pretrain_autoencoder(
     out: Path, epochs: int, mask: float = AE_MASK, shift: int = 0, gaussian: float = 0.0,
-    hidden: list[int] | None = None, warp: tuple[float, float, int] = (0.0, 0.0, 0),
+    hidden: list[int] | None = None, warp: tuple[float, float, int] = (0.0, 0.0, 0), seed: int = 0,
 ) -> tuple[Path, list[float]]:
     """Denoising autoencoder (Vincent et al. 2008: masking noise, ``mask`` of the pixels zeroed, BCE on the clean
     pixels), trained end to end on all 60,000 train images with labels unused; saves the encoder for
@@ -133,19 +133,20 @@ def pretrain_autoencoder(
     widths (default ``AE_HIDDEN``; the fine-tuned net must have the same). ``warp = (degrees, scale, pixels)``
     makes a random rotation, zoom and shift part of the corruption (:func:`rlcore.augment.random_affine`, before
     the masking), and the autoencoder rebuilds the image as it was: with no labels, it learns that a slightly
-    rotated, resized or moved digit is the same digit. ``(0, 0, 0)`` draws nothing.
+    rotated, resized or moved digit is the same digit. ``(0, 0, 0)`` draws nothing. ``seed`` seeds the
+    initialisation, the batch order and the corruptions.
 
     (Greedy layer-wise pretraining with ``nets.autoencoder.pretrain_stacked`` was tried first: +0.35 points;
     the other recipes tried are listed in docs/mnist.md.)
     """
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     data = dataset_splits(DatasetEnvConfig(dataset="mnist", validation_fraction=0.0), 0)["train"]
     images, _ = as_tensors(data, torch.device("cpu"))
     hidden = list(hidden or AE_HIDDEN)
     encoder = build_extractor(MLPConfig(hidden_sizes=hidden, activation="relu"), images.shape[1:])
     autoencoder = Autoencoder(encoder)  # mirrored dense decoder, e.g. 256 -> 512 -> 784 logits
     optimizer = torch.optim.Adam(autoencoder.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     history = []
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=generator)
@@ -219,6 +220,7 @@ def main() -> None:
                              "0,0,0 turns it off (default %(default)s)")
     parser.add_argument("--finetune-shift", type=int, default=0, help="agent.augment_shift of both 1,000-label arms")
     parser.add_argument("--seed", type=int, default=0, help="seed of both 1,000-label arms (labels, init, batches)")
+    parser.add_argument("--ae-seed", type=int, default=0, help="seed of the pretraining (init, batches, corruptions)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist.json"))
     args = parser.parse_args()
     if not os.environ.get("RLCORE_MNIST_DIR"):
@@ -247,10 +249,10 @@ def main() -> None:
             start = time.perf_counter()
             ae_epochs = 1 if args.quick else args.ae_epochs
             _, history = pretrain_autoencoder(encoder_file, ae_epochs, shift=args.ae_shift, gaussian=args.ae_gaussian,
-                                              hidden=hidden, warp=args.ae_warp)
+                                              hidden=hidden, warp=args.ae_warp, seed=args.ae_seed)
             results["autoencoder"] = {"kind": "denoising MLP AE 784-" + "-".join(map(str, hidden)) + f" (mirrored decoder), masking {AE_MASK:.0%}, BCE",
                                       "shift": args.ae_shift, "gaussian": args.ae_gaussian,
-                                      "warp_degrees_scale_pixels": list(args.ae_warp),
+                                      "warp_degrees_scale_pixels": list(args.ae_warp), "seed": args.ae_seed,
                                       "epochs": ae_epochs, "bce_per_epoch": history,
                                       "wall_time_s": round(time.perf_counter() - start, 1),
                                       "pretrain_code": "benchmarks/mnist.py:pretrain_autoencoder"}
