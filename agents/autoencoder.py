@@ -43,7 +43,7 @@ from nets.autoencoder import (
     pretrain_stacked,
     reconstruction_loss,
 )
-from rlcore.augment import random_affine
+from rlcore.augment import random_affine, require_image_shift
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError, RLCoreError
 
@@ -146,9 +146,7 @@ class AutoencoderAgent:
             require(bounded, "agent.loss", "bce needs targets in [0, 1] (pixel observations); use agent.loss=mse")
         self.warps = bool(cfg.warp_degrees or cfg.warp_scale or cfg.warp_shift)
         if self.warps:
-            shape = observation_space.shape or ()
-            require(len(shape) == 3 and cfg.warp_shift < min(shape[1:]), "agent.warp_degrees/warp_scale/warp_shift",
-                    f"warps (C, H, W) images, shifting them by fewer than H and W pixels; got observations of shape {shape}")
+            require_image_shift(observation_space.shape or (), cfg.warp_shift, "agent.warp_degrees/warp_scale/warp_shift")
         self.cfg = cfg
         self.device = device
         self.model = model.to(device)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nets
-from rlcore.augment import random_shift
+from rlcore.augment import random_shift, require_image_shift
 from rlcore.config import require, require_choice
 from rlcore.errors import ConfigError
 
@@ -185,12 +185,8 @@ class SupervisedAgent:
             )
         else:
             self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        shape = observation_space.shape or ()
-        require(
-            cfg.augment_shift == 0 or (len(shape) == 3 and cfg.augment_shift < min(shape[1:])),
-            "agent.augment_shift",
-            f"shifts (C, H, W) images by fewer than H and W pixels; got {cfg.augment_shift} for observations of shape {shape}",
-        )
+        if cfg.augment_shift:
+            require_image_shift(observation_space.shape or (), cfg.augment_shift, "agent.augment_shift")
         self.rng = np.random.default_rng(seed)
         # its own stream, so that augmentation leaves the batch order and initialisation of a seed unchanged
         self.augment_generator = torch.Generator().manual_seed(seed)

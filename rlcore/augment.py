@@ -15,6 +15,15 @@ import math
 
 import torch
 
+from rlcore.config import require
+
+
+def require_image_shift(shape: tuple[int, ...], pixels: int, key: str) -> None:
+    """The start-up check of every image-moving option (``key``): observations must be (C, H, W) images, and a
+    shift of ``pixels`` must leave part of each one in view."""
+    require(len(shape) == 3 and pixels < min(shape[1:]), key,
+            f"shifts (C, H, W) images by fewer than H and W pixels; got {pixels} for observations of shape {shape}")
+
 
 def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of ``images`` (N, C, H, W) translated by its own random (dy, dx) in [-pixels, pixels]^2.
