@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from envs import DatasetVectorEnv, make_env
-from rlcore.errors import RLCoreError
-from rlcore.evaluation import evaluate
+from rlcore.base.errors import RLCoreError
+from rlcore.base.seeding import EVAL_SEED_OFFSET, seed_everything
 from rlcore.policy import load_agent, resolve_checkpoint
 from rlcore.run import fail
-from rlcore.seeding import EVAL_SEED_OFFSET, seed_everything
+from rlcore.training.evaluation import evaluate
 
 USAGE = """usage: python evaluate.py run=<run_dir> | checkpoint=<file.pt> [key=value ...]
 
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
         env.close()
         report = None
         if isinstance(env, DatasetVectorEnv):  # classification: accuracy, confusion matrix, misclassified images
-            from rlcore.classification_report import write_report
+            from rlcore.training.classification_report import write_report
 
             report = write_report(agent, env.images, env.labels, path.parent, path.stem, f"{cfg.agent.name} {cfg.net.name} on {cfg.env.name}")
         result = {
@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
         if report is not None:
             result.update(report)
         if args.video:
-            from rlcore.video import record_episode
+            from rlcore.training.video import record_episode
 
             result["video"] = str(record_episode(agent, cfg, path.parent / f"{path.stem}_eval.mp4", seed, epsilon))
     except RLCoreError as exc:

@@ -9,8 +9,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from rlcore.base.errors import RLCoreError, TrainingInterrupted
 from rlcore.config import register_configs
-from rlcore.errors import RLCoreError, TrainingInterrupted
 from rlcore.run import fail, print_summary, run
 from rlcore.sweeps import job_line, parallel_job
 

@@ -2,7 +2,7 @@
 
 Read top to bottom: the config schema, then the agent. The modules, losses and corruptions are the pure
 functions of :mod:`nets.autoencoder`; this file only combines them. The loop that feeds it (collecting
-frames, epochs, validation, writing ``encoder.pt``) is :mod:`rlcore.pretraining`.
+frames, epochs, validation, writing ``encoder.pt``) is :mod:`rlcore.training.pretraining`.
 
 Variants, all switched by config keys and freely combined:
 
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 import nets
+from agents.augment import random_affine, require_image_shift
 from nets.autoencoder import (
     Autoencoder,
     gaussian_noise,
@@ -43,9 +44,8 @@ from nets.autoencoder import (
     pretrain_stacked,
     reconstruction_loss,
 )
-from rlcore.augment import random_affine, require_image_shift
-from rlcore.config import require, require_choice
-from rlcore.errors import ConfigError, RLCoreError
+from rlcore.base.errors import ConfigError, RLCoreError
+from rlcore.base.validation import require, require_choice
 
 NOISES = ("none", "gaussian", "masking")
 LOSSES = ("mse", "bce")
@@ -160,6 +160,15 @@ class AutoencoderAgent:
     def encoder(self) -> nets.FeatureExtractor:
         """The part other agents reuse (``nets.save_encoder`` writes it as encoder.pt)."""
         return self.model.encoder
+
+    # stateless: the per-env state hooks of the Actor protocol (rlcore.base.protocols) do nothing
+    recurrent = False
+
+    def reset_state(self, starts: np.ndarray) -> None:
+        """Nothing to reset: each answer depends on its observation alone."""
+
+    def swap_state(self, state: object = None) -> object:
+        return None
 
     def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
         raise RLCoreError("an autoencoder run has no policy; use its encoder via net.pretrained=<run_dir>")

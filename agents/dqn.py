@@ -4,20 +4,19 @@ The extensions combine freely (``agent=rainbow_lite`` turns on all four, docs/dq
 Double DQN (``agent.double``, van Hasselt et al. 2016), a dueling head (``agent.dueling``, Wang et al. 2016),
 n-step returns (``agent.n_step``, built by the replay at sample time) and proportional prioritized replay
 (``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
-from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn``) it is DRQN (Hausknecht
-& Stone 2015) trained on replayed sequences with a burn-in (R2D2, Kapturowski et al. 2019; docs/drqn.md).
+from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn``) the registry
+builds DRQN instead (``agents/drqn.py``: the same config and math on replayed sequences).
 
-Read top to bottom: the config schema, then the agent. The pure math (TD targets and losses, unit-tested on
-hand-computed numbers) is ``rlcore.q_learning`` (one transition) and ``rlcore.sequence_targets`` (DRQN's
-sequences); the Q-network, dueling or not, is ``nets.q_network``. The loop that feeds the agent (env
-stepping, replay, schedules of when to update) is ``rlcore.offpolicy``; the agent only acts, learns from a
-batch and keeps its own schedules.
+Read top to bottom: the config schema, then the agent: act (ε-greedy), advance (ε, learning rate, target
+sync), update (TD target, loss, one optimizer step). The pure math (TD targets and losses, unit-tested on
+hand-computed numbers) is :mod:`agents.q_learning`; the Q-network, dueling or not, is
+:mod:`nets.q_network`; the speed machinery (memory layout, bf16, compile, flat gradients, the functional
+Adam step, the actor copy for overlap) is behind :class:`agents.fastpath.FastPath`. The loop that feeds the
+agent (env stepping, replay, when to update) is :mod:`rlcore.training.offpolicy`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -26,16 +25,13 @@ import torch
 from torch import nn
 
 import nets
+from agents.fastpath import FastPath
+from agents.q_learning import greedy_next_values, q_loss, td_target
+from agents.schedules import linear_schedule
 from nets.q_network import QNetwork
-from nets.recurrent import flatten_state, unflatten_state
-from rlcore.config import require, require_choice
-from rlcore.errors import ConfigError
-from rlcore.gradients import adam_step, clip_flat_grad_, flat_gradients
-from rlcore.q_learning import greedy_next_values, masked_q_loss, q_loss, td_target
-from rlcore.replay import Batch
-from rlcore.schedules import linear_schedule
-from rlcore.sequence_replay import SequenceBatch
-from rlcore.sequence_targets import sequence_nstep_targets, sequence_priorities
+from rlcore.base.batches import Batch
+from rlcore.base.errors import ConfigError
+from rlcore.base.validation import require, require_choice
 
 
 @dataclass
@@ -108,19 +104,18 @@ class DQNConfig:
         require(self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})")
         require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
 
-
-# ------------------------------------------------------------------------------------------- the agent
-
-
 class DQNAgent:
     """ε-greedy acting, one gradient step per ``update``, target sync and ε schedule in ``advance``."""
+
+    recurrent = False  # a DRQNAgent carries a hidden state per env; this agent is stateless
+    state_size = 0  # floats per env of a stored hidden state (none)
 
     def __init__(
         self,
         cfg: DQNConfig,
         net_cfg: object,
         observation_space: gym.Space,
-        action_space: gym.Space,
+        action_space: gym.Space | None,
         *,
         total_steps: int,
         device: torch.device,
@@ -138,31 +133,11 @@ class DQNAgent:
         self.device = device
         self.n_actions = int(action_space.n)
         self.total_steps = total_steps
-        self.online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions, cfg.dueling).to(device)
-        self.online.extractor.train(not getattr(net_cfg, "freeze", False))  # frozen: fixed BN stats, no dropout
-        # NHWC conv weights and (4-D) inputs: oneDNN's convolutions run faster in this layout on CPU
-        self.channels_last = channels_last
-        if channels_last:
-            self.online.to(memory_format=torch.channels_last)
-        self.target = copy.deepcopy(self.online).requires_grad_(False)
-        # A separate actor (the loop's `overlap`: updates run in a background thread) is a copy of the online
-        # net that acting reads and `refresh_actor` overwrites between updates, so acting never sees weights
-        # an update is halfway through writing; it lags the online net by the update in flight.
-        self.actor = copy.deepcopy(self.online).requires_grad_(False) if separate_actor else self.online
-        self.params = [p for p in self.online.parameters() if p.requires_grad]
-        self.flat_grad = flat_gradients(self.params)
-        # fused Adam on one device: one kernel for all parameters instead of one per tensor
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-        # bf16 autocast: fp32's range, so no loss scaling is needed (fp16 would need a GradScaler). On CPUs
-        # without AMX (bf16 matrix units) it is much slower than fp32: keep amp for GPUs.
-        if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("amp=true autocasts to bfloat16, which this GPU does not support; use amp=false")
-        self.autocast_dtype = torch.bfloat16 if amp else None
-        self.forward_online = torch.compile(self.online) if compile else self.online
-        self.forward_target = torch.compile(self.target) if compile else self.target
-        self.forward_actor = self.forward_online if self.actor is self.online else (
-            torch.compile(self.actor) if compile else self.actor
-        )
+        online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions, cfg.dueling).to(device)
+        online.extractor.train(not getattr(net_cfg, "freeze", False))  # frozen: fixed BN stats, no dropout
+        self.fast = FastPath(online, device=device, lr=cfg.lr, adam_eps=cfg.adam_eps, amp=amp, compile=compile,
+                             channels_last=channels_last, separate_actor=separate_actor)
+        self.online, self.target, self.optimizer = self.fast.online, self.fast.target, self.fast.optimizer
         # One target pass per round (update_round) needs a target whose output for a sample does not depend on
         # the rest of the batch or on chance: no batch norm in batch-statistics mode, no active dropout.
         self.round_targets = not any(
@@ -173,81 +148,14 @@ class DQNAgent:
         self.env_steps = 0
         self.epsilon = cfg.exploration_initial_eps
         self.target_syncs = 0
-        # DRQN: one hidden state per env, carried between `act` calls; `reset_state` marks the envs whose
-        # episode starts at the next `act` (their state is reset inside that forward pass).
-        self.recurrent = bool(self.online.extractor.is_recurrent)
-        self.hidden: object | None = None  # None: the initial (zero) state at the next act
-        self.pending_starts: np.ndarray | None = None
 
     # -- acting ------------------------------------------------------------------------------------------
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
-        """argmax_a Q(obs, a); a recurrent agent also advances its hidden state by this step."""
-        with torch.inference_mode(), self._autocast():
-            obs_t = self._layout(torch.as_tensor(obs, device=self.device))
-            if not self.recurrent:
-                q, _ = self.forward_actor(obs_t)
-            else:
-                starts = self._take_starts(len(obs))
-                q, hidden = self.forward_actor(obs_t, self.hidden, starts)
-                self.hidden = hidden if isinstance(hidden, torch.Tensor) else tuple(hidden)
+        """argmax_a Q(obs, a)."""
+        fast = self.fast
+        with torch.inference_mode(), fast.autocast():
+            q, _ = fast.forward_actor(fast.layout(torch.as_tensor(obs, device=self.device)))
         return q.argmax(dim=1).cpu().numpy()
-
-    def reset_state(self, starts: np.ndarray) -> None:
-        """Envs where ``starts`` is true begin a new episode at the next ``act``: their hidden state goes
-        back to the initial state (a no-op for feed-forward nets). A different number of envs than the
-        state holds (a fresh evaluation env) starts every env afresh."""
-        if not self.recurrent:
-            return
-        starts = np.asarray(starts, dtype=bool)
-        if self.hidden is None or self._state_batch() != len(starts):
-            self.hidden, self.pending_starts = None, None
-        elif self.pending_starts is None:
-            self.pending_starts = starts.copy()
-        else:
-            self.pending_starts |= starts
-
-    def _state_batch(self) -> int:
-        return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]
-
-    def _take_starts(self, n: int) -> torch.Tensor | None:
-        starts, self.pending_starts = self.pending_starts, None
-        if self.hidden is not None and self._state_batch() != n:
-            self.hidden, starts = None, None  # another number of envs than the state was built for
-        return None if starts is None else torch.as_tensor(starts, device=self.device)
-
-    @property
-    def state_size(self) -> int:
-        """Floats per env in a stored hidden state (0: no stored state)."""
-        if not (self.recurrent and self.cfg.stored_state):
-            return 0
-        net = self.online.extractor
-        return net.num_layers * net.hidden_size * (2 if net.cell_type == "lstm" else 1)
-
-    def replay_state(self, n_envs: int) -> np.ndarray | None:
-        """The hidden state the next ``act`` starts from, one flat row per env (resets applied), for a
-        stored-state replay; None without ``agent.stored_state``."""
-        if not self.state_size:
-            return None
-        if self.hidden is None or self._state_batch() != n_envs:
-            return np.zeros((n_envs, self.state_size), dtype=np.float32)
-        flat = flatten_state(self.hidden).float().cpu().numpy()
-        if self.pending_starts is not None:
-            flat[self.pending_starts] = 0.0
-        return flat
-
-    def _layout(self, obs: torch.Tensor) -> torch.Tensor:
-        """Image batches in the nets' memory format (a copy of the uint8 pixels, before they become float)."""
-        if self.channels_last and obs.dim() == 4:
-            return obs.contiguous(memory_format=torch.channels_last)
-        return obs
-
-    @torch.no_grad()
-    def refresh_actor(self) -> None:
-        """Copy the online weights into the separate actor (a no-op when acting uses the online net)."""
-        if self.actor is not self.online:
-            torch._foreach_copy_(list(self.actor.parameters()), list(self.online.parameters()))
-            for b_a, b_o in zip(self.actor.buffers(), self.online.buffers(), strict=True):
-                b_a.copy_(b_o)
 
     def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
         """Actions for a batch of observations: ε-greedy with the scheduled ε when exploring.
@@ -258,10 +166,22 @@ class DQNAgent:
         n = len(obs)
         random_mask = self.rng.random(n) < eps
         actions = self.rng.integers(0, self.n_actions, size=n)
-        if self.recurrent or not random_mask.all():  # skipped when every env explores (not DRQN: state)
-            greedy = self.greedy_actions(obs)
-            actions = np.where(random_mask, actions, greedy)
+        if not random_mask.all():  # skipped when every env explores
+            actions = np.where(random_mask, actions, self.greedy_actions(obs))
         return actions
+
+    # Stateless: the hooks through which a recurrent agent (DRQNAgent) carries its per-env state do nothing.
+    def reset_state(self, starts: np.ndarray) -> None:
+        """Nothing to reset: the next action depends on the observation alone."""
+
+    def replay_state(self, n_envs: int) -> np.ndarray | None:
+        return None
+
+    def swap_state(self, state: object = None) -> object:
+        return None
+
+    def refresh_actor(self) -> None:
+        self.fast.refresh_actor()
 
     # -- schedules ---------------------------------------------------------------------------------------
     def advance(self, env_steps: int, round_in_flight: bool = False) -> None:
@@ -288,9 +208,7 @@ class DQNAgent:
         """Apply the learning rate of the current env step and a due target sync (no round may be running)."""
         cfg = self.cfg
         if cfg.lr_final is not None:
-            lr = linear_schedule(cfg.lr, cfg.lr_final, self.total_steps, self.env_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            self.fast.set_lr(linear_schedule(cfg.lr, cfg.lr_final, self.total_steps, self.env_steps))
         if self.target_sync_due(self.env_steps):
             self.target_syncs = self.env_steps // cfg.target_update_interval
             self.sync_target()
@@ -301,6 +219,7 @@ class DQNAgent:
 
     @torch.no_grad()
     def sync_target(self) -> None:
+        """Copy (τ = 1) or Polyak-average (τ < 1) the online weights into the target."""
         online, target = list(self.online.parameters()), list(self.target.parameters())
         if self.cfg.tau >= 1.0:
             torch._foreach_copy_(target, online)
@@ -310,7 +229,7 @@ class DQNAgent:
             b_t.copy_(b_o)
 
     # -- learning ----------------------------------------------------------------------------------------
-    def update_round(self, batches: list[Batch | SequenceBatch]) -> list[dict[str, torch.Tensor]]:
+    def update_round(self, batches: list[Batch]) -> list[dict[str, torch.Tensor]]:
         """A round of gradient steps, one per batch, with Q_target(s') of all batches in one forward pass.
 
         The loop syncs the target only between rounds (in ``advance``), so the target net is the same for
@@ -320,12 +239,13 @@ class DQNAgent:
         batched. The batches must all be sampled before the round (prioritized replay that samples each batch
         after the previous update calls ``update`` per batch instead).
         """
-        if len(batches) < 2 or not self.round_targets or self.recurrent:
+        if len(batches) < 2 or not self.round_targets:
             return [self.update(batch) for batch in batches]
-        next_obs = self._layout(torch.cat([batch.next_obs for batch in batches]))
+        fast = self.fast
+        next_obs = fast.layout(torch.cat([batch.next_obs for batch in batches]))
         sizes = [len(batch.next_obs) for batch in batches]
-        with torch.no_grad(), self._autocast():
-            next_q_target, _ = self.forward_target(next_obs)
+        with torch.no_grad(), fast.autocast():
+            next_q_target, _ = fast.forward_target(next_obs)
         if self.cfg.double:
             return [self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)]
         # plain DQN: the whole round's TD targets at once too (they need only the target net)
@@ -338,90 +258,35 @@ class DQNAgent:
         return [self.update(batch, targets=t) for batch, t in zip(batches, targets.split(sizes), strict=True)]
 
     def update(
-        self,
-        batch: Batch | SequenceBatch,
-        next_q_target: torch.Tensor | None = None,
-        targets: torch.Tensor | None = None,
+        self, batch: Batch, next_q_target: torch.Tensor | None = None, targets: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced).
 
         ``next_q_target``: Q_target(s') of the batch when already computed; ``targets``: its TD targets when
-        already computed (both from ``update_round``).
-        ``td_errors`` (per sample, target − Q; per sequence for DRQN, R2D2's η-mix of its |δ|; only for
-        batches with buffer ``indices``, i.e. prioritized replay) are the new priorities, not a metric.
+        already computed (both from ``update_round``). ``td_errors`` (per sample, target − Q; only for batches
+        with buffer ``indices``, i.e. prioritized replay) are the new priorities, not a metric.
         """
-        if isinstance(batch, SequenceBatch):
-            return self._update_sequences(batch)
-        cfg = self.cfg
+        cfg, fast = self.cfg, self.fast
         target = targets
         if target is None:
             discounts = batch.discounts if batch.discounts is not None else cfg.gamma
-            next_obs = self._layout(batch.next_obs)
-            with torch.no_grad(), self._autocast():
+            next_obs = fast.layout(batch.next_obs)
+            with torch.no_grad(), fast.autocast():
                 if next_q_target is None:
-                    next_q_target, _ = self.forward_target(next_obs)
-                next_q_online = self.forward_online(next_obs)[0] if cfg.double else None
+                    next_q_target, _ = fast.forward_target(next_obs)
+                next_q_online = fast.forward_online(next_obs)[0] if cfg.double else None
                 next_values = greedy_next_values(next_q_target.float(),
                                                  None if next_q_online is None else next_q_online.float())
                 target = td_target(batch.rewards, next_values, batch.terminated, discounts)
-        with self._autocast():
-            q, _ = self.forward_online(self._layout(batch.obs))
+        with fast.autocast():
+            q, _ = fast.forward_online(fast.layout(batch.obs))
         q_taken = q.float().gather(1, batch.actions.view(-1, 1)).squeeze(1)
         loss = q_loss(q_taken, target, cfg.loss, batch.weights)
-        self.flat_grad.zero_()  # not zero_grad(): backward must accumulate into the views of flat_grad
-        loss.backward()
-        grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
-        adam_step(self.optimizer)
+        grad_norm = fast.step(loss, cfg.max_grad_norm)
         metrics = {"loss": loss.detach(), "q": q_taken.detach().mean(), "grad_norm": grad_norm.detach()}
         if batch.indices is not None:  # prioritized replay's new priorities (one op saved per update without)
             metrics["td_errors"] = (target - q_taken).detach()
         return metrics
-
-    def _update_sequences(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
-        """DRQN step on sequences: burn-in without gradient, then the loss over the valid steps after it
-        with (Double) DQN n-step targets from the target net run over the same sequence (R2D2); with
-        prioritized replay, importance weights per sequence and one new priority per sequence."""
-        cfg, b = self.cfg, self.cfg.burn_in
-        obs, starts = batch.obs, batch.starts
-        state = None
-        if batch.initial_state is not None:
-            net = self.online.extractor
-            state = unflatten_state(batch.initial_state, net.num_layers, net.cell_type == "lstm")
-        with torch.no_grad(), self._autocast():
-            q_next_target = self.forward_target(obs, state, starts)[0][:, b + 1 :]
-            if b:
-                _, state = self.forward_online(obs[:, :b], state, starts[:, :b])
-        with self._autocast():
-            q_all, _ = self.forward_online(obs[:, b:], state, starts[:, b:])  # (B, L + 1, A)
-        q_all = q_all.float()
-        actions = batch.actions[:, b:]
-        q_taken = q_all[:, :-1].gather(2, actions.unsqueeze(2)).squeeze(2)
-        with torch.no_grad():
-            n_act = q_all.shape[2]
-            next_online = q_all[:, 1:].detach().reshape(-1, n_act) if cfg.double else None
-            next_values = greedy_next_values(q_next_target.float().reshape(-1, n_act), next_online)
-            valid = batch.mask[:, b:] if batch.valid is None else batch.valid[:, b:]
-            target = sequence_nstep_targets(batch.rewards[:, b:], batch.terminated[:, b:], valid,
-                                            next_values.view_as(q_taken), cfg.n_step, cfg.gamma)
-        mask = batch.mask[:, b:]
-        loss = masked_q_loss(q_taken, target, mask, cfg.loss, batch.weights)
-        self.flat_grad.zero_()
-        loss.backward()
-        grad_norm = clip_flat_grad_(self.flat_grad, cfg.max_grad_norm)
-        adam_step(self.optimizer)
-        metrics = {
-            "loss": loss.detach(),
-            "q": (q_taken.detach() * mask).sum() / mask.sum().clamp(min=1.0),
-            "grad_norm": grad_norm.detach(),
-        }
-        if batch.indices is not None:  # prioritized replay: one priority per sequence (R2D2's η-mix)
-            metrics["td_errors"] = sequence_priorities((target - q_taken).detach(), mask)
-        return metrics
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:  # a disabled torch.autocast still costs ~3 us per use on CPU
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # -- persistence -------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -433,8 +298,6 @@ class DQNAgent:
             "epsilon": self.epsilon,
             "target_syncs": self.target_syncs,
             "rng": self.rng.bit_generator.state,
-            "hidden": self.hidden,  # DRQN: the actors' hidden states (None: fresh), so a resume carries on
-            "pending_starts": None if self.pending_starts is None else torch.from_numpy(self.pending_starts.copy()),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -445,10 +308,4 @@ class DQNAgent:
         self.epsilon = float(state["epsilon"])
         self.target_syncs = int(state["target_syncs"])
         self.rng.bit_generator.state = state["rng"]
-        hidden = state.get("hidden")
-        if isinstance(hidden, list | tuple):
-            hidden = tuple(h.to(self.device) for h in hidden)
-        self.hidden = hidden.to(self.device) if isinstance(hidden, torch.Tensor) else hidden
-        pending = state.get("pending_starts")
-        self.pending_starts = None if pending is None else pending.numpy().copy()
         self.refresh_actor()

@@ -3,7 +3,7 @@
 It is the baseline that a reward-only learner (DQN on a dataset env) is compared with, and a way to train
 encoders for reuse. Read top to bottom: the config schema, the pure math (loss, accuracy, learning-rate
 schedules, early stopping), the network (module names ``extractor`` and ``head``, as DQN's ``QNetwork``,
-so encoders move between the two), and the agent. The epoch loop is :mod:`rlcore.supervised`.
+so encoders move between the two), and the agent. The epoch loop is :mod:`rlcore.training.supervised`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import nets
-from rlcore.augment import random_shift, require_image_shift
-from rlcore.config import require, require_choice
-from rlcore.errors import ConfigError
+from agents.augment import random_shift, require_image_shift
+from rlcore.base.errors import ConfigError
+from rlcore.base.validation import require, require_choice
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("none", "step", "exponential", "cosine")
@@ -207,6 +207,15 @@ class SupervisedAgent:
             obs = obs.copy()  # dataset arrays are read-only; torch warns on wrapping them
         out, _ = self.model(torch.as_tensor(obs, device=self.device))
         return out
+
+    # stateless: the per-env state hooks of the Actor protocol (rlcore.base.protocols) do nothing
+    recurrent = False
+
+    def reset_state(self, starts: np.ndarray) -> None:
+        """Nothing to reset: each answer depends on its observation alone."""
+
+    def swap_state(self, state: object = None) -> object:
+        return None
 
     def act(self, obs: np.ndarray, explore: bool = False, epsilon: float | None = None) -> np.ndarray:
         """The predicted class of each image; with ``epsilon`` > 0 a uniformly random class that often."""

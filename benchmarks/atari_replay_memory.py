@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlcore.frame_replay import FrameReplayBuffer, available_memory_bytes, estimate_bytes  # noqa: E402
+from rlcore.replay.frames import FrameReplayBuffer, available_memory_bytes, estimate_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "atari_replay_memory.json"
 

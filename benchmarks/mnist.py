@@ -28,13 +28,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agents.augment import random_affine, random_shift  # noqa: E402
 from agents.supervised import Classifier, SupervisedAgent, SupervisedConfig  # noqa: E402
 from envs import DatasetEnvConfig  # noqa: E402
 from envs.dataset_env import dataset_splits  # noqa: E402
 from nets import LeNet5Config, MLPConfig, build_extractor, save_encoder, scale_observation  # noqa: E402
 from nets.autoencoder import Autoencoder, masking_noise, reconstruction_loss  # noqa: E402
-from rlcore.augment import random_affine, random_shift  # noqa: E402
-from rlcore.supervised import as_tensors, train_epoch  # noqa: E402
+from rlcore.training.supervised import as_tensors, train_epoch  # noqa: E402
 
 AE_HIDDEN = [512, 256]  # the 1,000-label net of both arms (encoder widths; the head is a linear layer to 10 classes)
 AE_MASK = 0.8  # masking-noise fraction of the denoising autoencoder (30% gave +2.0 points, 50% +2.8, 80% +3.7)
@@ -126,12 +126,12 @@ def pretrain_autoencoder(
     """Denoising autoencoder (Vincent et al. 2008: masking noise, ``mask`` of the pixels zeroed, BCE on the clean
     pixels), trained end to end on all 60,000 train images with labels unused; saves the encoder for
     ``net.pretrained``. With ``shift`` > 0 each batch is first translated by up to ``shift`` pixels
-    (:func:`rlcore.augment.random_shift`) and the autoencoder reconstructs the clean shifted image from its
+    (:func:`agents.augment.random_shift`) and the autoencoder reconstructs the clean shifted image from its
     masked version (``shift=0`` draws nothing: the same encoder as before the option existed). ``gaussian`` > 0
     adds N(0, gaussian^2) noise to every pixel (scaled to [0, 1]) after the masking, unclipped (the additive
     isotropic Gaussian corruption of Vincent et al. 2010, here on top of the masking). ``hidden``: the encoder's
     widths (default ``AE_HIDDEN``; the fine-tuned net must have the same). ``warp = (degrees, scale, pixels)``
-    makes a random rotation, zoom and shift part of the corruption (:func:`rlcore.augment.random_affine`, before
+    makes a random rotation, zoom and shift part of the corruption (:func:`agents.augment.random_affine`, before
     the masking), and the autoencoder rebuilds the image as it was: with no labels, it learns that a slightly
     rotated, resized or moved digit is the same digit. ``(0, 0, 0)`` draws nothing. ``seed`` seeds the
     initialisation, the batch order and the corruptions.

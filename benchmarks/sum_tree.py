@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlcore.sum_tree import PrioritizedSampler  # noqa: E402
+from rlcore.replay.sum_tree import PrioritizedSampler  # noqa: E402
 
 
 def timed(fn, repeats: int) -> dict:

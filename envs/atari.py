@@ -41,8 +41,8 @@ from ale_py.vector_env import AtariVectorEnv
 from gymnasium.vector import AutoresetMode, VectorWrapper
 from omegaconf import MISSING
 
-from rlcore.config import require, require_choice
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
+from rlcore.base.validation import require, require_choice
 
 EVAL_PROTOCOLS = ("nature", "sticky")
 EVAL_MAX_EPISODE_FRAMES = 18_000  # 5 minutes at 60 frames per second (Mnih 2015 evaluation)
@@ -207,5 +207,7 @@ def make_atari(
         use_fire_reset=True,
     )
     wrapped = AtariVecEnv(env, seed=seed, life_loss=cfg.terminal_on_life_loss and not evaluation)
+    # observations are stacks of consecutive frames: the replay stores each frame once (rlcore.replay.factory)
+    wrapped.metadata = {**wrapped.metadata, "stacked_frames": True}
     wrapped.action_space.seed(seed)
     return wrapped

@@ -17,8 +17,8 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import RescaleObservation
 
-from rlcore.config import require
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
+from rlcore.base.validation import require
 
 
 @dataclass

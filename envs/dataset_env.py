@@ -29,7 +29,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs.datasets import ImageDataset, load_dataset, train_val_split
-from rlcore.config import require, require_choice
+from rlcore.base.validation import require, require_choice
 
 DATASETS = ("mnist", "digits")
 SPLITS = ("train", "test")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlcore.errors import RLCoreError
+from rlcore.base.errors import RLCoreError
 
 IMAGES_MAGIC = 2051  # uint8, 3 dimensions: count, rows, cols
 LABELS_MAGIC = 2049  # uint8, 1 dimension: count

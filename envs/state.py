@@ -22,7 +22,7 @@ import torch
 from gymnasium.vector import SyncVectorEnv
 
 from envs.dataset_env import DatasetVectorEnv
-from rlcore.errors import CheckpointError
+from rlcore.base.errors import CheckpointError
 
 PLAIN = (bool, int, float, type(None))
 

@@ -22,6 +22,7 @@ from nets.configs import (
     RecurrentConfig,
     RNNConfig,
     VGGConfig,
+    is_recurrent_config,
 )
 from nets.mlp import ACTIVATIONS, MLP
 from nets.pooling import StochasticPool2d, stochastic_pool2d
@@ -53,6 +54,7 @@ __all__ = [
     "VGGConfig",
     "build_extractor",
     "count_parameters",
+    "is_recurrent_config",
     "freeze_module",
     "load_pretrained",
     "observation_shape",

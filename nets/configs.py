@@ -22,8 +22,8 @@ from typing import Any
 from nets.cnn import PADDINGS, POOLINGS
 from nets.mlp import ACTIVATIONS, INITS, NORMS
 from nets.recurrent import CELLS
-from rlcore.config import require, require_choice
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
+from rlcore.base.validation import require, require_choice
 
 
 def _check_dropout(dropout: float) -> None:
@@ -205,6 +205,12 @@ class RecurrentConfig:
             raise ConfigError(
                 str(exc).replace("config key 'net.", "config key 'net.encoder_kwargs.", 1)
             ) from None
+
+
+def is_recurrent_config(cfg: object) -> bool:
+    """Whether ``cfg`` builds a net that carries a hidden state across calls (``net.rows=true`` does not:
+    each image is a whole sequence)."""
+    return isinstance(cfg, RecurrentConfig) and not cfg.rows
 
 
 @dataclass

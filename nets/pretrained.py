@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlcore.checkpoint import atomic_torch_save
-from rlcore.errors import CheckpointError
+from rlcore.base.checkpoint import atomic_torch_save
+from rlcore.base.errors import CheckpointError
 
 ENCODER_FORMAT = "rlcore-encoder"
 ENCODER_VERSION = 1

@@ -7,10 +7,13 @@ from typing import Any
 
 import torch
 
-from rlcore.checkpoint import load_checkpoint
-from rlcore.config import TrainConfig, typed_from_container
-from rlcore.errors import CheckpointError
-from rlcore.seeding import resolve_device
+from envs import make_env
+from rlcore.base.checkpoint import load_checkpoint
+from rlcore.base.errors import CheckpointError
+from rlcore.base.seeding import resolve_device
+from rlcore.config import typed_from_container
+from rlcore.training.context import agent_from_config
+from rlcore.training.schema import TrainConfig
 
 
 def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, which: str = "best") -> Path:
@@ -30,9 +33,6 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
 
 def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig, dict]:
     """Agent with trained weights, its typed config, and the raw checkpoint dict."""
-    from agents import make_agent
-    from envs import make_env
-
     ckpt = load_checkpoint(path)
     try:
         cfg = typed_from_container(ckpt["config"], ckpt["schemas"])
@@ -40,13 +40,12 @@ def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig
         raise CheckpointError(f"{path} lacks the '{exc.args[0]}' entry every rlcore checkpoint has") from None
     cfg.device = device
     env = make_env(cfg.env, cfg.seed, evaluation=True, n_envs=1)
-    agent = make_agent(cfg, env.single_observation_space, env.single_action_space, resolve_device(device))
+    agent = agent_from_config(cfg, env.single_observation_space, env.single_action_space, resolve_device(device))
     env.close()
     try:
         agent.load_state_dict(ckpt["agent"])
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: the saved weights do not fit the saved config ({str(exc).splitlines()[0]})") from None
-    torch.set_grad_enabled(True)
     return agent, cfg, ckpt
 
 

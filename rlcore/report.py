@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlcore.errors import RLCoreError
+from rlcore.base.errors import RLCoreError
 
 # settings that differ between the runs of one group by design, or that cannot change what is learnt
 IGNORED_KEYS = ("seed", "run_dir")
@@ -212,7 +212,7 @@ def _read_columns(metrics_csv: Path, keys: Sequence[str]) -> dict[str, tuple[lis
 
 def group_curves(group: Group) -> dict[str, dict[str, list] | None]:
     """The group's periodic-evaluation curve and its smoothed training-return curve, aggregated across seeds."""
-    from rlcore.plots import moving_average, smoothing_window
+    from rlcore.training.plots import moving_average, smoothing_window
 
     evals, trains = [], []
     for run in group.runs:
@@ -310,7 +310,7 @@ def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plo
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "aggregate.json").write_text(json.dumps(report, indent=2) + "\n")
     if plot:
-        from rlcore.plots import plot_sweep
+        from rlcore.training.plots import plot_sweep
 
         panels: dict[str, list[dict]] = defaultdict(list)
         for r in records:

@@ -1,4 +1,8 @@
-"""From a composed config to a finished run: validation, the run directory, the agent's loop, the summary."""
+"""From a composed config to a finished run: validation, the run directory, the agent's loop, the summary.
+
+Which loop trains an agent, and which settings it supports, come from the agent registry
+(:mod:`agents.registry`); this module maps the registry's loop names to the loops.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,29 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rlcore.config import TrainConfig, to_typed
-from rlcore.errors import ConfigError, RLCoreError
-from rlcore.offpolicy import train_off_policy
-from rlcore.pretraining import train_autoencoder
-from rlcore.resume import resume_config
-from rlcore.supervised import train_supervised
+from agents.registry import AgentSpec, LoopName, agent_spec
+from rlcore.base.errors import ConfigError, RLCoreError
+from rlcore.config import schema_names, to_typed
+from rlcore.resume_config import resume_config
+from rlcore.training.context import RunContext
+from rlcore.training.offpolicy import train_off_policy
+from rlcore.training.pretraining import train_autoencoder
+from rlcore.training.schema import TrainConfig
+from rlcore.training.supervised import train_supervised
 
-LOOPS: dict[str, Callable[[TrainConfig, Path, dict], dict]] = {
-    "dqn": train_off_policy,
-    "rainbow_lite": train_off_policy,  # the DQN agent with its extensions switched on (configs/agent/rainbow_lite.yaml)
+Loop = Callable[[RunContext, "dict | None"], dict]
+
+LOOPS: dict[LoopName, Loop] = {
+    "off_policy": train_off_policy,
     "supervised": train_supervised,
-    "autoencoder": train_autoencoder,
+    "pretraining": train_autoencoder,
 }
+
+
+def check_supported(typed: TrainConfig, spec: AgentSpec) -> None:
+    """Refuse, naming the key, a setting the agent's declared capabilities do not cover."""
+    if typed.checkpoint.replay is not None and not spec.capabilities.replay:
+        raise ConfigError(f"config key 'checkpoint.replay': agent={typed.agent.name} has no replay buffer")
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -34,43 +48,57 @@ def prepare_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def remove_torn_writes(run_dir: Path) -> None:
+    """Partial checkpoint writes of a killed run (``.*.tmp``) are never valid: delete them."""
+    for torn in (run_dir / "checkpoints").glob(".*.tmp"):
+        torn.unlink(missing_ok=True)
+
+
+def launch(typed: TrainConfig, run_dir: Path, config: dict, resume: dict | None = None) -> dict:
+    """Run the agent's loop in a :class:`RunContext`; the process-wide settings it changes are restored after."""
+    spec = agent_spec(typed.agent)
+    context = RunContext(typed, run_dir, config, schema_names(typed))
+    try:
+        return LOOPS[spec.loop](context, resume)
+    finally:
+        context.end()
+
+
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> dict:
     """Validate ``cfg``, write config.yaml and train; returns the summary dict.
 
     With ``resume=<run_dir>`` the run continues from its last checkpoint in its own folder; ``overrides``
-    (the command line) say which saved settings to change (see :func:`rlcore.resume.resume_config`).
+    (the command line) say which saved settings to change (see :func:`rlcore.resume_config.resume_config`).
     """
     if cfg.get("resume"):
         return resume(cfg, overrides or [])
     typed = to_typed(cfg)
-    if typed.agent.name != "dqn" and typed.checkpoint.replay is not None:
-        raise ConfigError(f"config key 'checkpoint.replay': agent={typed.agent.name} has no replay buffer")
+    check_supported(typed, agent_spec(typed.agent))
     prepare_run_dir(run_dir)
     cfg = cfg.copy()
     cfg.run_dir = str(run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
-    for torn in (run_dir / "checkpoints").glob(".*.tmp"):  # partial writes of a killed run: never valid
-        torn.unlink(missing_ok=True)
+    assert isinstance(config, dict)
+    remove_torn_writes(run_dir)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
     typed.run_dir = str(run_dir)
-    loop = LOOPS.get(typed.agent.name)
-    if loop is None:
-        raise RLCoreError(f"config key 'agent.name': no training loop for {typed.agent.name!r}; known: {', '.join(LOOPS)}")
-    return loop(typed, run_dir, config)
+    return launch(typed, run_dir, config)
 
 
 def resume(cfg: DictConfig, overrides: list[str]) -> dict:
-    """Continue the run in ``cfg.resume`` (DQN runs; supervised and autoencoder runs are refused)."""
+    """Continue the run in ``cfg.resume`` (agents whose registry entry declares ``resume``)."""
     typed, config, ckpt = resume_config(cfg, overrides)
+    spec = agent_spec(typed.agent)
+    if not spec.capabilities.resume:
+        raise ConfigError(f"config key 'resume': agent={typed.agent.name} runs cannot be resumed; start a new run")
     run_dir = Path(typed.run_dir)
     steps = ckpt["counters"]["env_steps"]
     if steps >= typed.total_steps and (run_dir / "summary.json").exists():
         raise ConfigError(f"config key 'total_steps': resume={run_dir} already finished at step {steps}; "
                           f"pass a larger total_steps= to train it longer")
-    for torn in (run_dir / "checkpoints").glob(".*.tmp"):  # partial writes of a killed run: never valid
-        torn.unlink(missing_ok=True)
+    remove_torn_writes(run_dir)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))  # the settings in force (e.g. a new total_steps)
-    return train_off_policy(typed, run_dir, config, resume=ckpt)
+    return launch(typed, run_dir, config, resume=ckpt)
 
 
 def print_summary(summary: dict) -> None:

@@ -11,7 +11,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 import envs
 from envs.atari import EVAL_MAX_EPISODE_FRAMES, AtariConfig
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "env"
 

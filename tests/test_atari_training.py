@@ -14,13 +14,13 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import envs
-from agents import make_agent
 from envs.atari import AtariConfig, make_atari
+from rlcore.base.errors import ConfigError, RLCoreError
 from rlcore.config import register_configs, to_typed
-from rlcore.errors import ConfigError, RLCoreError
-from rlcore.frame_replay import FrameReplayBuffer
-from rlcore.offpolicy import train_off_policy
 from rlcore.replay import ReplayBuffer, make_replay
+from rlcore.replay.frames import FrameReplayBuffer
+from rlcore.run import launch
+from rlcore.training.context import agent_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 register_configs()
@@ -68,12 +68,12 @@ def test_command_line_beats_the_tuning_and_cartpole_keeps_its_own():
 def test_make_replay_picks_the_frame_replay_for_atari():
     _, cfg = typed(*SMALL_ATARI)
     atari = envs.make_env(cfg.env, 0)
-    replay = make_replay(2000, cfg.env, atari, seed=0, device=torch.device("cpu"))
+    replay = make_replay(2000, atari, seed=0, device=torch.device("cpu"))
     assert isinstance(replay, FrameReplayBuffer) and not replay.on_torch
     atari.close()
     _, cartpole_cfg = typed()
     cartpole = envs.make_env(cartpole_cfg.env, 0)
-    assert type(make_replay(100, cartpole_cfg.env, cartpole, seed=0, device=torch.device("cpu"))) is ReplayBuffer
+    assert type(make_replay(100, cartpole, seed=0, device=torch.device("cpu"))) is ReplayBuffer
 
 
 def test_replay_on_cuda_is_refused_clearly_without_it():
@@ -81,7 +81,7 @@ def test_replay_on_cuda_is_refused_clearly_without_it():
     atari = envs.make_env(cfg.env, 0)
     match = "learner there too" if torch.cuda.is_available() else "no CUDA device"
     with pytest.raises(ConfigError, match=match):
-        make_replay(2000, cfg.env, atari, seed=0, device=torch.device("cpu"), replay_device=cfg.replay.device)
+        make_replay(2000, atari, seed=0, device=torch.device("cpu"), replay_device=cfg.replay.device)
     with pytest.raises(ConfigError, match="replay.device"):
         typed("replay.device=tpu")
 
@@ -119,7 +119,7 @@ def test_two_envs_count_env_steps_with_overlap(tmp_path):
     """n_envs=2: ε, target syncs, train_freq and total_steps are counted in env steps (with overlap on)."""
     _, cfg = typed(*SMALL_ATARI, "env.n_envs=2", "total_steps=300", "agent.learning_starts=100",
                    "agent.exploration_fraction=0.5", "overlap=true", "threads=1")
-    summary = train_off_policy(cfg, tmp_path, {"note": "test"})
+    summary = launch(cfg, tmp_path, {"note": "test"})
     assert summary["total_steps"] == 300
     assert summary["updates"] == (300 - 100) // 4 + 1  # one update every 4 env steps = every 2 vector steps
     agent = checkpoint_of(tmp_path)["agent"]
@@ -129,11 +129,11 @@ def test_two_envs_count_env_steps_with_overlap(tmp_path):
 
 def test_overlap_matches_inline_updates_on_a_fixed_replay():
     """The background learner applies exactly the updates the inline one does, on the same batches."""
-    from rlcore.learner import Learner, UpdateMetrics
+    from rlcore.training.learner import Learner, UpdateMetrics
 
     _, cfg = typed(*SMALL_ATARI)
     env = make_atari(cfg.env, 0)
-    replay = make_replay(500, cfg.env, env, seed=0, device=torch.device("cpu"))
+    replay = make_replay(500, env, seed=0, device=torch.device("cpu"))
     obs, _ = env.reset()
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -149,7 +149,7 @@ def test_overlap_matches_inline_updates_on_a_fixed_replay():
     for overlap in (False, True):
         torch.manual_seed(0)
         cfg.overlap = overlap
-        agent = make_agent(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
+        agent = agent_from_config(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
         learner = Learner(agent, UpdateMetrics(), overlap=overlap)
         for i in range(0, 6, 2):
             learner.submit(iter(batches[i : i + 2]).__next__, 2)
@@ -157,7 +157,7 @@ def test_overlap_matches_inline_updates_on_a_fixed_replay():
         learner.wait()
         learner.close()
         weights[overlap] = agent.online.state_dict()
-        actor = agent.actor.state_dict()
+        actor = agent.fast.actor.state_dict()
         for name, value in weights[overlap].items():
             torch.testing.assert_close(actor[name], value)  # published after the last round
     for name, value in weights[False].items():
@@ -168,7 +168,7 @@ def test_overlap_matches_inline_updates_on_a_fixed_replay():
 def test_amp_and_memory_formats_update_on_cpu(option):
     _, cfg = typed(*SMALL_ATARI, option)
     space = envs.make_env(cfg.env, 0)
-    agent = make_agent(cfg, space.single_observation_space, space.single_action_space, torch.device("cpu"))
+    agent = agent_from_config(cfg, space.single_observation_space, space.single_action_space, torch.device("cpu"))
     from rlcore.replay import Batch
 
     seq = torch.randint(0, 256, (4, 5, 84, 84), dtype=torch.uint8)
@@ -182,7 +182,7 @@ def test_amp_and_memory_formats_update_on_cpu(option):
 def test_compile_smoke_on_cpu():
     _, cfg = typed("compile=true")
     env = envs.make_env(cfg.env, 0)
-    agent = make_agent(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
+    agent = agent_from_config(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
     obs, _ = env.reset(seed=0)
     from rlcore.replay import Batch
 
@@ -197,7 +197,7 @@ def test_compile_smoke_on_cpu():
 
 def test_video_env_shows_the_agent_what_training_showed_it():
     """No no-ops (so both are deterministic): the filmed env's observations equal AtariVectorEnv's."""
-    from rlcore.video import make_atari_video_env
+    from rlcore.training.video import make_atari_video_env
 
     cfg = AtariConfig(game="breakout", noop_max=0)
     vec = make_atari(cfg, 0, evaluation=True)
@@ -228,7 +228,7 @@ class RandomAgent:
 def test_cartpole_video_is_a_playable_mp4(tmp_path):
     import imageio.v2 as imageio
 
-    from rlcore.video import record_episode
+    from rlcore.training.video import record_episode
 
     _, cfg = typed()
     path = record_episode(RandomAgent(2), cfg, tmp_path / "cartpole.mp4", seed=0)
@@ -238,7 +238,7 @@ def test_cartpole_video_is_a_playable_mp4(tmp_path):
 
 
 def test_video_of_a_dataset_env_is_refused(tmp_path):
-    from rlcore.video import record_episode
+    from rlcore.training.video import record_episode
 
     class Dataset:
         name = "MNIST"
@@ -254,7 +254,7 @@ def test_video_of_a_dataset_env_is_refused(tmp_path):
 def test_breakout_video_is_written(tmp_path):
     import imageio.v2 as imageio
 
-    from rlcore.video import record_episode
+    from rlcore.training.video import record_episode
 
     _, cfg = typed(*SMALL_ATARI)
     path = record_episode(RandomAgent(4), cfg, tmp_path / "breakout.mp4", seed=0, epsilon=1.0)

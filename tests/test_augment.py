@@ -1,4 +1,4 @@
-"""Random-shift and random-affine augmentation (rlcore.augment) and the supervised agent's agent.augment_shift key."""
+"""Random-shift and random-affine augmentation (agents.augment) and the supervised agent's agent.augment_shift key."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from agents.augment import affine_warp, random_affine, random_shift
 from agents.supervised import SupervisedAgent, SupervisedConfig
 from envs import DatasetEnvConfig
 from envs.dataset_env import dataset_splits
 from nets import MLPConfig
-from rlcore.augment import affine_warp, random_affine, random_shift
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,9 +21,9 @@ from agents.dqn import DQNAgent, DQNConfig
 from envs.datasets import load_digits
 from nets import MLP, build_extractor, save_encoder
 from nets.configs import MLPConfig, NatureCNNConfig
-from rlcore.checkpoint import load_checkpoint
+from rlcore.base.checkpoint import load_checkpoint
+from rlcore.base.errors import ConfigError, RLCoreError
 from rlcore.config import register_configs
-from rlcore.errors import ConfigError, RLCoreError
 from rlcore.replay import Batch
 from rlcore.run import run
 

@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from rlcore.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
-from rlcore.errors import CheckpointError
+from rlcore.base.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from rlcore.base.errors import CheckpointError
 
 
 class Payload:

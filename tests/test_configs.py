@@ -6,8 +6,8 @@ import pytest
 from conftest import ROOT, compose_config, compose_many
 from omegaconf import OmegaConf
 
+from rlcore.base.errors import ConfigError
 from rlcore.config import schema_names, to_typed, typed_from_container
-from rlcore.errors import ConfigError
 
 
 def options(group: str) -> list[str]:

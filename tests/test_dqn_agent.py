@@ -5,7 +5,7 @@ import torch
 
 from agents.dqn import DQNAgent, DQNConfig
 from nets import MLPConfig
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
 from rlcore.replay import ReplayBuffer
 
 OBS = gym.spaces.Box(-1, 1, (4,), np.float32)

@@ -11,18 +11,18 @@ import pytest
 import torch
 from conftest import ROOT, compose_config, compose_many
 
-from agents import make_agent
 from agents.dqn import DQNAgent, DQNConfig
+from agents.q_learning import q_loss
 from envs import make_env
 from nets import MLPConfig, build_extractor
 from nets.q_network import QNetwork, dueling_q
+from rlcore.base.errors import ConfigError
 from rlcore.config import to_typed
-from rlcore.errors import ConfigError
-from rlcore.learner import Learner, UpdateMetrics
-from rlcore.offpolicy import train_off_policy
-from rlcore.q_learning import q_loss
 from rlcore.replay import ReplayBuffer, make_replay
-from rlcore.sum_tree import PrioritizedSampler
+from rlcore.replay.sum_tree import PrioritizedSampler
+from rlcore.run import launch
+from rlcore.training.context import agent_from_config
+from rlcore.training.learner import Learner, UpdateMetrics
 
 OBS = gym.spaces.Box(-1, 1, (4,), np.float32)
 SWITCHES = {
@@ -117,8 +117,8 @@ def test_every_switch_combination_composes_builds_and_updates():
         typed = to_typed(cfg)
         a = typed.agent
         assert [str(v).lower() for v in (a.double, a.dueling, a.n_step, a.prioritized)] == list(combo)
-        agent = make_agent(typed, env.single_observation_space, env.single_action_space, torch.device("cpu"))
-        replay = make_replay(200, typed.env, env, seed=0, device=torch.device("cpu"), agent_cfg=a, total_steps=1000)
+        agent = agent_from_config(typed, env.single_observation_space, env.single_action_space, torch.device("cpu"))
+        replay = make_replay(200, env, seed=0, device=torch.device("cpu"), options=a, total_steps=1000)
         assert (replay.n_step, replay.sampler is not None) == (a.n_step, a.prioritized)
         obs, _ = env.reset(seed=0)
         for _ in range(80):
@@ -174,7 +174,7 @@ def test_rainbow_lite_trains_from_the_cli_and_prioritized_nstep_runs_with_overla
                                      "agent.gradient_steps=2", "eval_every=600", "eval_episodes=1",
                                      "final_eval_episodes=1", "logger=none", f"run_dir={tmp_path / 'overlap'}"]))
     (tmp_path / "overlap").mkdir()
-    summary = train_off_policy(typed, tmp_path / "overlap", {})
+    summary = launch(typed, tmp_path / "overlap", {})
     assert summary["updates"] == 2 * ((1200 - 200) // 4 + 1)
 
 
@@ -185,5 +185,5 @@ def test_rainbow_lite_on_atari_uses_the_frame_replay_with_two_envs_and_overlap(t
         "env.eval_max_episode_frames=500", "logger=none", "device=cpu", f"run_dir={tmp_path}",
     ]))
     assert typed.overlap and typed.agent.n_step == 3 and typed.agent.lr == 1e-4  # Atari tuning kept
-    summary = train_off_policy(typed, tmp_path, {})
+    summary = launch(typed, tmp_path, {})
     assert summary["total_steps"] == 300 and summary["updates"] == (300 - 100) // 4 + 1

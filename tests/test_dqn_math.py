@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rlcore.q_learning import greedy_next_values, q_loss, td_target
-from rlcore.schedules import linear_schedule
+from agents.q_learning import greedy_next_values, q_loss, td_target
+from agents.schedules import linear_schedule
 
 
 def test_td_target_by_hand():

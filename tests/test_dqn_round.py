@@ -9,13 +9,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from agents.gradients import clip_flat_grad_
 
 from agents.dqn import DQNAgent, DQNConfig
 from nets import MLPConfig
-from rlcore.gradients import clip_flat_grad_
-from rlcore.learner import Learner, UpdateMetrics
-from rlcore.offpolicy import train_off_policy
 from rlcore.replay import ReplayBuffer
+from rlcore.run import launch
+from rlcore.training.learner import Learner, UpdateMetrics
 from tests.conftest import compose_config
 
 OBS = gym.spaces.Box(-1, 1, (4,), np.float32)
@@ -75,7 +75,7 @@ def test_batch_dependent_target_falls_back_to_one_pass_per_batch():
     agent = make(dropout=0.5)  # active dropout: a sample's target output depends on chance
     assert not agent.round_targets
     calls = []
-    agent.forward_target = lambda obs: (calls.append(len(obs)), agent.target(obs))[1]
+    agent.fast.forward_target = lambda obs: (calls.append(len(obs)), agent.target(obs))[1]
     agent.update_round(batches(3))
     assert calls == [16, 16, 16]
 
@@ -83,8 +83,8 @@ def test_batch_dependent_target_falls_back_to_one_pass_per_batch():
 def test_learner_hands_the_whole_round_to_the_agent():
     agent = make()
     calls = []
-    original = agent.forward_target
-    agent.forward_target = lambda obs: (calls.append(len(obs)), original(obs))[1]
+    original = agent.fast.forward_target
+    agent.fast.forward_target = lambda obs: (calls.append(len(obs)), original(obs))[1]
     metrics = UpdateMetrics()
     Learner(agent, metrics, overlap=False).submit(iter(batches(4)).__next__, 4)
     assert calls == [64]  # one target pass over the 4 x 16 next observations
@@ -99,7 +99,7 @@ def test_training_loop_sets_flush_denormal(flush, tmp_path):
                                    "device=cpu", f"flush_denormal={flush}", f"run_dir={tmp_path}",
                                    "agent.learning_starts=100", "agent.train_freq=100", "agent.gradient_steps=2"]))
     try:
-        summary = train_off_policy(cfg, tmp_path, {})
+        summary = launch(cfg, tmp_path, {})
         assert summary["train_cpu_s"] > 0  # the CPU-time SPS of benchmarks/cartpole_vs_sb3.py
         denormal = torch.tensor([1e-39]) * 1.0
         assert (denormal.item() == 0.0) == flush
@@ -139,12 +139,12 @@ def test_flat_gradient_update_equals_per_tensor_zero_grad_and_clip():
         assert norm.item() > 0.01
     for p_ref, p in zip(reference.parameters(), agent.online.parameters(), strict=True):
         torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
-    start, end = agent.flat_grad.data_ptr(), agent.flat_grad.data_ptr() + agent.flat_grad.numel() * 4
-    assert all(start <= p.grad.data_ptr() < end for p in agent.params)  # still views after the updates
+    start, end = agent.fast.flat_grad.data_ptr(), agent.fast.flat_grad.data_ptr() + agent.fast.flat_grad.numel() * 4
+    assert all(start <= p.grad.data_ptr() < end for p in agent.fast.params)  # still views after the updates
 
 
 def test_adam_step_gives_the_numbers_of_optimizer_step():
-    from rlcore.gradients import adam_step
+    from agents.gradients import adam_step
 
     torch.manual_seed(0)
     nets_ = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)) for _ in range(2)]
@@ -167,7 +167,7 @@ def test_adam_step_gives_the_numbers_of_optimizer_step():
 
 
 def test_sample_round_is_one_draw_split_into_batches():
-    from rlcore.sum_tree import PrioritizedSampler
+    from rlcore.replay.sum_tree import PrioritizedSampler
 
     def filled(**kwargs) -> ReplayBuffer:
         buffer = ReplayBuffer(64, OBS, seed=3, **kwargs)
@@ -234,7 +234,7 @@ def test_overlap_on_cartpole_is_deterministic_and_syncs_between_rounds(tmp_path)
                                        "agent.learning_starts=128", "agent.train_freq=64", "agent.gradient_steps=16",
                                        "agent.target_update_interval=10", "agent.lr_final=0.0", "threads=1"]))
         (tmp_path / name).mkdir()
-        summary = train_off_policy(cfg, tmp_path / name, {})
+        summary = launch(cfg, tmp_path / name, {})
         assert summary["updates"] == (640 - 128) // 64 * 16 + 16
         state = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["agent"]
         assert state["target_syncs"] == 64  # the sync due at the end was applied when the last round ended

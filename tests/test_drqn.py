@@ -13,18 +13,19 @@ from conftest import compose_many
 
 import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
 from agents.dqn import DQNAgent, DQNConfig
+from agents.drqn import DRQNAgent
+from agents.q_learning import masked_q_loss
 from envs import make_env
 from nets import MLPConfig
 from nets.configs import RecurrentConfig
 from nets.recurrent import flatten_state, unflatten_state
-from rlcore.checkpoint import atomic_torch_save
+from rlcore.base.checkpoint import atomic_torch_save
+from rlcore.base.errors import ConfigError, RLCoreError
 from rlcore.config import to_typed
-from rlcore.errors import ConfigError, RLCoreError
-from rlcore.evaluation import evaluate
-from rlcore.frame_replay import FrameReplayBuffer
-from rlcore.q_learning import masked_q_loss
 from rlcore.replay import ReplayBuffer
-from rlcore.sequence_replay import SequenceReplay, sequence_extra_bytes
+from rlcore.replay.frames import FrameReplayBuffer
+from rlcore.replay.sequences import SequenceReplay, sequence_extra_bytes
+from rlcore.training.evaluation import evaluate
 
 # obs = (env, episode, step): every stored value says where it came from
 TAGGED = gym.spaces.Box(-1e6, 1e6, (3,), np.float32)
@@ -113,11 +114,11 @@ def test_masked_loss_and_flat_states_by_hand():
 OBS2 = gym.spaces.Box(-5, 5, (2,), np.float32)
 
 
-def recurrent_agent(cell: str = "lstm", seed: int = 0, **agent_kwargs) -> DQNAgent:
+def recurrent_agent(cell: str = "lstm", seed: int = 0, **agent_kwargs) -> DRQNAgent:
     torch.manual_seed(seed)
     net = RecurrentConfig(name=cell, encoder="mlp", encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6)
     cfg = DQNConfig(batch_size=8, sequence_length=5, burn_in=3, **agent_kwargs)
-    return DQNAgent(cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"), seed=seed)
+    return DRQNAgent(cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"), seed=seed)
 
 
 def unrolled_loss(agent: DQNAgent, batch) -> float:
@@ -247,7 +248,7 @@ def test_sequence_replay_state_dict_round_trips(tmp_path):
 
 
 def test_sequence_replay_refuses_extras_that_do_not_fit(monkeypatch):
-    import rlcore.sequence_replay as sequence_replay
+    import rlcore.replay.sequences as sequence_replay
 
     monkeypatch.setattr(sequence_replay, "available_memory_bytes", lambda: 10_000_000)  # 10 MB free
     # 100,000 steps x (8-byte episode id + 128 stored floats) = 52 MB: refused before allocating, naming the keys
@@ -258,7 +259,7 @@ def test_sequence_replay_refuses_extras_that_do_not_fit(monkeypatch):
 
 
 def test_sequence_replay_counts_a_host_frame_buffer_but_not_a_gpu_one(monkeypatch):
-    import rlcore.sequence_replay as sequence_replay
+    import rlcore.replay.sequences as sequence_replay
 
     frames = FrameReplayBuffer(20_000, gym.spaces.Box(0, 255, (1, 84, 84), np.uint8))  # ~0.15 GB of host arrays
     monkeypatch.setattr(sequence_replay, "available_memory_bytes", lambda: frames.nbytes() // 2)
@@ -272,7 +273,7 @@ def test_feed_forward_agents_ignore_the_recurrent_calls():
     agent = DQNAgent(DQNConfig(), MLPConfig(hidden_sizes=[8]), OBS2, gym.spaces.Discrete(2), total_steps=10,
                      device=torch.device("cpu"))
     agent.reset_state(np.ones(3, bool))
-    assert not agent.recurrent and agent.state_size == 0 and agent.hidden is None
+    assert not agent.recurrent and agent.state_size == 0 and agent.replay_state(3) is None
 
 
 def test_cartpole_without_velocities_is_registered():

@@ -22,7 +22,7 @@ from envs import DatasetEnvConfig, DatasetError, DatasetVectorEnv, make_env
 from envs.dataset_env import MNISTEnv, dataset_splits
 from envs.datasets import MNIST_DIR_ENV, load_digits, load_mnist
 from envs.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_image_label_pair, write_idx
-from rlcore.errors import ConfigError, RLCoreError
+from rlcore.base.errors import ConfigError, RLCoreError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "env"
 N_TRAIN, N_TEST = 50, 23  # 23 is not a multiple of the batch sizes used below

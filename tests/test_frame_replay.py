@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from rlcore import frame_replay
-from rlcore.errors import RLCoreError
-from rlcore.frame_replay import FrameReplayBuffer, estimate_bytes
+from rlcore.base.errors import RLCoreError
 from rlcore.replay import ReplayBuffer
+from rlcore.replay.frames import FrameReplayBuffer, estimate_bytes
 
 H, W = 6, 5  # small frames keep the tests fast; the buffer does not care about the size
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 import nets
 from nets import build_extractor
 from nets.configs import ENCODER_CONFIGS, LSTMConfig, MLPConfig, NatureCNNConfig
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 NET_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "net").glob("*.yaml"))

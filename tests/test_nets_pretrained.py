@@ -12,7 +12,7 @@ import torch
 
 from nets import MLP, LeNet5, build_extractor, load_pretrained, save_encoder
 from nets.configs import GRUConfig, LeNet5Config, MLPConfig
-from rlcore.errors import CheckpointError
+from rlcore.base.errors import CheckpointError
 
 SPACE = gym.spaces.Box(0, 255, (1, 28, 28), np.uint8)
 

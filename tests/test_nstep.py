@@ -10,10 +10,10 @@ import pytest
 import torch
 from test_frame_replay import StackedStreams, space
 
-from rlcore.frame_replay import FrameReplayBuffer
-from rlcore.nstep import nstep_returns
 from rlcore.replay import ReplayBuffer
-from rlcore.sum_tree import PrioritizedSampler
+from rlcore.replay.frames import FrameReplayBuffer
+from rlcore.replay.nstep import nstep_returns
+from rlcore.replay.sum_tree import PrioritizedSampler
 
 FLAT = gym.spaces.Box(-1e6, 1e6, (1,), np.float32)
 

@@ -15,10 +15,11 @@ from conftest import ROOT, compose_config
 from test_cli import read_metrics
 
 from envs.state import env_state, load_env_state
-from rlcore.checkpoint import load_checkpoint, save_checkpoint
-from rlcore.errors import CheckpointError, ConfigError
+from rlcore.base.checkpoint import load_checkpoint, save_checkpoint
+from rlcore.base.errors import CheckpointError, ConfigError
 from rlcore.replay import ReplayBuffer
-from rlcore.resume import load_replay, resume_config, write_last
+from rlcore.resume_config import resume_config
+from rlcore.training.resume import load_replay, write_last
 
 # small and quick, but with every moving part: updates, target syncs, evaluations, checkpoints
 TOTAL = 2000
@@ -231,7 +232,7 @@ def test_dataset_env_snapshot_continues_exactly():
 
 
 def test_divergence_in_a_logged_row_names_the_metric(tmp_path):
-    from rlcore.errors import DivergenceError
+    from rlcore.base.errors import DivergenceError
     from rlcore.run import run
 
     run_dir = tmp_path / "run"

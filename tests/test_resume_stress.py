@@ -14,7 +14,7 @@ import torch
 from test_cli import read_metrics
 from test_resume import start, wait_for_checkpoint
 
-from rlcore.checkpoint import load_checkpoint
+from rlcore.base.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -13,16 +13,17 @@ import pytest
 import torch
 
 import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
-from agents.dqn import DQNAgent, DQNConfig
+from agents.dqn import DQNConfig
+from agents.drqn import DRQNAgent
+from agents.q_learning import masked_q_loss, td_target
+from agents.sequence_targets import PRIORITY_ETA, sequence_nstep_targets, sequence_priorities
 from nets.configs import RecurrentConfig
 from nets.recurrent import unflatten_state
-from rlcore.checkpoint import atomic_torch_save
-from rlcore.learner import Learner, UpdateMetrics
-from rlcore.q_learning import masked_q_loss, td_target
+from rlcore.base.checkpoint import atomic_torch_save
 from rlcore.replay import ReplayBuffer
-from rlcore.sequence_replay import SequenceReplay
-from rlcore.sequence_targets import PRIORITY_ETA, sequence_nstep_targets, sequence_priorities
-from rlcore.sum_tree import PrioritizedSampler
+from rlcore.replay.sequences import SequenceReplay
+from rlcore.replay.sum_tree import PrioritizedSampler
+from rlcore.training.learner import Learner, UpdateMetrics
 
 TAGGED = gym.spaces.Box(-1e6, 1e6, (3,), np.float32)  # obs = (env, episode, step)
 OBS2 = gym.spaces.Box(-5, 5, (2,), np.float32)
@@ -164,7 +165,7 @@ def test_prioritized_nstep_update_matches_a_step_by_step_unroll_and_sets_priorit
     net = RecurrentConfig(name=cell, encoder="mlp", encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6)
     cfg = DQNConfig(batch_size=8, sequence_length=5, burn_in=3, n_step=3, prioritized=True, double=double,
                     dueling=True, stored_state=True, gamma=0.9)
-    agent = DQNAgent(cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"))
+    agent = DRQNAgent(cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"))
     with torch.no_grad():
         for p in agent.target.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 
 from rlcore.replay import ReplayBuffer
-from rlcore.sum_tree import PrioritizedSampler, SumTree
+from rlcore.replay.sum_tree import PrioritizedSampler, SumTree
 
 
 def check_invariants(tree: SumTree) -> None:

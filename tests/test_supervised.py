@@ -18,10 +18,10 @@ from agents.supervised import EarlyStopping, SupervisedAgent, SupervisedConfig, 
 from envs import DatasetEnvConfig, make_env
 from envs.dataset_env import dataset_splits, per_class_subset, validation_per_class
 from nets import LSTMConfig, MLPConfig
-from rlcore.classification_report import confusion_matrix
-from rlcore.errors import ConfigError
-from rlcore.evaluation import evaluate
-from rlcore.supervised import as_tensors, train_epoch
+from rlcore.base.errors import ConfigError
+from rlcore.training.classification_report import confusion_matrix
+from rlcore.training.evaluation import evaluate
+from rlcore.training.supervised import as_tensors, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

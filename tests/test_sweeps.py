@@ -9,9 +9,9 @@ import pytest
 import yaml
 from conftest import ROOT, compose_many
 
-from rlcore.plots import moving_average
 from rlcore.report import aggregate, aggregate_curves, find_runs, format_table, group_runs, main, mean_std
 from rlcore.sweeps import explicit_run_dir, run_dir_refusal
+from rlcore.training.plots import moving_average
 
 TINY = ["total_steps=300", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
         "eval_every=150", "eval_episodes=2", "final_eval_episodes=2", "device=cpu"]

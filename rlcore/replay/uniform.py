@@ -5,24 +5,19 @@ stored separately: only ``terminated`` stops bootstrapping, so time-limit ends s
 real final observation (Pardo et al. 2018, "Time Limits in Reinforcement Learning").
 
 Options (both buffers): ``n_step > 1`` returns n-step transitions built at sample time from the stored
-one-step ones (:mod:`rlcore.nstep`); a :class:`rlcore.sum_tree.PrioritizedSampler` samples by priority
+one-step ones (:mod:`rlcore.replay.nstep`); a :class:`rlcore.replay.sum_tree.PrioritizedSampler` samples by priority
 and adds importance weights and positions to each batch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
 import gymnasium as gym
 import numpy as np
 import torch
 
-from rlcore.errors import ConfigError
-from rlcore.nstep import nstep_returns
-from rlcore.sum_tree import PrioritizedSampler
-
-if TYPE_CHECKING:
-    from rlcore.frame_replay import FrameReplayBuffer
+from rlcore.base.batches import Batch
+from rlcore.replay.nstep import nstep_returns
+from rlcore.replay.sum_tree import PrioritizedSampler
 
 
 def to_learner_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -34,19 +29,6 @@ def to_learner_device(array: np.ndarray | torch.Tensor, device: torch.device) ->
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor
-
-
-class Batch(NamedTuple):
-    """A sampled mini-batch, as tensors on the learner's device."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor  # int64
-    rewards: torch.Tensor  # float32
-    next_obs: torch.Tensor
-    terminated: torch.Tensor  # float32, 1.0 where the transition ended the episode for the learner
-    discounts: torch.Tensor | None = None  # per-sample gamma**n for n-step returns (None: one step)
-    weights: torch.Tensor | None = None  # importance weights (prioritized replay)
-    indices: np.ndarray | None = None  # buffer positions (prioritized replay)
 
 
 def split_batch(batch: Batch, batch_size: int) -> list[Batch]:
@@ -213,54 +195,3 @@ def load_sampler_state(sampler: PrioritizedSampler | None, state: dict) -> None:
     if "sampler" not in state:
         raise ValueError("the saved replay has no priorities (it was not prioritized); set agent.prioritized=false")
     sampler.load_state_dict(state["sampler"])
-
-
-def prioritized_sampler(agent_cfg: object, capacity: int, total_steps: int, seed: int) -> PrioritizedSampler:
-    """The sum-tree sampler of a DQNConfig's prioritized replay (``per_alpha``, ``per_beta0``, ``per_eps``; β
-    reaches 1 at ``total_steps``) over ``capacity`` positions, on its own seed stream."""
-    return PrioritizedSampler(capacity, agent_cfg.per_alpha, agent_cfg.per_beta0, agent_cfg.per_eps,
-                              total_steps=total_steps, seed=seed)
-
-
-def make_replay(
-    capacity: int,
-    env_cfg: object,
-    envs: gym.vector.VectorEnv,
-    seed: int,
-    device: torch.device,
-    replay_device: str = "auto",
-    agent_cfg: object | None = None,
-    total_steps: int = 1,
-) -> ReplayBuffer | FrameReplayBuffer:
-    """The replay that fits the env: one frame per transition for Atari, flat arrays otherwise.
-
-    ``replay_device`` is ``replay.device`` (see :class:`rlcore.config.ReplayConfig`): ``auto`` and ``cpu``
-    keep the buffer in host memory, ``cuda`` keeps the Atari frame replay in GPU memory and samples there.
-    ``agent_cfg`` (a DQNConfig) switches on n-step returns (``n_step``, ``gamma``) and prioritized replay
-    (``prioritized``, ``per_alpha``, ``per_beta0``, ``per_eps``; β reaches 1 at ``total_steps``).
-    """
-    from envs.atari import AtariConfig
-    from rlcore.frame_replay import FrameReplayBuffer
-
-    space, n_envs = envs.single_observation_space, envs.num_envs
-    on_gpu = replay_device == "cuda"
-    if on_gpu:
-        if not torch.cuda.is_available():
-            raise ConfigError("config key 'replay.device': 'cuda' was asked for but no CUDA device is visible; "
-                              "use replay.device=cpu or auto")
-        if device.type != "cuda":
-            raise ConfigError(f"config key 'replay.device': a replay on cuda needs the learner there too "
-                              f"(device=cuda), but the learner is on {device}")
-        if not isinstance(env_cfg, AtariConfig):
-            raise ConfigError("config key 'replay.device': replay.device=cuda is for the Atari frame replay; "
-                              "flat-observation buffers stay in host memory (use replay.device=cpu or auto)")
-    options: dict = {}
-    if agent_cfg is not None:
-        options = {"n_step": agent_cfg.n_step, "gamma": agent_cfg.gamma}
-        if agent_cfg.prioritized:
-            # its own seed stream: the uniform sampler's generator stays as it was
-            options["sampler"] = prioritized_sampler(agent_cfg, capacity // n_envs * n_envs, total_steps, seed + 1)
-    if isinstance(env_cfg, AtariConfig):
-        return FrameReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device,
-                                 storage="torch" if on_gpu else "numpy", **options)
-    return ReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device, **options)

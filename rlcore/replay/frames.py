@@ -25,8 +25,8 @@ memory) and the batch is gathered there by the same index arithmetic, computed o
 bookkeeping arrays, which always stay in numpy.
 
 n-step returns (``n_step > 1``) walk down an env's column from the one-step transitions
-(:mod:`rlcore.nstep`) and rebuild the stack of ``next_obs`` at ``t + k`` exactly as for one step; a
-:class:`rlcore.sum_tree.PrioritizedSampler` samples positions by priority (see :mod:`rlcore.replay`).
+(:mod:`rlcore.replay.nstep`) and rebuild the stack of ``next_obs`` at ``t + k`` exactly as for one step; a
+:class:`rlcore.replay.sum_tree.PrioritizedSampler` samples positions by priority (see :mod:`rlcore.replay`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlcore.errors import RLCoreError
-from rlcore.nstep import nstep_returns
-from rlcore.replay import Batch, load_sampler_state, to_learner_device
-from rlcore.sum_tree import PrioritizedSampler
+from rlcore.base.batches import Batch
+from rlcore.base.errors import RLCoreError
+from rlcore.replay.nstep import nstep_returns
+from rlcore.replay.sum_tree import PrioritizedSampler
+from rlcore.replay.uniform import load_sampler_state, to_learner_device
 
 START_POOL_FRACTION = 0.02  # start frames reserved per transition: room for episodes of 50 steps on average
 # Bytes per transition besides its frame: action int64, reward float32, terminated, truncated, start

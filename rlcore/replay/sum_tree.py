@@ -6,7 +6,7 @@ changing a priority both cost O(log N). Both are vectorised over a batch: one nu
 (20 levels for 1M leaves), not one Python step per sample.
 
 :class:`PrioritizedSampler` is what a replay buffer holds to sample by priority instead of uniformly
-(composition: :class:`rlcore.replay.ReplayBuffer` and :class:`rlcore.frame_replay.FrameReplayBuffer` call
+(composition: :class:`rlcore.replay.ReplayBuffer` and :class:`rlcore.replay.frames.FrameReplayBuffer` call
 it from ``add``/``sample_indices``/``gather``). It implements the paper's Algorithm 1: new transitions get
 the largest priority seen so far, priorities are ``(|δ| + ε)^α``, sampling is stratified (one draw per
 equal slice of the total), and importance weights ``(N · P(i))^-β`` are normalised by their maximum, with

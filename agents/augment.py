@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from rlcore.config import require
+from rlcore.base.validation import require
 
 
 def require_image_shift(shape: tuple[int, ...], pixels: int, key: str) -> None:

@@ -3,7 +3,7 @@
 A recurrent net needs the steps *before* a transition to rebuild its hidden state, so this replay samples
 windows of ``burn_in + sequence_length`` consecutive steps of one env instead of single transitions. It
 wraps the transition buffer the env would use anyway (:class:`rlcore.replay.ReplayBuffer`, or the
-one-frame-per-transition :class:`rlcore.frame_replay.FrameReplayBuffer` for Atari with
+one-frame-per-transition :class:`rlcore.replay.frames.FrameReplayBuffer` for Atari with
 ``env.frame_stack=1``) and uses their layout: transition ``i`` of env ``e`` lives at buffer position
 ``row * n_envs + e``, so one column of rows is one env's stream. Next to it this class keeps, per row and
 env, an episode id (a per-env counter bumped after every episode end) and, optionally, the actor's hidden
@@ -25,48 +25,25 @@ each step's next obs, i.e. ``obs[t + 1]`` is the next observation of step ``t`` 
 episode this is the real final observation, so time-limit ends bootstrap from it, Pardo et al. 2018).
 
 n-step returns (``lookahead = n - 1``): the window goes on for ``lookahead`` steps after the trained ones,
-so that the last trained step still gets a full n-step return (:mod:`rlcore.sequence_targets` computes
+so that the last trained step still gets a full n-step return (:mod:`agents.sequence_targets` computes
 them in the loss). Those steps are ``valid`` where they exist but never in ``mask``: nothing trains on them.
 
-Prioritized replay (R2D2): a :class:`rlcore.sum_tree.PrioritizedSampler` keeps one priority per training
+Prioritized replay (R2D2): a :class:`rlcore.replay.sum_tree.PrioritizedSampler` keeps one priority per training
 start, i.e. per buffer position ``row * n_envs + env`` of the wrapped buffer. A new (or overwritten)
 position gets the largest priority so far; ``sample`` draws training starts proportionally to priority and
 the batch carries the importance weights and the positions, whose priorities the loop then sets from one
-value per sequence (:func:`rlcore.sequence_targets.sequence_priorities`).
+value per sequence (:func:`agents.sequence_targets.sequence_priorities`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import gymnasium as gym
 import numpy as np
 import torch
 
-from rlcore.frame_replay import FrameReplayBuffer, available_memory_bytes, format_gb, refuse_unless_fits
-from rlcore.replay import (
-    ReplayBuffer,
-    load_sampler_state,
-    make_replay,
-    prioritized_sampler,
-    to_learner_device,
-)
-from rlcore.sum_tree import PrioritizedSampler
-
-
-class SequenceBatch(NamedTuple):
-    """``B`` windows of ``T = burn_in + sequence_length + lookahead`` steps, as tensors on the learner's device."""
-
-    obs: torch.Tensor  # (B, T + 1, *obs_shape): obs[:, t + 1] is the next observation of step t
-    actions: torch.Tensor  # (B, T) int64
-    rewards: torch.Tensor  # (B, T) float32
-    terminated: torch.Tensor  # (B, T) float32: 1 where the step ended the episode for the learner
-    mask: torch.Tensor  # (B, T) float32: 1 on the valid steps after the burn-in (the steps the loss uses)
-    starts: torch.Tensor  # (B, T + 1) bool: reset the state before this step (the first step after left padding)
-    initial_state: torch.Tensor | None = None  # (B, state_size) stored hidden state before step 0, or None
-    valid: torch.Tensor | None = None  # (B, T) float32: 1 on every step of the episode (lookahead included)
-    weights: torch.Tensor | None = None  # (B,) importance weights (prioritized replay)
-    indices: np.ndarray | None = None  # (B,) buffer positions of the training starts (prioritized replay)
+from rlcore.base.batches import SequenceBatch
+from rlcore.replay.frames import FrameReplayBuffer, available_memory_bytes, format_gb, refuse_unless_fits
+from rlcore.replay.sum_tree import PrioritizedSampler
+from rlcore.replay.uniform import ReplayBuffer, load_sampler_state, to_learner_device
 
 
 class SequenceReplay:
@@ -274,35 +251,3 @@ def sequence_extra_bytes(capacity: int, state_size: int) -> int:
     """Bytes a full sequence replay adds to the buffer it wraps: an int64 episode id per step and, with
     stored states, ``state_size`` float32s per step (4 KB per step for a 512-unit LSTM)."""
     return capacity * (8 + 4 * state_size)
-
-
-def make_sequence_replay(
-    capacity: int,
-    env_cfg: object,
-    envs: gym.vector.VectorEnv,
-    *,
-    burn_in: int,
-    sequence_length: int,
-    state_size: int,
-    seed: int,
-    device: torch.device,
-    replay_device: str = "auto",
-    agent_cfg: object | None = None,
-    total_steps: int = 1,
-) -> SequenceReplay:
-    """The env's usual transition buffer (capacity rounded down to a multiple of n_envs), wrapped for sequences.
-
-    ``agent_cfg`` (a DQNConfig): ``n_step`` sets the lookahead (n - 1); ``prioritized`` adds a
-    PrioritizedSampler over training starts (``per_alpha``, ``per_beta0``, ``per_eps``; β reaches 1 at
-    ``total_steps``). The wrapped buffer itself stays one-step and uniform: the windows are built here.
-    """
-    n_envs = envs.num_envs
-    capacity = max(capacity // n_envs, 1) * n_envs
-    inner = make_replay(capacity, env_cfg, envs, seed=seed, device=device, replay_device=replay_device)
-    lookahead, sampler = 0, None
-    if agent_cfg is not None:
-        lookahead = agent_cfg.n_step - 1
-        if agent_cfg.prioritized:  # its own seed stream: the uniform generators stay as they were
-            sampler = prioritized_sampler(agent_cfg, inner.capacity, total_steps, seed + 2)
-    return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1,
-                          lookahead=lookahead, sampler=sampler)

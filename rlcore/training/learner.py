@@ -1,4 +1,4 @@
-"""Who runs the updates of the off-policy loop (``rlcore.offpolicy``): inline, or one round in a background thread.
+"""Who runs the updates of the off-policy loop (``rlcore.training.offpolicy``): inline, or one round in a background thread.
 
 With ``overlap=true`` a round of updates runs in one background thread while the loop steps the env for
 the next ``train_freq`` steps (torch releases the GIL in its kernels, and ale-py in its C++ step). The agent
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import torch
+
+from rlcore.base.protocols import OffPolicyAgent
 
 
 class UpdateMetrics:
@@ -49,7 +52,7 @@ class Learner:
     """
 
     def __init__(
-        self, agent: object, metrics: UpdateMetrics, overlap: bool, update_priorities: Callable | None = None
+        self, agent: OffPolicyAgent, metrics: UpdateMetrics, overlap: bool, update_priorities: Callable | None = None
     ) -> None:
         self.agent = agent
         self.metrics = metrics
@@ -57,7 +60,7 @@ class Learner:
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="rlcore-learner") if overlap else None
         self.pending: Future | None = None
 
-    def _with_priorities(self, batch: object, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _with_priorities(self, batch: Any, metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Take the per-sample TD errors out of the metrics; with prioritized replay they set new priorities."""
         td_errors = metrics.pop("td_errors", None)
         if self.update_priorities is not None and batch.indices is not None and td_errors is not None:
@@ -65,8 +68,7 @@ class Learner:
         return metrics
 
     def _run(self, batches: list) -> list[dict[str, torch.Tensor]]:
-        update_round = getattr(self.agent, "update_round", None)  # one target pass for the round (DQN)
-        results = update_round(batches) if update_round is not None else [self.agent.update(b) for b in batches]
+        results = self.agent.update_round(batches)  # DQN: one target pass for the whole round
         return [self._with_priorities(b, m) for b, m in zip(batches, results, strict=True)]
 
     def submit(
@@ -103,9 +105,7 @@ class Learner:
             for metrics in pending.result():
                 self.metrics.add(metrics)
             self.agent.refresh_actor()
-            begin_round = getattr(self.agent, "begin_round", None)
-            if begin_round is not None:
-                begin_round()
+            self.agent.begin_round()
 
     def close(self) -> None:
         if self.pool is not None:

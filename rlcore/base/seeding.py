@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
 
 EVAL_SEED_OFFSET = 10_000  # evaluation envs get their own seed so they never replay training episodes
 

@@ -4,35 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-
-class Actor(Protocol):
-    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray: ...
+from rlcore.base.protocols import Actor
 
 
 @contextmanager
-def fresh_episodes(agent: Any) -> Iterator[None]:
+def fresh_episodes(agent: Actor) -> Iterator[None]:
     """A recurrent agent (DRQN) evaluates from a fresh hidden state and gets its training state back after,
     so an evaluation in the middle of training does not disturb the episodes in progress."""
-    if not getattr(agent, "recurrent", False):
-        yield
-        return
-    saved = agent.hidden, agent.pending_starts
-    agent.hidden, agent.pending_starts = None, None
+    saved = agent.swap_state(None)
     try:
         yield
     finally:
-        agent.hidden, agent.pending_starts = saved
+        agent.swap_state(saved)
 
 
-def reset_finished(agent: Any, done: np.ndarray) -> None:
-    """Tell a recurrent agent which envs start a new episode at the next act (nothing for other agents)."""
-    if getattr(agent, "recurrent", False):
-        agent.reset_state(done)
+def reset_finished(agent: Actor, done: np.ndarray) -> None:
+    """Tell the agent which envs start a new episode at the next act (a no-op for stateless agents)."""
+    agent.reset_state(done)
 
 
 def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

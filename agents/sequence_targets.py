@@ -3,7 +3,7 @@
 Pure functions on tensors, used by the DQN agent's sequence loss (``agents/dqn.py``) and unit-tested on
 hand-computed numbers (tests/test_sequence_family.py).
 
-n-step returns inside a window. The sequence replay (:mod:`rlcore.sequence_replay`) gives every window the
+n-step returns inside a window. The sequence replay (:mod:`rlcore.replay.sequences`) gives every window the
 flags the walk needs: ``valid`` (the position holds a step of the training start's episode, stored and
 before the write head) and ``terminated``. From step ``t`` the return sums up to ``n`` rewards and stops
 early
@@ -16,7 +16,7 @@ early
   carries ``n - 1`` steps after the trained ones (``lookahead``), so only those extra steps, which the
   loss does not train, get shortened returns.
 
-This is the same walk as the flat replays' :func:`rlcore.nstep.nstep_returns`, on a window instead of a
+This is the same walk as the flat replays' :func:`rlcore.replay.nstep.nstep_returns`, on a window instead of a
 column of the ring buffer.
 """
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, dpi: float | None = None,
+             **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` without pyplot: a figure that no global registry holds and no backend switch draws
+    (``Figure.savefig`` renders PNGs itself), so importing or plotting never changes the process's state."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _column(rows: list[dict[str, str]], key: str) -> tuple[list[float], list[float]]:
@@ -42,7 +48,7 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     """Raw episode returns against env steps (with a moving average), and the periodic evaluations."""
     with open(metrics_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig, ax = subplots(figsize=(8, 4.5), dpi=100)
     steps, returns = _column(rows, "rollout/episode_return")
     if returns:
         ax.plot(steps, returns, color="tab:blue", alpha=0.25, linewidth=0.8, label="episode return (train)")
@@ -63,7 +69,6 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
         ax.set_xlim(left=0)
     fig.tight_layout()
     fig.savefig(out_png)
-    plt.close(fig)
 
 
 def plot_epoch_curves(
@@ -82,7 +87,7 @@ def plot_epoch_curves(
     with open(metrics_csv, newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("epoch") and r.get(series[0][0])]
     epochs = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig, ax = subplots(figsize=(8, 4.5), dpi=100)
     for key, label in series:
         ax.plot(epochs, [scale * float(r[key]) for r in rows], marker="o", label=label)
     ax.set_xlabel("epoch")
@@ -95,7 +100,6 @@ def plot_epoch_curves(
     ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(out_png)
-    plt.close(fig)
 
 
 def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax") -> None:
@@ -106,7 +110,7 @@ def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax
     The shaded band is min-max across seeds (``band="minmax"``) or mean ± one standard deviation (``"std"``).
     """
     envs = sorted(panels)
-    fig, axes = plt.subplots(2, len(envs), figsize=(5.5 * len(envs), 7.5), dpi=100, squeeze=False)
+    fig, axes = subplots(2, len(envs), figsize=(5.5 * len(envs), 7.5), dpi=100, squeeze=False)
     rows = (("eval", "greedy evaluation: mean return"), ("train", "training episode return (smoothed)"))
     for col, env in enumerate(envs):
         for row, (key, ylabel) in enumerate(rows):
@@ -137,4 +141,3 @@ def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax
     fig.suptitle(f"mean across seeds, band = {shown}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_png)
-    plt.close(fig)

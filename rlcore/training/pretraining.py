@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -30,19 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents import make_agent
+from agents.autoencoder import AutoencoderAgent
 from envs import DatasetEnvConfig, make_env
 from envs.dataset_env import dataset_splits
 from envs.datasets import train_val_split
 from nets import save_encoder
-from nets.summary import summarize
-from rlcore.checkpoint import save_checkpoint
-from rlcore.config import TrainConfig, schema_names
-from rlcore.errors import RLCoreError
-from rlcore.evaluation import reset_finished
-from rlcore.loggers import Progress, RunLogger
-from rlcore.plots import plot_epoch_curves, plt  # the one place that picks the Agg backend
-from rlcore.seeding import configure_threads, resolve_device, seed_everything
+from rlcore.base.errors import RLCoreError
+from rlcore.policy import load_agent, resolve_checkpoint
+from rlcore.training.context import RunContext
+from rlcore.training.evaluation import reset_finished
+from rlcore.training.loggers import Progress
+from rlcore.training.plots import plot_epoch_curves, subplots
+from rlcore.training.schema import TrainConfig
 
 FIELDS = (
     "epoch",
@@ -87,8 +85,6 @@ def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
     obs, _ = envs.reset(seed=seed)
     policy = None
     if cfg.agent.policy:  # a trained agent plays instead of the random policy
-        from rlcore.policy import load_agent, resolve_checkpoint
-
         policy, policy_cfg, _ = load_agent(resolve_checkpoint(cfg.agent.policy, None), cfg.device)
         if dataclasses.replace(policy_cfg.env, n_envs=cfg.env.n_envs) != cfg.env:  # the env copies may differ
             raise RLCoreError(
@@ -113,33 +109,27 @@ def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
     return frames[:-n_val], frames[-n_val:], space, env_steps
 
 
-def train_autoencoder(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
-    """Pretrain ``cfg.net`` as the encoder of an autoencoder and write the run's files; returns the summary."""
-    configure_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    run_dir = Path(run_dir)
-    checkpoints = run_dir / "checkpoints"
+def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
+    """Pretrain the net as the encoder of an autoencoder and write the run's files; returns the summary."""
+    cfg = run.cfg
+    run.begin()
+    device, run_dir = run.device, run.run_dir
     a = cfg.agent
     start = time.perf_counter()
     train_np, val_np, space, env_steps = collect_frames(cfg, cfg.seed)
-    agent = make_agent(cfg, space, None, device)
+    agent: AutoencoderAgent = run.build_agent(space, None)
     train = torch.as_tensor(train_np, device=device)
     val = torch.as_tensor(val_np, device=device)
-    schemas = schema_names(cfg)
-    logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{a.name}-{run_dir.name}")
+    logger = run.logger(FIELDS)
     batches_per_epoch = math.ceil(len(train) / a.batch_size)
     total_updates = a.steps or a.epochs * batches_per_epoch
-    if cfg.logger.progress:
-        print(f"[rlcore] autoencoder on {cfg.env.name} | device {device} | {len(train)} train / {len(val)} val "
-              f"frames {tuple(train.shape[1:])} {train_np.dtype} | run dir {run_dir}")
-        print(summarize(agent.model, space))  # per-layer output shapes and parameter counts
+    run.announce(f"autoencoder on {cfg.env.name} | {len(train)} train / {len(val)} val frames "
+                 f"{tuple(train.shape[1:])} {train_np.dtype}", agent.model, space)
     counters = Counters()
     generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
 
-    def checkpoint(path: Path) -> None:
-        save_checkpoint(path, {"config": config, "schemas": schemas, "agent": agent.state_dict(),
-                               "counters": asdict(counters), "eval_mean_return": None})
+    def checkpoint(name: str) -> None:
+        run.save(name, agent, asdict(counters), None)
 
     if a.stacked:  # greedy layer-wise phase (Bengio et al. 2007), then end-to-end fine-tuning below
         for layer, losses in enumerate(agent.pretrain_layerwise(train), start=1):
@@ -177,8 +167,8 @@ def train_autoencoder(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
             if val_loss < counters.best_val:
                 counters.best_val, counters.best_epoch = val_loss, counters.epoch
                 best_model = copy.deepcopy(agent.model.state_dict())
-                checkpoint(checkpoints / "best.pt")
-            checkpoint(checkpoints / "last.pt")
+                checkpoint("best.pt")
+            checkpoint("last.pt")
     finally:
         progress.close()
         logger.close()
@@ -189,32 +179,23 @@ def train_autoencoder(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     encoder_path = save_encoder(agent.encoder, run_dir / "encoder.pt", asdict(cfg.net))
     plot_reconstructions(agent, val[:8], run_dir / "reconstructions.png", f"{cfg.env.name} validation frames, best epoch {counters.best_epoch}")
     plot_recon_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"autoencoder on {cfg.env.name} (seed {cfg.seed})")
-    summary = {
-        "env": cfg.env.name,
-        "env_id": getattr(cfg.env, "id", cfg.env.name),
-        "agent": a.name,
-        "net": cfg.net.name,
-        "seed": cfg.seed,
-        "device": str(device),
-        "total_steps": counters.samples,
-        "updates": counters.updates,
-        "epochs": counters.epoch,
-        "train_frames": len(train),
-        "val_frames": len(val),
-        "collect_env_steps": env_steps,
-        "wall_time_s": round(time.perf_counter() - start, 3),
-        "train_time_s": round(train_time, 3),
-        "train_sps": round(counters.samples / max(train_time, 1e-9), 1),
-        "eval_mean_return": None,  # an autoencoder has no return; see best_val_recon_loss
-        "final_recon_loss": final_recon,
-        "val_recon_loss": final_val,
-        "best_val_recon_loss": counters.best_val,
-        "best_epoch": counters.best_epoch,
-        "encoder": str(encoder_path),
-        "checkpoint": str(checkpoints / "last.pt"),
-        "best_checkpoint": str(checkpoints / "best.pt"),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = run.write_summary(
+        total_steps=counters.samples,
+        updates=counters.updates,
+        epochs=counters.epoch,
+        train_frames=len(train),
+        val_frames=len(val),
+        collect_env_steps=env_steps,
+        wall_time_s=round(time.perf_counter() - start, 3),
+        train_time_s=round(train_time, 3),
+        train_sps=round(counters.samples / max(train_time, 1e-9), 1),
+        eval_mean_return=None,  # an autoencoder has no return; see best_val_recon_loss
+        final_recon_loss=final_recon,
+        val_recon_loss=final_val,
+        best_val_recon_loss=counters.best_val,
+        best_epoch=counters.best_epoch,
+        encoder=str(encoder_path),
+    )
     return summary
 
 
@@ -224,7 +205,7 @@ def plot_reconstructions(agent: object, obs: torch.Tensor, out_png: Path, title:
     recon = agent.reconstruct(obs).float().cpu()  # type: ignore[attr-defined]
     n = len(obs)
     if target.dim() >= 3:  # images: (C, H, W) shows channel -1 (the newest frame), (H, W) as is
-        fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.2), dpi=100, squeeze=False)
+        fig, axes = subplots(2, n, figsize=(1.4 * n, 3.2), dpi=100, squeeze=False)
         for i in range(n):
             for row, images in enumerate((target, recon)):
                 image = images[i] if images.dim() == 3 else images[i, -1]
@@ -237,7 +218,7 @@ def plot_reconstructions(agent: object, obs: torch.Tensor, out_png: Path, title:
         fig.suptitle(title + stack, fontsize=9)
     else:  # vector observations: grouped bars per sample
         flat_t, flat_r = target.flatten(1), recon.flatten(1)
-        fig, axes = plt.subplots(1, n, figsize=(1.8 * n, 2.6), dpi=100, squeeze=False)
+        fig, axes = subplots(1, n, figsize=(1.8 * n, 2.6), dpi=100, squeeze=False)
         x = np.arange(flat_t.shape[1])
         for i in range(n):
             axes[0, i].bar(x - 0.2, flat_t[i].numpy(), 0.4, label="original")
@@ -247,7 +228,6 @@ def plot_reconstructions(agent: object, obs: torch.Tensor, out_png: Path, title:
         fig.suptitle(title + " (observation components)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png)
-    plt.close(fig)
 
 
 def plot_recon_curve(metrics_csv: Path, out_png: Path, title: str) -> None:

@@ -1,6 +1,6 @@
 """The math of Q-learning as pure functions on tensors: TD targets and the TD losses.
 
-Used by DQN and DRQN (``agents/dqn.py``) and by the sequence n-step targets (``rlcore.sequence_targets``);
+Used by DQN and DRQN (``agents/dqn.py``) and by the sequence n-step targets (``agents.sequence_targets``);
 each is unit-tested on hand-computed numbers (tests/test_dqn_math.py, tests/test_drqn.py).
 """
 

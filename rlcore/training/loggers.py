@@ -16,8 +16,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rlcore.config import LoggerConfig
-from rlcore.errors import ConfigError
+from rlcore.base.errors import ConfigError
+from rlcore.training.schema import LoggerConfig
 
 
 def wandb_api_key_configured() -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from rlcore.errors import CheckpointError
+from rlcore.base.errors import CheckpointError
 
 FORMAT = "rlcore-checkpoint"
 FORMAT_VERSION = 1

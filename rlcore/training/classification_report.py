@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlcore.evaluation import Actor
+from rlcore.base.protocols import Actor
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -27,10 +27,10 @@ def predict_all(agent: Actor, images: np.ndarray, batch_size: int = 1000) -> np.
 
 
 def plot_confusion(counts: np.ndarray, out_png: Path, title: str) -> None:
-    from rlcore.plots import plt
+    from rlcore.training.plots import subplots
 
     n = counts.shape[0]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    fig, ax = subplots(figsize=(6.5, 5.5), dpi=100)
     shown = ax.imshow(np.log1p(counts), cmap="Blues")
     for i in range(n):
         for j in range(n):
@@ -44,19 +44,18 @@ def plot_confusion(counts: np.ndarray, out_png: Path, title: str) -> None:
     fig.colorbar(shown, ax=ax, label="log(1 + count)")
     fig.tight_layout()
     fig.savefig(out_png)
-    plt.close(fig)
 
 
 def plot_misclassified(
     images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, out_png: Path, limit: int = 64
 ) -> int:
     """A grid of the first ``limit`` wrongly answered test images, titled 'true→predicted'; returns how many."""
-    from rlcore.plots import plt
+    from rlcore.training.plots import subplots
 
     wrong = np.flatnonzero(labels != predictions)[:limit]
     cols = 8
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), dpi=100, squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), dpi=100, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, wrong, strict=False):
@@ -66,7 +65,6 @@ def plot_misclassified(
     fig.suptitle(f"misclassified test images (true→predicted, first {len(wrong)})", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png)
-    plt.close(fig)
     return len(wrong)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlcore.errors import RLCoreError
+from rlcore.base.errors import RLCoreError
 
 ATARI_FPS = 60  # one video frame per emulator frame: the game at its real speed
 
@@ -111,7 +111,7 @@ def record_episode(agent: Any, cfg: Any, out_path: Path | str, seed: int, epsilo
     import imageio.v2 as imageio
 
     from envs import AtariConfig, ClassicControlConfig
-    from rlcore.evaluation import fresh_episodes
+    from rlcore.training.evaluation import fresh_episodes
 
     if isinstance(cfg.env, AtariConfig):
         env, recorder, fps = make_atari_video_env(cfg.env)

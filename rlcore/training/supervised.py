@@ -11,26 +11,22 @@ with early stopping those weights are restored before the final test evaluation.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from agents import make_agent
 from agents.supervised import EarlyStopping, SupervisedAgent, SupervisedConfig
 from envs import DatasetEnvConfig, make_env
 from envs.dataset_env import dataset_splits
 from envs.datasets import ImageDataset
-from nets.summary import summarize
-from rlcore.checkpoint import save_checkpoint
-from rlcore.config import TrainConfig, schema_names
-from rlcore.errors import ConfigError
-from rlcore.evaluation import evaluate
-from rlcore.loggers import Progress, RunLogger
-from rlcore.plots import plot_epoch_curves
-from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
+from rlcore.base.errors import ConfigError
+from rlcore.base.seeding import EVAL_SEED_OFFSET
+from rlcore.training.context import RunContext
+from rlcore.training.evaluation import evaluate
+from rlcore.training.loggers import Progress
+from rlcore.training.plots import plot_epoch_curves
 
 FIELDS = (
     "epoch",
@@ -94,34 +90,28 @@ def train_epoch(
     return {"train/loss": loss_sum.item() / max(seen, 1), "train/accuracy": correct.item() / max(seen, 1)}, seen
 
 
-def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
-    """Train a classifier on ``cfg.env``'s labelled arrays and write the run's files into ``run_dir``."""
+def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
+    """Train a classifier on the env's labelled arrays and write the run's files; returns the summary."""
+    cfg = run.cfg
     if not isinstance(cfg.env, DatasetEnvConfig):
         raise ConfigError(f"config key 'env': agent=supervised needs a dataset env (MNIST, Digits), got {cfg.env.name}")
     a: SupervisedConfig = cfg.agent
-    configure_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    run_dir = Path(run_dir)
-    checkpoints = run_dir / "checkpoints"
+    run.begin()
+    device, checkpoints = run.device, run.checkpoints
     splits = dataset_splits(cfg.env, cfg.seed)
     x_train, y_train = as_tensors(splits["train"], device)
     x_test, y_test = as_tensors(splits["test"], device)
     x_val, y_val = as_tensors(splits["val"], device) if splits["val"] is not None else (None, None)
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True, n_envs=a.eval_batch_size)
-    agent = make_agent(cfg, eval_env.single_observation_space, eval_env.single_action_space, device)
-    schemas = schema_names(cfg)
-    logger = RunLogger(run_dir, FIELDS, cfg.logger, config, run_name=f"{cfg.env.name}-{cfg.agent.name}-{run_dir.name}")
-    if cfg.logger.progress:
-        print(f"[rlcore] supervised on {cfg.env.name} | device {device} | {len(y_train)} train / "
-              f"{0 if y_val is None else len(y_val)} val / {len(y_test)} test images | run dir {run_dir}")
-        print(summarize(agent.model, eval_env.single_observation_space))  # per-layer output shapes and parameter counts
+    agent: SupervisedAgent = run.build_agent(eval_env.single_observation_space, eval_env.single_action_space)
+    logger = run.logger(FIELDS)
+    run.announce(f"supervised on {cfg.env.name} | {len(y_train)} train / {0 if y_val is None else len(y_val)} val / "
+                 f"{len(y_test)} test images", agent.model, eval_env.single_observation_space)
 
     counters = {"env_steps": 0, "epochs": 0, "updates": 0, "best_epoch": -1, "best_val_accuracy": float("nan")}
 
-    def checkpoint(path: Path, eval_mean: float | None) -> None:
-        save_checkpoint(path, {"config": config, "schemas": schemas, "agent": agent.state_dict(),
-                               "counters": dict(counters), "eval_mean_return": eval_mean})
+    def checkpoint(name: str, eval_mean: float | None) -> None:
+        run.save(name, agent, dict(counters), eval_mean)
 
     generator = torch.Generator().manual_seed(cfg.seed)
     stopper = EarlyStopping(a.patience)
@@ -154,8 +144,8 @@ def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
             if stopper.update(val_acc, epoch):  # selection on validation only; the test set never chooses
                 counters["best_epoch"], counters["best_val_accuracy"] = epoch + 1, val_acc
                 best_state = copy.deepcopy(agent.model.state_dict())
-                checkpoint(checkpoints / "best.pt", mean)
-            checkpoint(checkpoints / "last.pt", mean)
+                checkpoint("best.pt", mean)
+            checkpoint("last.pt", mean)
             progress.update(1, loss=metrics["train/loss"], val=val_acc, test=test_acc)
             if stopper.stop:
                 if cfg.logger.progress:
@@ -172,39 +162,30 @@ def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     eval_env.close()
     test_accuracy = float(np.mean(final_returns == cfg.env.correct_reward))
     final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
-    checkpoint(checkpoints / "last.pt", final_mean)
+    checkpoint("last.pt", final_mean)
     if not (checkpoints / "best.pt").exists():
-        checkpoint(checkpoints / "best.pt", final_mean)
+        checkpoint("best.pt", final_mean)
     logger.log(counters["env_steps"], {"epoch": counters["epochs"], "eval/mean_return": final_mean,
                                        "eval/std_return": final_std, "test/accuracy": test_accuracy,
                                        "time/elapsed_s": time.perf_counter() - start})
     logger.close()
 
-    summary = {
-        "env": cfg.env.name,
-        "env_id": cfg.env.name,
-        "agent": cfg.agent.name,
-        "net": cfg.net.name,
-        "seed": cfg.seed,
-        "device": str(device),
-        "total_steps": counters["env_steps"],
-        "epochs": counters["epochs"],
-        "updates": agent.updates,
-        "wall_time_s": round(time.perf_counter() - start, 3),
-        "train_time_s": round(train_time, 3),
-        "train_sps": round(counters["env_steps"] / max(train_time, 1e-9), 1),
-        "epoch_time_s": round(train_time / max(counters["epochs"], 1), 3),
-        "eval_mean_return": final_mean,
-        "eval_std_return": final_std,
-        "eval_episodes": len(final_returns),
-        "test_accuracy": test_accuracy,
-        "best_epoch": counters["best_epoch"],
-        "best_val_accuracy": counters["best_val_accuracy"],
-        "checkpoint": str(checkpoints / "last.pt"),
-        "best_checkpoint": str(checkpoints / "best.pt"),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_accuracy_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})")
+    summary = run.write_summary(
+        total_steps=counters["env_steps"],
+        epochs=counters["epochs"],
+        updates=agent.updates,
+        wall_time_s=round(time.perf_counter() - start, 3),
+        train_time_s=round(train_time, 3),
+        train_sps=round(counters["env_steps"] / max(train_time, 1e-9), 1),
+        epoch_time_s=round(train_time / max(counters["epochs"], 1), 3),
+        eval_mean_return=final_mean,
+        eval_std_return=final_std,
+        eval_episodes=len(final_returns),
+        test_accuracy=test_accuracy,
+        best_epoch=counters["best_epoch"],
+        best_val_accuracy=counters["best_val_accuracy"],
+    )
+    plot_accuracy_curve(run.run_dir / "metrics.csv", run.run_dir / "learning_curve.png", f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})")
     return summary
 
 

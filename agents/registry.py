@@ -1,0 +1,97 @@
+"""The one registry of agents: for each, its config schema, how it is built, which loop trains it, and what it
+supports. The loops and the run orchestration ask this table (and the agents' typed protocols,
+:mod:`rlcore.base.protocols`), never an agent's name or class.
+
+Adding an agent (docs/architecture.md): write ``agents/<name>.py`` (its config dataclass with
+``name: str = "<name>"`` and the agent class), add one :class:`AgentSpec` to :data:`AGENTS` below, and one
+``configs/agent/<name>.yaml`` starting with ``defaults: [<name>_schema, _self_]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import torch
+
+import nets
+from agents.autoencoder import AutoencoderAgent, AutoencoderConfig
+from agents.dqn import DQNAgent, DQNConfig
+from agents.drqn import DRQNAgent
+from agents.supervised import SupervisedAgent, SupervisedConfig
+from rlcore.base.errors import ConfigError
+
+LoopName = Literal["off_policy", "supervised", "pretraining"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an agent supports; the orchestration refuses a setting the agent cannot honour, with one line."""
+
+    replay: bool = False  # learns from a replay buffer (checkpoint.replay, replay.device apply)
+    resume: bool = False  # resume=<run_dir> continues a run exactly (docs/resume.md)
+    recurrent_nets: bool = False  # accepts net=rnn|lstm|gru (as a recurrent learner)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything an agent may be built from besides its own config: the net, the spaces and the run-wide switches."""
+
+    net: Any  # the net group's config (a nets schema)
+    observation_space: gym.Space
+    action_space: gym.Space | None  # None for agents that do not act in an env (autoencoder pretraining)
+    device: torch.device
+    seed: int
+    total_steps: int
+    amp: bool = False
+    compile: bool = False
+    channels_last: bool = False
+    overlap: bool = False  # the loop learns in a background thread: acting needs its own copy of the net
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str  # the schema is registered as ``<name>_schema``
+    schema: type
+    build: Callable[[Any, BuildContext], Any]  # (agent config, context) -> agent
+    loop: LoopName  # which loop trains it (rlcore.run.LOOPS)
+    capabilities: Capabilities
+
+
+def build_dqn(cfg: DQNConfig, ctx: BuildContext) -> DQNAgent | DRQNAgent:
+    """DQN, or DRQN when the net carries a hidden state (``agent=dqn|rainbow_lite net=lstm|gru|rnn``)."""
+    kind = DRQNAgent if nets.is_recurrent_config(ctx.net) else DQNAgent
+    return kind(cfg, ctx.net, ctx.observation_space, ctx.action_space, total_steps=ctx.total_steps,
+                device=ctx.device, seed=ctx.seed, amp=ctx.amp, compile=ctx.compile,
+                channels_last=ctx.channels_last, separate_actor=ctx.overlap)
+
+
+AGENTS: tuple[AgentSpec, ...] = (
+    AgentSpec("dqn", DQNConfig, build_dqn, "off_policy",
+              Capabilities(replay=True, resume=True, recurrent_nets=True)),
+    AgentSpec("supervised", SupervisedConfig,
+              lambda cfg, ctx: SupervisedAgent(cfg, ctx.net, ctx.observation_space, ctx.action_space,
+                                               device=ctx.device, seed=ctx.seed),
+              "supervised", Capabilities()),
+    AgentSpec("autoencoder", AutoencoderConfig,  # does not act: the action space is not used
+              lambda cfg, ctx: AutoencoderAgent(cfg, ctx.net, ctx.observation_space, device=ctx.device, seed=ctx.seed),
+              "pretraining", Capabilities()),
+)
+
+SCHEMAS: dict[str, type] = {f"{spec.name}_schema": spec.schema for spec in AGENTS}
+
+
+def agent_spec(agent_cfg: object) -> AgentSpec:
+    """The registry entry of a typed agent config (``agent=rainbow_lite`` is a DQNConfig: DQN's entry)."""
+    for spec in AGENTS:
+        if type(agent_cfg) is spec.schema:
+            return spec
+    raise ConfigError(f"config key 'agent': {type(agent_cfg).__name__} is not a registered agent schema; "
+                      f"known: {', '.join(s.schema.__name__ for s in AGENTS)}")
+
+
+def make_agent(agent_cfg: object, context: BuildContext) -> Any:
+    """Build the agent ``agent_cfg`` describes."""
+    return agent_spec(agent_cfg).build(agent_cfg, context)
