@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from agents.gradients import clip_flat_grad_
+from agents.fastpath import clip_flat_grad_
 
 from agents.dqn import DQNAgent, DQNConfig
 from nets import MLPConfig
@@ -144,7 +144,7 @@ def test_flat_gradient_update_equals_per_tensor_zero_grad_and_clip():
 
 
 def test_adam_step_gives_the_numbers_of_optimizer_step():
-    from agents.gradients import adam_step
+    from agents.fastpath import adam_step
 
     torch.manual_seed(0)
     nets_ = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)) for _ in range(2)]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlcore import frame_replay
+from rlcore.replay import frames as frame_replay
 from rlcore.base.errors import RLCoreError
 from rlcore.replay import ReplayBuffer
 from rlcore.replay.frames import FrameReplayBuffer, estimate_bytes
