@@ -128,7 +128,7 @@ class AutoencoderAgent:
         encoder = nets.build_extractor(net_cfg, observation_space)  # net.pretrained= continues from an encoder
         if encoder.is_recurrent:
             raise ConfigError(
-                f"config key 'net.name': an autoencoder needs a stateless encoder, not {net_cfg.name!r}; "
+                f"config key 'net.name': an autoencoder needs a stateless encoder, not {getattr(net_cfg, 'name', '?')!r}; "
                 "pretrain the per-frame encoder (e.g. net=nature_cnn) and pass it via net.encoder_kwargs.pretrained"
             )
         try:

@@ -220,7 +220,8 @@ class DQNAgent:
     @torch.no_grad()
     def sync_target(self) -> None:
         """Copy (τ = 1) or Polyak-average (τ < 1) the online weights into the target."""
-        online, target = list(self.online.parameters()), list(self.target.parameters())
+        online: list[torch.Tensor] = list(self.online.parameters())
+        target: list[torch.Tensor] = list(self.target.parameters())
         if self.cfg.tau >= 1.0:
             torch._foreach_copy_(target, online)
         else:
@@ -250,8 +251,9 @@ class DQNAgent:
             return [self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)]
         # plain DQN: the whole round's TD targets at once too (they need only the target net)
         with torch.no_grad():
-            discounts = (self.cfg.gamma if batches[0].discounts is None
-                         else torch.cat([batch.discounts for batch in batches]))
+            all_discounts = [batch.discounts for batch in batches]
+            discounts = (self.cfg.gamma if any(d is None for d in all_discounts)
+                         else torch.cat([d for d in all_discounts if d is not None]))
             targets = td_target(torch.cat([batch.rewards for batch in batches]),
                                 greedy_next_values(next_q_target.float()),
                                 torch.cat([batch.terminated for batch in batches]), discounts)

@@ -16,10 +16,10 @@ import torch
 from agents.dqn import DQNAgent, DQNConfig
 from agents.q_learning import greedy_next_values, masked_q_loss
 from agents.sequence_targets import sequence_nstep_targets, sequence_priorities
-from nets.recurrent import flatten_state, unflatten_state
+from nets.recurrent import RecurrentNet, flatten_state, unflatten_state
 from rlcore.base.batches import SequenceBatch
 
-State = torch.Tensor | tuple[torch.Tensor, ...]
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 class DRQNAgent:
@@ -38,6 +38,9 @@ class DRQNAgent:
         self.dqn = DQNAgent(cfg, net_cfg, observation_space, action_space, **options)  # type: ignore[arg-type]
         self.cfg, self.fast, self.device = cfg, self.dqn.fast, self.dqn.device
         self.online, self.target, self.optimizer = self.dqn.online, self.dqn.target, self.dqn.optimizer
+        net = self.online.extractor
+        assert isinstance(net, RecurrentNet), f"DRQN needs a recurrent net, got {type(net).__name__}"
+        self.net = net
         # One hidden state per env, carried between `act` calls; `reset_state` marks the envs whose episode
         # starts at the next `act` (their state is reset inside that forward pass).
         self.hidden: State | None = None  # None: the initial (zero) state at the next act
@@ -65,7 +68,7 @@ class DRQNAgent:
             obs_t = fast.layout(torch.as_tensor(obs, device=self.device))
             starts = self._take_starts(len(obs))
             q, hidden = fast.forward_actor(obs_t, self.hidden, starts)
-            self.hidden = hidden if isinstance(hidden, torch.Tensor) else tuple(hidden)
+            self.hidden = hidden if isinstance(hidden, torch.Tensor) else (hidden[0], hidden[1])
         return q.argmax(dim=1).cpu().numpy()
 
     def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
@@ -110,7 +113,7 @@ class DRQNAgent:
         """Floats per env in a stored hidden state (0: no stored state, ``agent.stored_state=false``)."""
         if not self.cfg.stored_state:
             return 0
-        net = self.online.extractor
+        net = self.net
         return net.num_layers * net.hidden_size * (2 if net.cell_type == "lstm" else 1)
 
     def replay_state(self, n_envs: int) -> np.ndarray | None:
@@ -137,7 +140,7 @@ class DRQNAgent:
         obs, starts = batch.obs, batch.starts
         state = None
         if batch.initial_state is not None:
-            net = self.online.extractor
+            net = self.net
             state = unflatten_state(batch.initial_state, net.num_layers, net.cell_type == "lstm")
         with torch.no_grad(), fast.autocast():
             q_next_target = fast.forward_target(obs, state, starts)[0][:, b + 1 :]

@@ -48,7 +48,7 @@ class FastPath:
         self.device = device
         self.channels_last = channels_last
         if channels_last:
-            online.to(memory_format=torch.channels_last)
+            online.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
         self.online = online
         self.target = copy.deepcopy(online).requires_grad_(False)
         # A separate actor (the loop's `overlap`: updates run in a background thread) is a copy of the online
@@ -144,14 +144,15 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
         if any(s is None or "step" not in s for s in states) or group["amsgrad"]:
             optimizer.step()
             return
+        ready = [s for s in states if s is not None]
         beta1, beta2 = group["betas"]
         functional_adam(
             params,
             [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
+            [s["exp_avg"] for s in ready],
+            [s["exp_avg_sq"] for s in ready],
             [],
-            [s["step"] for s in states],
+            [s["step"] for s in ready],
             foreach=group["foreach"],
             fused=group["fused"],
             capturable=group["capturable"],

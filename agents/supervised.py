@@ -167,7 +167,7 @@ class SupervisedAgent:
         cfg: SupervisedConfig,
         net_cfg: object,
         observation_space: gym.Space,
-        action_space: gym.Space,
+        action_space: gym.Space | None,
         *,
         device: torch.device,
         seed: int = 0,

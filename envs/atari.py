@@ -151,10 +151,9 @@ class AtariVecEnv(VectorWrapper):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is None and self._first_seed is not None:
             seed = self._first_seed
-        if isinstance(seed, list):
-            seed = np.asarray(seed, dtype=np.int64)
+        seeds = np.asarray(seed, dtype=np.int64) if isinstance(seed, list) else seed
         self._first_seed = None
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seeds, options=options)  # type: ignore[arg-type]  # ale-py takes one seed per env
         self._lives = np.array(info["lives"], dtype=np.int32)
         return obs, info
 

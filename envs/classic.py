@@ -101,6 +101,7 @@ class NoVelocity(gym.ObservationWrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         space = env.observation_space
+        assert isinstance(space, gym.spaces.Box)
         self.observation_space = gym.spaces.Box(space.low[self.KEEP], space.high[self.KEEP], dtype=space.dtype)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:

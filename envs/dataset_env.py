@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import gymnasium as gym
 import numpy as np
@@ -300,7 +300,13 @@ def validation_per_class(labels_per_class: int, validation_fraction: float) -> i
     return max(1, round(labels_per_class * validation_fraction / (1.0 - validation_fraction)))
 
 
-def dataset_splits(cfg: DatasetEnvConfig, seed: int) -> dict[str, ImageDataset | None]:
+class DatasetSplits(TypedDict):
+    train: ImageDataset
+    val: ImageDataset | None
+    test: ImageDataset
+
+
+def dataset_splits(cfg: DatasetEnvConfig, seed: int) -> DatasetSplits:
     """The arrays a supervised loop needs: ``train`` (minus validation), ``val`` (or None) and ``test``.
 
     The train/val cut depends only on (dataset, ``cfg.validation_fraction``, ``seed``); the training env

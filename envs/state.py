@@ -56,9 +56,9 @@ def _load_plain_attributes(obj: object, saved: dict[str, Any]) -> None:
         setattr(obj, name, value.numpy().copy() if isinstance(value, torch.Tensor) else value)
 
 
-def _layers(env: gym.Env) -> list[object]:
+def _layers(env: gym.Env) -> list[Any]:
     """The wrappers from the outside in, then the unwrapped env."""
-    layers: list[object] = []
+    layers: list[Any] = []  # gym.Wrapper layers, then the unwrapped gym.Env
     while isinstance(env, gym.Wrapper):
         layers.append(env)
         env = env.env
@@ -114,6 +114,7 @@ def load_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
             envs.reset()
         envs.np_random.bit_generator.state = state["np_random"]
         stream = envs._stream
+        assert stream is not None  # reset() above built it
         stream.order = state["order"].numpy().copy()
         stream.pos, stream.served = int(state["pos"]), int(state["served"])
         envs._indices = state["indices"].numpy().copy()

@@ -52,6 +52,14 @@ class DenseDecoder(nn.Module):
         return self.layers(code).view(code.shape[0], *self.output_shape)
 
 
+def _pair(value: object) -> tuple[int, int]:
+    """A conv layer's int-or-pair setting as a pair of ints (a string padding cannot reach a decoder)."""
+    if isinstance(value, int):
+        return (value, value)
+    assert isinstance(value, tuple) and len(value) == 2, f"expected an int or a pair, got {value!r}"
+    return (int(value[0]), int(value[1]))
+
+
 class ConvDecoder(nn.Module):
     """The mirror of a :class:`ConvNet`: FC layers in reverse, unflatten, then the trunk in reverse.
 
@@ -74,7 +82,8 @@ class ConvDecoder(nn.Module):
         for layer, in_shape in reversed(list(zip(encoder.trunk, encoder.layer_input_shapes, strict=True))):
             size = (int(in_shape[1]), int(in_shape[2]))
             if isinstance(layer, nn.Conv2d):
-                k, s, p = layer.kernel_size, layer.stride, layer.padding
+                k, s = _pair(layer.kernel_size), _pair(layer.stride)
+                p = _pair(layer.padding)  # ConvNet builds explicit (int, int) paddings; 'same' is resolved there
                 out_pad = []
                 for d in range(2):
                     # A conv maps n -> floor((n + 2p - k) / s) + 1; a transposed conv maps m ->
@@ -83,7 +92,7 @@ class ConvDecoder(nn.Module):
                     out_pad.append(size[d] - ((m - 1) * s[d] - 2 * p[d] + k[d]))
                 mirrored += [
                     nn.ConvTranspose2d(
-                        layer.out_channels, layer.in_channels, k, s, p, output_padding=tuple(out_pad)
+                        layer.out_channels, layer.in_channels, k, s, p, output_padding=(out_pad[0], out_pad[1])
                     ),
                     nn.ReLU(),
                 ]
@@ -104,7 +113,7 @@ class ConvDecoder(nn.Module):
 def build_decoder(encoder: FeatureExtractor) -> nn.Module:
     """A decoder mirroring ``encoder`` (an :class:`MLP` or a :class:`ConvNet`)."""
     if isinstance(encoder, MLP):
-        widths = [block[0].out_features for block in encoder.blocks]
+        widths = [int(block[0].out_features) for block in encoder.blocks]  # type: ignore[arg-type]  # Linear first
         return DenseDecoder(
             encoder.output_dim, list(reversed(widths[:-1])), encoder.input_shape, encoder.activation
         )
@@ -236,6 +245,7 @@ def pretrain_stacked(
     history: list[list[float]] = []
     for block in mlp.blocks:
         linear = block[0]
+        assert isinstance(linear, nn.Linear)
         decoder = nn.Linear(linear.out_features, linear.in_features).to(param.device, param.dtype)
         optimizer = torch.optim.Adam([*block.parameters(), *decoder.parameters()], lr=lr)
         block.train()

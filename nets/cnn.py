@@ -11,7 +11,8 @@ spatial size, strided ones give about ceil(n / stride). ``padding="valid"`` does
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -32,7 +33,7 @@ def image_shape(observation_space: gym.Space | Sequence[int], net_name: str) -> 
     if len(shape) == 2:
         return (1, shape[0], shape[1])
     if len(shape) == 3:
-        return shape  # type: ignore[return-value]
+        return (shape[0], shape[1], shape[2])
     raise ValueError(f"{net_name} needs (C, H, W) or (H, W) observations, got observation shape {shape}")
 
 
@@ -68,11 +69,11 @@ def pool_layer(kind: str, kernel_size: int, stride: int) -> nn.Module:
 
 
 def _geometry(layer: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    def pair(v: object) -> tuple[int, int]:
-        return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))  # type: ignore[index]
+    def pair(v: Any) -> tuple[int, int]:
+        return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
-    stride = layer.stride if layer.stride is not None else layer.kernel_size  # type: ignore[attr-defined]
-    return pair(layer.kernel_size), pair(stride), pair(layer.padding)  # type: ignore[attr-defined]
+    stride = layer.stride if layer.stride is not None else layer.kernel_size
+    return pair(layer.kernel_size), pair(stride), pair(layer.padding)
 
 
 def minimum_input_size(trunk: nn.Module) -> tuple[int, int]:
@@ -272,6 +273,6 @@ class VGG(ConvNet):
         super().__init__(observation_space, nn.Sequential(*layers), [features_dim], dropout)
 
 
-def _check_choice(value: str, key: str, choices: Sequence[str] | dict[str, object]) -> None:
+def _check_choice(value: str, key: str, choices: Sequence[str] | Mapping[str, object]) -> None:
     if value not in choices:
         raise ValueError(f"unknown {key} {value!r}; choose one of {list(choices)}")

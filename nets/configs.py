@@ -16,6 +16,7 @@ have its own ``pretrained``/``freeze`` inside ``encoder_kwargs`` (e.g. a CNN fro
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,7 +196,7 @@ class RecurrentConfig:
         try:
             return schema(name=self.encoder, **kwargs)
         except TypeError as exc:
-            allowed = [f for f in schema.__dataclass_fields__ if f != "name"]
+            allowed = [f.name for f in dataclasses.fields(schema) if f.name != "name"]
             unknown = sorted(set(kwargs) - set(allowed))
             detail = (
                 f"unknown keys {unknown} for encoder {self.encoder!r}; allowed keys: {', '.join(allowed)}"

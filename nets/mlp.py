@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import gymnasium as gym
 import torch
@@ -22,7 +23,7 @@ NORMS = ("none", "batch", "layer")
 INITS = ("default", "xavier", "he", "orthogonal")
 
 # nn.init.calculate_gain knows no ELU/GELU; both behave like ReLU for positive inputs, so use its gain.
-_GAIN_NAME = {
+_GAIN_NAME: dict[str, Literal["sigmoid", "tanh", "relu", "leaky_relu"]] = {
     "sigmoid": "sigmoid",
     "tanh": "tanh",
     "relu": "relu",
@@ -45,7 +46,7 @@ def init_linear(layer: nn.Linear, scheme: str, activation: str) -> None:
     if scheme == "xavier":
         nn.init.xavier_uniform_(layer.weight, gain=nn.init.calculate_gain(gain_name))
     elif scheme == "he":
-        nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
+        nonlinearity: Literal["leaky_relu", "relu"] = "leaky_relu" if activation == "leaky_relu" else "relu"
         nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlinearity)
     elif scheme == "orthogonal":
         nn.init.orthogonal_(layer.weight, gain=nn.init.calculate_gain(gain_name))

@@ -24,7 +24,7 @@ from torch import nn
 
 from nets.base import FeatureExtractor
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 

@@ -53,7 +53,7 @@ class SB3Extractor(BaseFeaturesExtractor):
                 raise ValueError(f"unknown net {net!r}; choose one of {sorted(NET_CONFIGS)}")
             extractor = build_extractor(NET_CONFIGS[net](name=net, **net_kwargs), observation_space)
         elif isinstance(net, type) and issubclass(net, FeatureExtractor):
-            extractor = net(observation_space, **net_kwargs)
+            extractor = net(observation_space, **net_kwargs)  # type: ignore[arg-type]  # subclasses take the space
         else:
             if net_kwargs:
                 raise TypeError(

@@ -53,18 +53,18 @@ def register_configs() -> None:
 def _reject_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
     """Hydra's ``+key=value`` can add keys a schema does not have; they would be silently ignored, so refuse them."""
     schema = OmegaConf.get_type(cfg)
-    if dataclasses.is_dataclass(schema):
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
         known = {f.name for f in dataclasses.fields(schema)}
-        unknown = [k for k in cfg if k not in known]
+        unknown = [str(k) for k in cfg if k not in known]
         if unknown:
             raise ConfigError(
-                f"config key '{prefix}{unknown[0]}' is not a setting of {schema.__name__}; "
+                f"config key '{prefix}{unknown[0]}' is not a setting of {schema.__name__!s}; "
                 f"allowed keys: {', '.join(sorted(known))}"
             )
     for key in cfg:
         node = cfg._get_node(key)
         if isinstance(node, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
-            _reject_unknown_keys(node, f"{prefix}{key}.")
+            _reject_unknown_keys(node, f"{prefix}{key!s}.")
 
 
 def to_typed(cfg: DictConfig) -> TrainConfig:
@@ -118,4 +118,5 @@ def typed_from_container(container: dict, schemas: dict[str, str]) -> TrainConfi
         merged = OmegaConf.merge(merged, container)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"the saved config does not fit this rlcore's schemas: {str(exc).strip()}") from None
+    assert isinstance(merged, DictConfig)
     return to_typed(merged)

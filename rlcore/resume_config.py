@@ -84,5 +84,6 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[TrainConfig, d
             f"given {new_flat.get(key)!r}): it changes what the run learns. Start a new run for that; a "
             f"resume may change only {', '.join(HARMLESS[:-2])}"
         )
+    assert isinstance(new, dict)
     typed = typed_from_container(new, schemas)
     return typed, new, ckpt

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +49,9 @@ START_POOL_FRACTION = 0.02  # start frames reserved per transition: room for epi
 # Bytes per transition besides its frame: action int64, reward float32, terminated, truncated, start
 # pointer int64, start length uint8.
 PER_TRANSITION_BYTES = 8 + 4 + 1 + 1 + 8 + 1
+
+# numpy arrays on the host, torch tensors for replay.device=cuda: both are indexed alike, so typed as Any
+Storage = Any
 
 
 def estimate_bytes(
@@ -72,7 +76,7 @@ def estimate_bytes(
 def available_memory_bytes() -> int | None:
     """Memory the kernel says it can give without swapping (MemAvailable), or None if unknown."""
     try:
-        import psutil  # type: ignore[import-not-found]
+        import psutil
 
         return int(psutil.virtual_memory().available)
     except ImportError:
@@ -200,16 +204,16 @@ class FrameReplayBuffer:
         return sum(a.nbytes if isinstance(a, np.ndarray) else a.numel() for a in arrays + extra)
 
     # ---------------------------------------------------------------------------- numpy or torch storage
-    def _zeros(self, shape: tuple[int, ...]) -> np.ndarray | torch.Tensor:
+    def _zeros(self, shape: tuple[int, ...]) -> Storage:
         if self.on_torch:
             return torch.zeros(shape, dtype=torch.uint8, device=self.device)
         return np.zeros(shape, dtype=np.uint8)
 
-    def _frames_in(self, array: np.ndarray) -> np.ndarray | torch.Tensor:
+    def _frames_in(self, array: np.ndarray) -> Storage:
         """Host frames in the storage's kind (a copy to the storage device for torch storage)."""
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device) if self.on_torch else array
 
-    def _ix(self, index: np.ndarray) -> np.ndarray | torch.Tensor:
+    def _ix(self, index: np.ndarray) -> Storage:
         """A numpy index array as an index into the storage."""
         return torch.from_numpy(index).to(self.device) if self.on_torch else index
 

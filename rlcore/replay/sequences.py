@@ -90,7 +90,7 @@ class SequenceReplay:
         not fit (the frame buffer checked only itself; its pages map lazily, so they still count as available)."""
         extra = sequence_extra_bytes(self.capacity, self.state_size)
         on_host = isinstance(inner, FrameReplayBuffer) and not (inner.on_torch and inner.device.type == "cuda")
-        held = inner.nbytes() if on_host else 0
+        held = inner.nbytes() if on_host and isinstance(inner, FrameReplayBuffer) else 0
         states = f" and stored hidden states of {self.state_size} floats" if self.state_size else ""
         refuse_unless_fits(
             f"the DRQN sequence replay of {self.capacity:,} steps (with {format_gb(extra)} for per-step episode ids{states})",

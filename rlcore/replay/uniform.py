@@ -11,6 +11,8 @@ and adds importance weights and positions to each batch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -33,10 +35,10 @@ def to_learner_device(array: np.ndarray | torch.Tensor, device: torch.device) ->
 
 def split_batch(batch: Batch, batch_size: int) -> list[Batch]:
     """Consecutive batches of ``batch_size`` from one large batch (views, no copies)."""
-    fields = [None if value is None else value.split(batch_size) if isinstance(value, torch.Tensor)
+    fields: list[Any] = [None if value is None else value.split(batch_size) if isinstance(value, torch.Tensor)
               else np.split(value, range(batch_size, len(value), batch_size)) for value in batch]
     count = len(next(f for f in fields if f is not None))
-    return [Batch(*(None if f is None else f[i] for f in fields)) for i in range(count)]
+    return [Batch._make(None if f is None else f[i] for f in fields) for i in range(count)]
 
 
 class ReplayBuffer:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import gymnasium as gym
 import numpy as np
 
+from envs.dataset_env import DatasetVectorEnv
 from rlcore.base.protocols import Actor
 
 
@@ -37,8 +38,6 @@ def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: fl
     episodes are split evenly between them and extra episodes are discarded (as SB3's evaluate_policy
     does), so short episodes are not over-represented.
     """
-    from envs.dataset_env import DatasetVectorEnv
-
     if isinstance(env, DatasetVectorEnv):
         return evaluate_dataset(agent, env, epsilon)
     n = env.num_envs
@@ -68,6 +67,7 @@ def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: fl
 
 def evaluate_dataset(agent: Actor, env: gym.vector.VectorEnv, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One-step episodes over the env's whole (test) set, each image answered exactly once, in order."""
+    assert isinstance(env, DatasetVectorEnv)
     total = len(env.labels)
     rewards = np.empty(total, dtype=np.float64)
     seen = np.zeros(total, dtype=bool)

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -67,19 +68,21 @@ class Counters:
     best_epoch: int = 0
 
 
-def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray, object, int]:
+def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray, gym.Space, int]:
     """Training and validation observations, the observation space, and the env steps it took to get them."""
     if isinstance(cfg.env, DatasetEnvConfig):
         splits = dataset_splits(cfg.env, seed)
         train, val = splits["train"], splits["val"]
         if val is None:  # env.validation_fraction=0: carve our own held-out images
             train, val = train_val_split(train, cfg.agent.val_fraction, seed)
+        assert val is not None  # train_val_split with a fraction > 0 always holds some out
         envs = make_env(cfg.env, seed, n_envs=1)
         space = envs.single_observation_space
         envs.close()
         return np.asarray(train.images), np.asarray(val.images), space, 0
     envs = make_env(cfg.env, seed)
     space = envs.single_observation_space
+    assert space.shape is not None
     frames = np.empty((cfg.agent.frames, *space.shape), dtype=space.dtype)
     envs.action_space.seed(seed)
     obs, _ = envs.reset(seed=seed)

@@ -31,7 +31,8 @@ REPLAY_PREFIX = "replay-"
 
 def rng_states() -> dict[str, Any]:
     """Python's, NumPy's global and torch's (CPU and CUDA) generators, as weights_only-safe values."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    assert isinstance(keys, np.ndarray)
     states: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (name, keys.tolist(), pos, has_gauss, gauss),

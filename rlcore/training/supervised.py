@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,15 @@ FIELDS = (
     "time/sps",
     "time/elapsed_s",
 )
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    epochs: int = 0
+    updates: int = 0
+    best_epoch: int = -1
+    best_val_accuracy: float = float("nan")
 
 
 def as_tensors(dataset: ImageDataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,17 +111,18 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
     splits = dataset_splits(cfg.env, cfg.seed)
     x_train, y_train = as_tensors(splits["train"], device)
     x_test, y_test = as_tensors(splits["test"], device)
-    x_val, y_val = as_tensors(splits["val"], device) if splits["val"] is not None else (None, None)
+    val_split = splits["val"]
+    x_val, y_val = as_tensors(val_split, device) if val_split is not None else (None, None)
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True, n_envs=a.eval_batch_size)
     agent: SupervisedAgent = run.build_agent(eval_env.single_observation_space, eval_env.single_action_space)
     logger = run.logger(FIELDS)
     run.announce(f"supervised on {cfg.env.name} | {len(y_train)} train / {0 if y_val is None else len(y_val)} val / "
                  f"{len(y_test)} test images", agent.model, eval_env.single_observation_space)
 
-    counters = {"env_steps": 0, "epochs": 0, "updates": 0, "best_epoch": -1, "best_val_accuracy": float("nan")}
+    counters = Counters()
 
     def checkpoint(name: str, eval_mean: float | None) -> None:
-        run.save(name, agent, dict(counters), eval_mean)
+        run.save(name, agent, asdict(counters), eval_mean)
 
     generator = torch.Generator().manual_seed(cfg.seed)
     stopper = EarlyStopping(a.patience)
@@ -128,13 +139,14 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
             metrics, seen = train_epoch(agent, x_train, y_train, epoch, generator, steps_left)
             epoch_s = time.perf_counter() - epoch_start
             train_time += epoch_s
-            counters["env_steps"] += seen
-            counters["epochs"] = epoch + 1
-            counters["updates"] = agent.updates
+            counters.env_steps += seen
+            counters.epochs = epoch + 1
+            counters.updates = agent.updates
             test_acc = dataset_accuracy(agent, x_test, y_test, a.eval_batch_size)
-            val_acc = dataset_accuracy(agent, x_val, y_val, a.eval_batch_size) if x_val is not None else test_acc
+            val_acc = (dataset_accuracy(agent, x_val, y_val, a.eval_batch_size)
+                       if x_val is not None and y_val is not None else test_acc)
             mean, std = reward_stats(test_acc, cfg.env.correct_reward, cfg.env.wrong_reward)
-            logger.log(counters["env_steps"], {
+            logger.log(counters.env_steps, {
                 "epoch": epoch + 1, **metrics, "train/lr": agent.lr, "val/accuracy": val_acc,
                 "eval/mean_return": mean, "eval/std_return": std, "test/accuracy": test_acc,
                 "time/epoch_s": epoch_s, "time/sps": seen / max(epoch_s, 1e-9),
@@ -142,7 +154,7 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
             })
             logger.flush()
             if stopper.update(val_acc, epoch):  # selection on validation only; the test set never chooses
-                counters["best_epoch"], counters["best_val_accuracy"] = epoch + 1, val_acc
+                counters.best_epoch, counters.best_val_accuracy = epoch + 1, val_acc
                 best_state = copy.deepcopy(agent.model.state_dict())
                 checkpoint("best.pt", mean)
             checkpoint("last.pt", mean)
@@ -150,7 +162,7 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
             if stopper.stop:
                 if cfg.logger.progress:
                     progress.bar.write(f"[early stop] no better validation accuracy for {a.patience} epochs; "
-                                       f"restoring epoch {counters['best_epoch']}")
+                                       f"restoring epoch {counters.best_epoch}")
                 break
     finally:
         progress.close()
@@ -165,25 +177,25 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
     checkpoint("last.pt", final_mean)
     if not (checkpoints / "best.pt").exists():
         checkpoint("best.pt", final_mean)
-    logger.log(counters["env_steps"], {"epoch": counters["epochs"], "eval/mean_return": final_mean,
+    logger.log(counters.env_steps, {"epoch": counters.epochs, "eval/mean_return": final_mean,
                                        "eval/std_return": final_std, "test/accuracy": test_accuracy,
                                        "time/elapsed_s": time.perf_counter() - start})
     logger.close()
 
     summary = run.write_summary(
-        total_steps=counters["env_steps"],
-        epochs=counters["epochs"],
+        total_steps=counters.env_steps,
+        epochs=counters.epochs,
         updates=agent.updates,
         wall_time_s=round(time.perf_counter() - start, 3),
         train_time_s=round(train_time, 3),
-        train_sps=round(counters["env_steps"] / max(train_time, 1e-9), 1),
-        epoch_time_s=round(train_time / max(counters["epochs"], 1), 3),
+        train_sps=round(counters.env_steps / max(train_time, 1e-9), 1),
+        epoch_time_s=round(train_time / max(counters.epochs, 1), 3),
         eval_mean_return=final_mean,
         eval_std_return=final_std,
         eval_episodes=len(final_returns),
         test_accuracy=test_accuracy,
-        best_epoch=counters["best_epoch"],
-        best_val_accuracy=counters["best_val_accuracy"],
+        best_epoch=counters.best_epoch,
+        best_val_accuracy=counters.best_val_accuracy,
     )
     plot_accuracy_curve(run.run_dir / "metrics.csv", run.run_dir / "learning_curve.png", f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})")
     return summary
