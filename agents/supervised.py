@@ -149,7 +149,7 @@ class Classifier(nn.Module):
                 "of an image use net=lstm net.rows=true"
             )
         self.extractor = extractor
-        self.head = nn.Linear(extractor.output_dim, n_classes)
+        self.head = nn.Linear(extractor.features_dim, n_classes)
 
     def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
         features, state = self.extractor(obs, state)

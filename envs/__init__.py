@@ -20,8 +20,12 @@ SCHEMAS: dict[str, type] = {
     "dataset_schema": DatasetEnvConfig,
 }
 
-register_envs()
-register_classic_envs()
+def register_gym_ids() -> None:
+    """Register rlcore's Gymnasium ids (``rlcore/CartPoleNoVel-v0``, ``rlcore/MNIST-v0``, ``rlcore/Digits-v0``)
+    in Gymnasium's global registry. Idempotent; :func:`make_env` calls it, so only code that calls
+    ``gym.make`` on these ids itself needs to (importing ``envs`` registers nothing)."""
+    register_envs()
+    register_classic_envs()
 
 
 def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None) -> gym.vector.VectorEnv:
@@ -30,6 +34,7 @@ def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | 
     ``evaluation=True`` gives the evaluation protocol of the family (e.g. full games for Atari, the whole
     test split in order for datasets); ``n_envs`` overrides the config's number of copies.
     """
+    register_gym_ids()
     if isinstance(cfg, ClassicControlConfig):
         return make_classic(cfg, seed, evaluation=evaluation, n_envs=n_envs)
     if isinstance(cfg, AtariConfig):
@@ -47,4 +52,5 @@ __all__ = [
     "DatasetError",
     "DatasetVectorEnv",
     "make_env",
+    "register_gym_ids",
 ]

@@ -114,7 +114,7 @@ def cartpole_no_velocity(**kwargs: Any) -> gym.Env:
 
 
 def register_classic_envs() -> None:
-    """Register ``rlcore/CartPoleNoVel-v0`` with CartPole-v1's 500-step limit (idempotent; on ``import envs``)."""
+    """Register ``rlcore/CartPoleNoVel-v0`` with CartPole-v1's 500-step limit (idempotent; through ``envs.register_gym_ids``)."""
     if CARTPOLE_NOVEL_ID not in gym.registry:
         gym.register(CARTPOLE_NOVEL_ID, entry_point=f"{__name__}:cartpole_no_velocity", max_episode_steps=500,
                      reward_threshold=475.0)

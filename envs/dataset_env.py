@@ -272,7 +272,7 @@ def _vector_env(
 
 
 def register_envs() -> None:
-    """Register ``rlcore/MNIST-v0`` and ``rlcore/Digits-v0`` (idempotent; runs on ``import envs``)."""
+    """Register ``rlcore/MNIST-v0`` and ``rlcore/Digits-v0`` (idempotent; through ``envs.register_gym_ids``)."""
     for env_id, single, vector in (
         ("rlcore/MNIST-v0", "MNISTEnv", "mnist_vector_env"),
         ("rlcore/Digits-v0", "DigitsEnv", "digits_vector_env"),

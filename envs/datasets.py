@@ -135,13 +135,24 @@ def download_mnist(folder: str | os.PathLike, names: list[str] | None = None, ti
             )
 
 
+# Loaded splits, keyed by their files' (path, size, mtime): a run builds a training and an evaluation env
+# from the same files, and reading them once saves seconds. Bounded (the oldest split goes first) and
+# emptied by clear_dataset_cache(); the arrays are read-only because every env built from them shares them.
 _CACHE: dict[tuple, ImageDataset] = {}
+CACHE_SPLITS = 4
+
+
+def clear_dataset_cache() -> None:
+    """Forget every loaded split (the next load reads the files again)."""
+    _CACHE.clear()
 
 
 def _cache(key: tuple, dataset: ImageDataset) -> ImageDataset:
-    """Keep a loaded split; its arrays become read-only because every env built from it shares them."""
+    """Keep a loaded split, read-only, dropping the oldest beyond :data:`CACHE_SPLITS`."""
     for array in (dataset.images, dataset.labels):
         array.flags.writeable = False
+    while len(_CACHE) >= CACHE_SPLITS:
+        del _CACHE[next(iter(_CACHE))]
     _CACHE[key] = dataset
     return dataset
 

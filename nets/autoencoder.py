@@ -115,7 +115,7 @@ def build_decoder(encoder: FeatureExtractor) -> nn.Module:
     if isinstance(encoder, MLP):
         widths = [int(block[0].out_features) for block in encoder.blocks]  # type: ignore[arg-type]  # Linear first
         return DenseDecoder(
-            encoder.output_dim, list(reversed(widths[:-1])), encoder.input_shape, encoder.activation
+            encoder.features_dim, list(reversed(widths[:-1])), encoder.input_shape, encoder.activation
         )
     if isinstance(encoder, ConvNet):
         return ConvDecoder(encoder)

@@ -1,6 +1,6 @@
 """The contract every feature extractor follows.
 
-An extractor is an ``nn.Module`` built from an observation space (or a shape), exposes ``output_dim`` and is
+An extractor is an ``nn.Module`` built from an observation space (or a shape), exposes ``features_dim`` and is
 called as ``features, state = net(obs, state=None)``. Stateless nets return ``state`` unchanged (``None``);
 recurrent nets return their new hidden state, so agents and the training loop treat both the same way.
 """
@@ -39,7 +39,7 @@ def scale_observation(obs: torch.Tensor, dtype: torch.dtype | None = None) -> to
 
 
 class FeatureExtractor(nn.Module):
-    """Base class: holds ``input_shape`` and ``output_dim`` and the forward contract.
+    """Base class: holds ``input_shape`` and ``features_dim`` and the forward contract.
 
     Subclasses implement ``extract(x)`` on already-scaled float input (stateless nets) or override
     ``forward`` (recurrent nets).
@@ -47,10 +47,10 @@ class FeatureExtractor(nn.Module):
 
     is_recurrent: bool = False
 
-    def __init__(self, input_shape: Sequence[int], output_dim: int) -> None:
+    def __init__(self, input_shape: Sequence[int], features_dim: int) -> None:
         super().__init__()
         self.input_shape = tuple(int(d) for d in input_shape)
-        self.output_dim = int(output_dim)
+        self.features_dim = int(features_dim)
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

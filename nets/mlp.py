@@ -59,7 +59,7 @@ def init_linear(layer: nn.Linear, scheme: str, activation: str) -> None:
 class MLP(FeatureExtractor):
     """Flatten, then one block ``Linear -> [norm] -> activation -> [dropout]`` per hidden width.
 
-    ``output_dim`` is the last width. With no hidden widths the extractor is the identity on the flattened
+    ``features_dim`` is the last width. With no hidden widths the extractor is the identity on the flattened
     input, so a linear head on top gives a single-layer perceptron (Rosenblatt 1958) and a linear head with
     a softmax/cross-entropy loss is multinomial logistic (softmax) regression.
 

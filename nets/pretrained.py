@@ -1,7 +1,7 @@
 """Saving an extractor's weights as a reusable encoder file, and loading (optionally freezing) them.
 
 The file is ``torch.save`` of ``{"format": "rlcore-encoder", "version", "net", "class", "input_shape",
-"output_dim", "state_dict"}`` where ``net`` is the net config as a plain dict, so a later run can see what
+"features_dim", "state_dict"}`` where ``net`` is the net config as a plain dict, so a later run can see what
 was saved. It is written to a temporary file and moved into place with ``os.replace``, so a crash never
 leaves a truncated encoder behind, and read with ``torch.load(weights_only=True)``, which cannot run code
 from a foreign file.
@@ -43,7 +43,7 @@ def save_encoder(extractor: nn.Module, path: str | os.PathLike[str], net_cfg: di
         "net": dict(net_cfg),
         "class": type(extractor).__name__,
         "input_shape": list(getattr(extractor, "input_shape", ())),
-        "output_dim": int(getattr(extractor, "output_dim", 0)),
+        "features_dim": int(getattr(extractor, "features_dim", 0)),
         "state_dict": {k: v.detach().cpu() for k, v in extractor.state_dict().items()},
     }
     atomic_torch_save(payload, target)

@@ -28,8 +28,8 @@ class QNetwork(nn.Module):
     def __init__(self, extractor: FeatureExtractor, n_actions: int, dueling: bool = False) -> None:
         super().__init__()
         self.extractor = extractor
-        self.head = nn.Linear(extractor.output_dim, n_actions)
-        self.value = nn.Linear(extractor.output_dim, 1) if dueling else None
+        self.head = nn.Linear(extractor.features_dim, n_actions)
+        self.value = nn.Linear(extractor.features_dim, 1) if dueling else None
 
     def forward(
         self, obs: torch.Tensor, state: object | None = None, starts: torch.Tensor | None = None

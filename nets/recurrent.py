@@ -30,7 +30,7 @@ RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 class RecurrentNet(FeatureExtractor):
-    """Encoder (applied to every frame) then a stacked recurrent cell; ``output_dim`` is ``hidden_size``.
+    """Encoder (applied to every frame) then a stacked recurrent cell; ``features_dim`` is ``hidden_size``.
 
     The encoder is any stateless :class:`FeatureExtractor` (MLP, NatureCNN, LeNet5, ...); it does the uint8
     scaling, so this module never touches pixel values. Gradient clipping, which recurrent nets usually
@@ -53,7 +53,7 @@ class RecurrentNet(FeatureExtractor):
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
         self.encoder = encoder
-        self.rnn = CELLS[cell](encoder.output_dim, hidden_size, num_layers=num_layers, batch_first=True)
+        self.rnn = CELLS[cell](encoder.features_dim, hidden_size, num_layers=num_layers, batch_first=True)
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> RecurrentState:
         """Zeros of shape ``(num_layers, batch_size, hidden_size)`` (a pair of them for an LSTM)."""

@@ -65,7 +65,7 @@ class SB3Extractor(BaseFeaturesExtractor):
                 "SB3 feature extractors are stateless; use a recurrent net with rlcore's agents "
                 "(or sb3-contrib's RecurrentPPO with a stateless encoder)"
             )
-        super().__init__(observation_space, extractor.output_dim)
+        super().__init__(observation_space, extractor.features_dim)
         self.net = extractor
         uint8_space = isinstance(observation_space, gym.spaces.Box) and observation_space.dtype == np.uint8
         sb3_scales = normalize_images and is_image_space(observation_space)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import compose_many
 
-import envs  # noqa: F401  (registers rlcore/CartPoleNoVel-v0)
+import envs
 from agents.dqn import DQNAgent, DQNConfig
 from agents.drqn import DRQNAgent
 from agents.q_learning import masked_q_loss
@@ -29,6 +29,8 @@ from rlcore.training.evaluation import evaluate
 
 # obs = (env, episode, step): every stored value says where it came from
 TAGGED = gym.spaces.Box(-1e6, 1e6, (3,), np.float32)
+
+envs.register_gym_ids()  # the tests below gym.make rlcore/CartPoleNoVel-v0 themselves
 
 
 def fill(replay: SequenceReplay, steps: int, seed: int = 0, p_end: float = 0.15) -> tuple[set, dict]:

@@ -27,6 +27,8 @@ from rlcore.base.errors import ConfigError, RLCoreError
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "env"
 N_TRAIN, N_TEST = 50, 23  # 23 is not a multiple of the batch sizes used below
 
+envs.register_gym_ids()  # the env checker below gym.makes rlcore/MNIST-v0 and rlcore/Digits-v0 itself
+
 
 def fake_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)

@@ -53,7 +53,7 @@ def test_decoder_output_matches_input_shape_exactly(encoder: torch.nn.Module) ->
     obs = torch.randint(0, 256, (2, *encoder.input_shape), dtype=torch.uint8)
     recon, code = ae(obs)
     assert recon.shape == (2, *encoder.input_shape) == ae.target(obs).shape
-    assert code.shape == (2, encoder.output_dim)
+    assert code.shape == (2, encoder.features_dim)
 
 
 def test_conv_decoder_mirrors_the_trunk() -> None:

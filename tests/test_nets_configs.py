@@ -50,7 +50,7 @@ def test_option_composes_and_builds(option: str) -> None:
     if net.is_recurrent:
         obs = obs.unsqueeze(1)
     features, _ = net(obs)
-    assert features.shape[-1] == net.output_dim
+    assert features.shape[-1] == net.features_dim
 
 
 def test_lstm_with_nature_cnn_encoder_composes() -> None:
@@ -60,7 +60,7 @@ def test_lstm_with_nature_cnn_encoder_composes() -> None:
     assert isinstance(cfg, LSTMConfig)
     assert cfg.encoder_config() == NatureCNNConfig(features_dim=32)
     net = build_extractor(cfg, gym.spaces.Box(0, 255, (4, 84, 84), np.uint8))
-    assert isinstance(net.encoder, nets.NatureCNN) and net.encoder.output_dim == 32
+    assert isinstance(net.encoder, nets.NatureCNN) and net.encoder.features_dim == 32
     out, state = net(torch.zeros(2, 3, 4, 84, 84, dtype=torch.uint8))
     assert out.shape == (2, 3, 16) and state[0].shape == (1, 2, 16)
 

@@ -47,7 +47,7 @@ def test_cnn_output_matches_output_dim_for_every_allowed_size(key: str) -> None:
             obs = torch.randint(0, 256, (2, *shape), dtype=torch.uint8)
             features, state = net(obs)
             assert state is None
-            assert features.shape == (2, net.output_dim)
+            assert features.shape == (2, net.features_dim)
             assert net.input_shape == shape
 
 
@@ -105,9 +105,9 @@ def test_mlp_options_and_shapes() -> None:
                     space, hidden_sizes=[8, 5], activation=activation, dropout=0.1, norm=norm, init=init
                 )
                 features, _ = net(torch.randn(3, 4, 3))
-                assert features.shape == (3, net.output_dim) == (3, 5)
+                assert features.shape == (3, net.features_dim) == (3, 5)
     # keywords of the original constructor still work positionally and by name
-    assert MLP((4,), (32,), "tanh").output_dim == 32
+    assert MLP((4,), (32,), "tanh").features_dim == 32
 
 
 def test_mlp_init_schemes() -> None:
@@ -128,7 +128,7 @@ def test_mlp_without_hidden_layers_is_identity() -> None:
     net = MLP((2, 3), hidden_sizes=[])
     obs = torch.randn(4, 2, 3)
     features, _ = net(obs)
-    assert net.output_dim == 6
+    assert net.features_dim == 6
     torch.testing.assert_close(features, obs.reshape(4, 6))
     assert sum(p.numel() for p in net.parameters()) == 0
 

@@ -26,7 +26,7 @@ def states_close(a: object, b: object) -> None:
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_state_and_output_shapes(cell: str) -> None:
     net = make(cell)
-    assert net.is_recurrent and net.output_dim == 6
+    assert net.is_recurrent and net.features_dim == 6
     state = net.initial_state(4)
     tensors = state if cell == "lstm" else (state,)
     assert all(t.shape == (2, 4, 6) and not t.any() for t in tensors)

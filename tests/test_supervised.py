@@ -220,7 +220,7 @@ def test_lstm_over_rows_is_a_stateless_extractor() -> None:
     from nets import build_extractor
 
     net = build_extractor(LSTMConfig(rows=True, encoder_kwargs={"hidden_sizes": []}, hidden_size=16), (1, 28, 28))
-    assert not net.is_recurrent and net.output_dim == 16
+    assert not net.is_recurrent and net.features_dim == 16
     features, state = net(torch.randint(0, 255, (3, 1, 28, 28), dtype=torch.uint8))
     assert features.shape == (3, 16) and state is None
     assert net.rows.encoder.input_shape == (28,)
