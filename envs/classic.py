@@ -43,6 +43,7 @@ class ClassicControlConfig:
             "env.max_episode_steps",
             f"must be > 0 or null (got {self.max_episode_steps})",
         )
+        register_classic_envs()  # rlcore's own ids are valid choices too
         if self.id not in gym.registry:
             classic = sorted(k for k in gym.registry if not k.startswith(("ALE/", "rlcore/")) and "-v" in k)
             raise ConfigError(
