@@ -172,7 +172,7 @@ class DQNAgent:
 
     # Stateless: the hooks through which a recurrent agent (DRQNAgent) carries its per-env state do nothing.
     def reset_state(self, starts: np.ndarray) -> None:
-        """Nothing to reset: the next action depends on the observation alone."""
+        pass
 
     def replay_state(self, n_envs: int) -> np.ndarray | None:
         return None
@@ -185,13 +185,10 @@ class DQNAgent:
 
     # -- schedules ---------------------------------------------------------------------------------------
     def advance(self, env_steps: int, round_in_flight: bool = False) -> None:
-        """Tell the agent how many env steps (across all envs) have been taken: updates ε, the learning rate
-        and syncs the target when due.
+        """The env step count (across all envs) moved on: ε, the learning rate and a due target sync.
 
-        ``round_in_flight``: a round of updates runs in the background (the loop's ``overlap``); the
-        learning rate and a due target sync then wait for :meth:`begin_round`, so that the round in flight
-        sees fixed settings whatever the timing of the two threads, and the next round starts from the same
-        target net as without overlap (the online net after the previous round).
+        ``round_in_flight`` (the loop's ``overlap``): the lr and a due sync wait for :meth:`begin_round`, so the
+        round in flight sees fixed settings and the next one starts from the same target net as without overlap.
         """
         self.env_steps = env_steps
         cfg = self.cfg
@@ -233,12 +230,9 @@ class DQNAgent:
     def update_round(self, batches: list[Batch]) -> list[dict[str, torch.Tensor]]:
         """A round of gradient steps, one per batch, with Q_target(s') of all batches in one forward pass.
 
-        The loop syncs the target only between rounds (in ``advance``), so the target net is the same for
-        every batch of a round and one pass over all their next observations gives the same values as one
-        pass per batch (to float rounding), with one large matrix product instead of many small ones. Double
-        DQN keeps its per-update online argmax (the online net changes each step); only the target half is
-        batched. The batches must all be sampled before the round (prioritized replay that samples each batch
-        after the previous update calls ``update`` per batch instead).
+        The target only changes between rounds, so one pass over all next observations gives each batch's
+        values (to float rounding) with one large matrix product. Double DQN keeps its per-update online
+        argmax. Prioritized replay, which samples after each update, calls ``update`` per batch instead.
         """
         if len(batches) < 2 or not self.round_targets:
             return [self.update(batch) for batch in batches]

@@ -217,12 +217,22 @@ def test_video_env_shows_the_agent_what_training_showed_it():
 
 
 class RandomAgent:
+    """A stateless Actor (rlcore.base.protocols): random actions."""
+
+    recurrent = False
+
     def __init__(self, n: int) -> None:
         self.rng = np.random.default_rng(0)
         self.n = n
 
     def act(self, obs, explore=True, epsilon=None):
         return self.rng.integers(0, self.n, size=len(obs))
+
+    def reset_state(self, starts):
+        pass
+
+    def swap_state(self, state=None):
+        return None
 
 
 def test_cartpole_video_is_a_playable_mp4(tmp_path):

@@ -92,17 +92,27 @@ def test_learner_hands_the_whole_round_to_the_agent():
 
 
 @pytest.mark.parametrize("flush", [True, False])
-def test_training_loop_sets_flush_denormal(flush, tmp_path):
+def test_training_loop_sets_flush_denormal(flush, tmp_path, monkeypatch):
+    """The run flushes denormals as flush_denormal says while it trains, and puts the default back after."""
     from rlcore.config import to_typed
+    from rlcore.training import offpolicy
 
     cfg = to_typed(compose_config(["total_steps=300", "eval_every=0", "final_eval_episodes=1", "logger=none",
                                    "device=cpu", f"flush_denormal={flush}", f"run_dir={tmp_path}",
                                    "agent.learning_starts=100", "agent.train_freq=100", "agent.gradient_steps=2"]))
+    flushed_in_run = []
+
+    def evaluate(*args, **kwargs):  # the final evaluation runs inside the run's settings
+        flushed_in_run.append((torch.tensor([1e-39]) * 1.0).item() == 0.0)
+        return original(*args, **kwargs)
+
+    original = offpolicy.evaluate
+    monkeypatch.setattr(offpolicy, "evaluate", evaluate)
     try:
         summary = launch(cfg, tmp_path, {})
         assert summary["train_cpu_s"] > 0  # the CPU-time SPS of benchmarks/cartpole_vs_sb3.py
-        denormal = torch.tensor([1e-39]) * 1.0
-        assert (denormal.item() == 0.0) == flush
+        assert flushed_in_run == [flush]
+        assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # nothing outlives the run
     finally:
         torch.set_flush_denormal(False)
 
