@@ -15,10 +15,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from envs import DatasetVectorEnv, make_env
-from rlcore.base.errors import RLCoreError
+from rlcore.base.errors import RLCoreError, fail
 from rlcore.base.seeding import EVAL_SEED_OFFSET, seed_everything
 from rlcore.policy import load_agent, resolve_checkpoint
-from rlcore.run import fail
 from rlcore.training.evaluation import evaluate
 
 USAGE = """usage: python evaluate.py run=<run_dir> | checkpoint=<file.pt> [key=value ...]

@@ -9,12 +9,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rlcore.base.errors import RLCoreError, TrainingInterrupted
-from rlcore.config import register_configs
-from rlcore.run import fail, print_summary, run
+from rlcore.base.errors import RLCoreError, TrainingInterrupted, fail
+from rlcore.config import register_configs, to_typed
 from rlcore.sweeps import job_line, parallel_job
 
-register_configs()
+register_configs()  # the schemas only: --help and a config error import no torch
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
@@ -26,6 +25,9 @@ def main(cfg: DictConfig) -> dict | None:
     if announce:
         cfg.logger.progress = False
     try:
+        to_typed(cfg)  # every range check, before the loops (and torch) are imported
+        from rlcore.run import print_summary, run
+
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
         fail(str(exc))

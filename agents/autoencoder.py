@@ -25,7 +25,6 @@ Dense decoders mirror MLP encoders and transposed-conv decoders mirror CNN encod
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +33,7 @@ from torch import nn
 
 import nets
 from agents.augment import random_affine, require_image_shift
+from agents.configs import AutoencoderConfig
 from nets.autoencoder import (
     Autoencoder,
     gaussian_noise,
@@ -45,64 +45,7 @@ from nets.autoencoder import (
     reconstruction_loss,
 )
 from rlcore.base.errors import ConfigError, RLCoreError
-from rlcore.base.validation import require, require_choice
-
-NOISES = ("none", "gaussian", "masking")
-LOSSES = ("mse", "bce")
-
-
-@dataclass
-class AutoencoderConfig:
-    """Autoencoder hyperparameters; the architecture is the ``net`` group (the encoder), mirrored by the decoder."""
-
-    name: str = "autoencoder"
-    lr: float = 1e-3
-    batch_size: int = 64
-    epochs: int = 10  # passes over the training frames (ignored when steps > 0)
-    steps: int = 0  # > 0: train for exactly this many gradient steps instead of `epochs`
-    loss: str = "mse"  # mse | bce (bce treats the decoder output as logits; needs observations in [0, 1])
-    frames: int = 20_000  # frames collected from a (non-dataset) env with a random policy
-    policy: str | None = None  # or with a trained agent's policy: its run directory or checkpoint file
-    policy_epsilon: float = 0.05  # ε-greedy around that policy, for some variety in the frames
-    val_fraction: float = 0.05  # held out for val/recon_loss (dataset envs use env.validation_fraction)
-    # sparse codes
-    l1_activity: float = 0.0  # weight of the batch mean of sum_j |h_j|
-    kl_weight: float = 0.0  # weight of sum_j KL(rho || rho_hat_j); needs sigmoid codes
-    rho: float = 0.05  # target mean activation of each code unit
-    # denoising
-    noise: str = "none"  # none | gaussian | masking
-    noise_std: float = 0.1  # gaussian: std of the noise added to the scaled input
-    mask_prob: float = 0.25  # masking: probability that an input element is set to 0
-    # geometric corruption (image observations): rotate ±warp_degrees, zoom 1 ± warp_scale, shift ±warp_shift px
-    warp_degrees: float = 0.0
-    warp_scale: float = 0.0
-    warp_shift: int = 0
-    # L2
-    weight_decay: float = 0.0  # Adam's (coupled) L2 weight decay
-    l2_weight: float = 0.0  # explicit L2 penalty on every weight matrix/kernel (biases excluded)
-    # stacked
-    stacked: bool = False  # greedy layer-wise pretraining of an MLP encoder first
-    layerwise_epochs: int = 5  # epochs per hidden layer in the layer-wise phase
-
-    def __post_init__(self) -> None:
-        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
-        require(0.0 <= self.policy_epsilon <= 1.0, "agent.policy_epsilon", f"must be in [0, 1] (got {self.policy_epsilon})")
-        require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
-        require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
-        require(self.steps >= 0, "agent.steps", f"must be >= 0 (got {self.steps})")
-        require_choice(self.loss, "agent.loss", LOSSES)
-        require(self.frames > 1, "agent.frames", f"must be > 1 (got {self.frames})")
-        require(0.0 < self.val_fraction < 1.0, "agent.val_fraction", f"must be in (0, 1) (got {self.val_fraction})")
-        for key in ("l1_activity", "kl_weight", "noise_std", "weight_decay", "l2_weight"):
-            value = getattr(self, key)
-            require(value >= 0, f"agent.{key}", f"must be >= 0 (got {value})")
-        require(0.0 < self.rho < 1.0, "agent.rho", f"must be in (0, 1) (got {self.rho})")
-        require_choice(self.noise, "agent.noise", NOISES)
-        require(0.0 <= self.mask_prob < 1.0, "agent.mask_prob", f"must be in [0, 1) (got {self.mask_prob})")
-        require(self.warp_degrees >= 0, "agent.warp_degrees", f"must be >= 0 (got {self.warp_degrees})")
-        require(0.0 <= self.warp_scale < 1.0, "agent.warp_scale", f"must be in [0, 1) (got {self.warp_scale})")
-        require(self.warp_shift >= 0, "agent.warp_shift", f"must be >= 0 pixels (got {self.warp_shift})")
-        require(self.layerwise_epochs > 0, "agent.layerwise_epochs", f"must be > 0 (got {self.layerwise_epochs})")
+from rlcore.base.validation import require
 
 
 def _ends_in_sigmoid(encoder: nn.Module) -> bool:

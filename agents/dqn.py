@@ -17,92 +17,20 @@ agent (env stepping, replay, when to update) is :mod:`rlcore.training.offpolicy`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 import nets
+from agents.configs import DQNConfig
 from agents.fastpath import FastPath
 from agents.q_learning import greedy_next_values, q_loss, td_target
 from agents.schedules import linear_schedule
 from nets.q_network import QNetwork
 from rlcore.base.batches import Batch
 from rlcore.base.errors import ConfigError
-from rlcore.base.validation import require, require_choice
 
-
-@dataclass
-class DQNConfig:
-    """DQN hyperparameters; defaults follow Stable-Baselines3's DQN, per-env tunings live in configs/tuned/."""
-
-    name: str = "dqn"
-    lr: float = 1e-4
-    gamma: float = 0.99
-    buffer_size: int = 1_000_000
-    batch_size: int = 32
-    learning_starts: int = 100  # env steps of pure exploration before the first update
-    train_freq: int = 4  # env steps between rounds of updates
-    gradient_steps: int = 1  # updates per round
-    target_update_interval: int = 10_000  # env steps between target syncs
-    tau: float = 1.0  # 1 = hard copy; < 1 = Polyak averaging at each sync
-    exploration_initial_eps: float = 1.0
-    exploration_final_eps: float = 0.05
-    exploration_fraction: float = 0.1  # fraction of total_steps over which ε decays linearly
-    max_grad_norm: float = 10.0
-    double: bool = False  # Double DQN target (van Hasselt et al. 2016)
-    adam_eps: float = 1e-8
-    lr_final: float | None = None  # set: lr decays linearly to this over total_steps (stabilises late training)
-    loss: str = "huber"  # huber (smooth L1, as Mnih et al. 2015) or mse
-    dueling: bool = False  # value + mean-subtracted advantage streams (Wang et al. 2016)
-    n_step: int = 1  # n-step returns, built from the replay's one-step transitions (Hessel et al. 2018: 3)
-    prioritized: bool = False  # proportional prioritized replay (Schaul et al. 2016)
-    per_alpha: float = 0.6  # priority exponent: 0 = uniform sampling (Schaul et al.: 0.6; Rainbow: 0.5)
-    per_beta0: float = 0.4  # importance-sampling exponent at the start, annealed linearly to 1 over total_steps
-    per_eps: float = 1e-6  # added to |TD error| so no transition's priority is 0
-    # DRQN: used only when the net is recurrent (feed-forward nets ignore them; docs/drqn.md)
-    sequence_length: int = 20  # steps per replayed sequence that the loss uses
-    burn_in: int = 10  # steps before them that only warm up the hidden state (R2D2; no gradient)
-    stored_state: bool = False  # start each sequence from the actor's stored hidden state, not zeros (R2D2)
-
-    def __post_init__(self) -> None:
-        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
-        require(0.0 <= self.gamma <= 1.0, "agent.gamma", f"must be in [0, 1] (got {self.gamma})")
-        require(self.buffer_size > 0, "agent.buffer_size", f"must be > 0 (got {self.buffer_size})")
-        require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
-        require(
-            self.batch_size <= self.buffer_size,
-            "agent.batch_size",
-            f"{self.batch_size} is larger than agent.buffer_size={self.buffer_size}; lower the batch or grow the buffer",
-        )
-        require(self.learning_starts >= 0, "agent.learning_starts", f"must be >= 0 (got {self.learning_starts})")
-        require(self.train_freq > 0, "agent.train_freq", f"must be > 0 (got {self.train_freq})")
-        require(self.gradient_steps > 0, "agent.gradient_steps", f"must be > 0 (got {self.gradient_steps})")
-        require(
-            self.target_update_interval > 0,
-            "agent.target_update_interval",
-            f"must be > 0 (got {self.target_update_interval})",
-        )
-        require(0.0 < self.tau <= 1.0, "agent.tau", f"must be in (0, 1] (got {self.tau})")
-        for key in ("exploration_initial_eps", "exploration_final_eps", "exploration_fraction"):
-            value = getattr(self, key)
-            require(0.0 <= value <= 1.0, f"agent.{key}", f"must be in [0, 1] (got {value})")
-        require(self.max_grad_norm > 0, "agent.max_grad_norm", f"must be > 0 (got {self.max_grad_norm})")
-        require(self.adam_eps > 0, "agent.adam_eps", f"must be > 0 (got {self.adam_eps})")
-        require(
-            self.lr_final is None or 0.0 <= self.lr_final <= self.lr,
-            "agent.lr_final",
-            f"must be null or in [0, agent.lr={self.lr}] (got {self.lr_final})",
-        )
-        require_choice(self.loss, "agent.loss", ["huber", "mse"])
-        require(1 <= self.n_step <= 100, "agent.n_step", f"must be in [1, 100] (got {self.n_step})")
-        require(0.0 <= self.per_alpha <= 1.0, "agent.per_alpha", f"must be in [0, 1] (got {self.per_alpha})")
-        require(0.0 <= self.per_beta0 <= 1.0, "agent.per_beta0", f"must be in [0, 1] (got {self.per_beta0})")
-        require(self.per_eps > 0, "agent.per_eps", f"must be > 0 (got {self.per_eps})")
-        require(self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})")
-        require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
 
 class DQNAgent:
     """ε-greedy acting, one gradient step per ``update``, target sync and ε schedule in ``advance``."""

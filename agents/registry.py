@@ -2,8 +2,8 @@
 supports. The loops and the run orchestration ask this table (and the agents' typed protocols,
 :mod:`rlcore.base.protocols`), never an agent's name or class.
 
-Adding an agent (docs/architecture.md): write ``agents/<name>.py`` (its config dataclass with
-``name: str = "<name>"`` and the agent class), add one :class:`AgentSpec` to :data:`AGENTS` below, and one
+Adding an agent (docs/architecture.md): write ``agents/<name>.py`` (the agent) with its config dataclass in
+:mod:`agents.configs` (``name: str = "<name>"``), add one :class:`AgentSpec` and its builder below, and one
 ``configs/agent/<name>.yaml`` starting with ``defaults: [<name>_schema, _self_]``.
 """
 
@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import gymnasium as gym
-import torch
-
-import nets
-from agents.autoencoder import AutoencoderAgent, AutoencoderConfig
-from agents.dqn import DQNAgent, DQNConfig
-from agents.drqn import DRQNAgent
-from agents.supervised import SupervisedAgent, SupervisedConfig
+from agents.configs import AutoencoderConfig, DQNConfig, SupervisedConfig
+from nets.configs import is_recurrent_config
 from rlcore.base.errors import ConfigError
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    import torch
 
 LoopName = Literal["off_policy", "supervised", "pretraining"]
 
@@ -50,6 +48,14 @@ class BuildContext:
     channels_last: bool = False
     overlap: bool = False  # the loop learns in a background thread: acting needs its own copy of the net
 
+    @classmethod
+    def for_run(cls, cfg: Any, observation_space: gym.Space, action_space: gym.Space | None,
+                device: torch.device) -> BuildContext:
+        """From a run's typed config (``rlcore.schema.TrainConfig``: its net and run-wide switches)."""
+        return cls(net=cfg.net, observation_space=observation_space, action_space=action_space, device=device,
+                   seed=cfg.seed, total_steps=cfg.total_steps, amp=cfg.amp, compile=cfg.compile,
+                   channels_last=cfg.channels_last, overlap=cfg.overlap)
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -60,24 +66,39 @@ class AgentSpec:
     capabilities: Capabilities
 
 
-def build_dqn(cfg: DQNConfig, ctx: BuildContext) -> DQNAgent | DRQNAgent:
+# The builders import their agent when called: this module (like agents.configs) imports no torch, so that
+# composing and validating a config, `train.py --help` and a config error stay fast.
+
+
+def build_dqn(cfg: DQNConfig, ctx: BuildContext) -> Any:
     """DQN, or DRQN when the net carries a hidden state (``agent=dqn|rainbow_lite net=lstm|gru|rnn``)."""
-    kind = DRQNAgent if nets.is_recurrent_config(ctx.net) else DQNAgent
+    from agents.dqn import DQNAgent
+    from agents.drqn import DRQNAgent
+
+    kind = DRQNAgent if is_recurrent_config(ctx.net) else DQNAgent
     return kind(cfg, ctx.net, ctx.observation_space, ctx.action_space, total_steps=ctx.total_steps,
                 device=ctx.device, seed=ctx.seed, amp=ctx.amp, compile=ctx.compile,
                 channels_last=ctx.channels_last, separate_actor=ctx.overlap)
 
 
+def build_supervised(cfg: SupervisedConfig, ctx: BuildContext) -> Any:
+    from agents.supervised import SupervisedAgent
+
+    return SupervisedAgent(cfg, ctx.net, ctx.observation_space, ctx.action_space, device=ctx.device, seed=ctx.seed)
+
+
+def build_autoencoder(cfg: AutoencoderConfig, ctx: BuildContext) -> Any:
+    """An autoencoder does not act: the action space is not used."""
+    from agents.autoencoder import AutoencoderAgent
+
+    return AutoencoderAgent(cfg, ctx.net, ctx.observation_space, device=ctx.device, seed=ctx.seed)
+
+
 AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec("dqn", DQNConfig, build_dqn, "off_policy",
               Capabilities(replay=True, resume=True, recurrent_nets=True)),
-    AgentSpec("supervised", SupervisedConfig,
-              lambda cfg, ctx: SupervisedAgent(cfg, ctx.net, ctx.observation_space, ctx.action_space,
-                                               device=ctx.device, seed=ctx.seed),
-              "supervised", Capabilities()),
-    AgentSpec("autoencoder", AutoencoderConfig,  # does not act: the action space is not used
-              lambda cfg, ctx: AutoencoderAgent(cfg, ctx.net, ctx.observation_space, device=ctx.device, seed=ctx.seed),
-              "pretraining", Capabilities()),
+    AgentSpec("supervised", SupervisedConfig, build_supervised, "supervised", Capabilities()),
+    AgentSpec("autoencoder", AutoencoderConfig, build_autoencoder, "pretraining", Capabilities()),
 )
 
 SCHEMAS: dict[str, type] = {f"{spec.name}_schema": spec.schema for spec in AGENTS}

@@ -9,7 +9,6 @@ so encoders move between the two), and the agent. The epoch loop is :mod:`rlcore
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -19,69 +18,8 @@ from torch import nn
 
 import nets
 from agents.augment import random_shift, require_image_shift
+from agents.configs import LR_SCHEDULES, SupervisedConfig
 from rlcore.base.errors import ConfigError
-from rlcore.base.validation import require, require_choice
-
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("none", "step", "exponential", "cosine")
-
-
-@dataclass
-class SupervisedConfig:
-    """Classifier training hyperparameters (defaults: Adam 1e-3, batch 64, 10 epochs, no early stopping)."""
-
-    name: str = "supervised"
-    optimizer: str = "adam"  # sgd | adam
-    lr: float = 1e-3
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only: Nesterov momentum (Sutskever et al. 2013)
-    weight_decay: float = 0.0  # L2 penalty through the optimizer (coupled, as torch's SGD/Adam apply it)
-    lr_schedule: str = "none"  # none | step | exponential | cosine, applied per gradient step
-    lr_step_epochs: int = 1  # step: multiply by lr_gamma every lr_step_epochs epochs
-    lr_gamma: float = 0.1  # step: factor per step; exponential: factor per epoch
-    lr_min_fraction: float = 0.0  # cosine: final lr as a fraction of lr
-    epochs: int = 10
-    max_steps: int = 0  # stop after this many gradient steps (0 = only epochs limit training)
-    batch_size: int = 64
-    eval_batch_size: int = 1000  # images per forward pass when scoring validation/test sets
-    patience: int = 0  # epochs without a better validation accuracy before stopping (0 = never stop early)
-    max_grad_norm: float = 0.0  # clip the gradient norm to this (0 = no clipping)
-    label_smoothing: float = 0.0
-    augment_shift: int = 0  # translate each training image by up to this many pixels per axis (0 = off)
-
-    def __post_init__(self) -> None:
-        require_choice(self.optimizer, "agent.optimizer", OPTIMIZERS)
-        require_choice(self.lr_schedule, "agent.lr_schedule", LR_SCHEDULES)
-        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
-        require(0.0 <= self.momentum < 1.0, "agent.momentum", f"must be in [0, 1) (got {self.momentum})")
-        require(
-            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
-            "agent.nesterov",
-            "needs agent.optimizer=sgd and agent.momentum > 0",
-        )
-        require(self.weight_decay >= 0, "agent.weight_decay", f"must be >= 0 (got {self.weight_decay})")
-        require(self.lr_step_epochs > 0, "agent.lr_step_epochs", f"must be > 0 (got {self.lr_step_epochs})")
-        require(0.0 < self.lr_gamma <= 1.0, "agent.lr_gamma", f"must be in (0, 1] (got {self.lr_gamma})")
-        require(
-            0.0 <= self.lr_min_fraction <= 1.0,
-            "agent.lr_min_fraction",
-            f"must be in [0, 1] (got {self.lr_min_fraction})",
-        )
-        require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
-        require(self.max_steps >= 0, "agent.max_steps", f"must be >= 0 (got {self.max_steps})")
-        require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
-        require(self.eval_batch_size > 0, "agent.eval_batch_size", f"must be > 0 (got {self.eval_batch_size})")
-        require(self.patience >= 0, "agent.patience", f"must be >= 0 (got {self.patience})")
-        require(self.max_grad_norm >= 0, "agent.max_grad_norm", f"must be >= 0 (got {self.max_grad_norm})")
-        require(
-            0.0 <= self.label_smoothing < 1.0,
-            "agent.label_smoothing",
-            f"must be in [0, 1) (got {self.label_smoothing})",
-        )
-        require(self.augment_shift >= 0, "agent.augment_shift", f"must be >= 0 pixels (got {self.augment_shift})")
-
-
-# ---------------------------------------------------------------------------------------------- the math
 
 
 def lr_factor(schedule: str, epoch: float, total_epochs: float, step_epochs: int = 1, gamma: float = 0.1,

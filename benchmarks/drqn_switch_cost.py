@@ -39,10 +39,10 @@ def build(overrides: list[str], fill_steps: int) -> tuple:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from agents import BuildContext, make_agent
     from envs import make_env
     from rlcore.config import register_configs, to_typed
     from rlcore.replay import make_sequence_replay
-    from rlcore.training.context import agent_from_config
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -50,7 +50,8 @@ def build(overrides: list[str], fill_steps: int) -> tuple:
         cfg = to_typed(compose("config", overrides=["env=CartPoleNoVel", "device=cpu", *overrides]))
     torch.manual_seed(0)
     envs = make_env(cfg.env, 0)
-    agent = agent_from_config(cfg, envs.single_observation_space, envs.single_action_space, torch.device("cpu"))
+    agent = make_agent(cfg.agent, BuildContext.for_run(cfg, envs.single_observation_space,
+                                                           envs.single_action_space, torch.device("cpu")))
     replay = make_sequence_replay(cfg.agent.buffer_size, envs, burn_in=cfg.agent.burn_in,
                                   sequence_length=cfg.agent.sequence_length, state_size=agent.state_size, seed=0,
                                   device=torch.device("cpu"), options=cfg.agent, total_steps=cfg.total_steps)

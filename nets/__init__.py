@@ -2,40 +2,56 @@
 
 ``build_extractor(net_cfg, observation_space)`` is how agents get one from a config; each net class can also
 be built directly (``from nets import MLP, NatureCNN``). The SB3 adapter lives in :mod:`nets.sb3` and the
-autoencoder pieces in :mod:`nets.autoencoder` (imported on demand, so ``import nets`` stays light).
+autoencoder pieces in :mod:`nets.autoencoder`.
+
+The names below load their module on first use (PEP 562), so ``import nets.configs`` (the config schemas,
+what validating a config needs) does not import torch.
 """
 
 from __future__ import annotations
 
-from nets.base import FeatureExtractor, observation_shape, scale_observation
-from nets.build import build_extractor
-from nets.cnn import VGG, AlexNet, ConvNet, LeNet5, NatureCNN
-from nets.configs import (
-    NET_CONFIGS,
-    SCHEMAS,
-    AlexNetConfig,
-    GRUConfig,
-    LeNet5Config,
-    LSTMConfig,
-    MLPConfig,
-    NatureCNNConfig,
-    RecurrentConfig,
-    RNNConfig,
-    VGGConfig,
-    is_recurrent_config,
-)
-from nets.mlp import ACTIVATIONS, MLP
-from nets.pooling import StochasticPool2d, stochastic_pool2d
-from nets.pretrained import freeze_module, load_pretrained, save_encoder
-from nets.recurrent import RecurrentNet
-from nets.summary import count_parameters, summarize
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from nets.base import FeatureExtractor, observation_shape, scale_observation
+    from nets.build import build_extractor
+    from nets.cnn import VGG, AlexNet, ConvNet, LeNet5, NatureCNN
+    from nets.configs import (
+        NET_CONFIGS,
+        SCHEMAS,
+        AlexNetConfig,
+        GRUConfig,
+        LeNet5Config,
+        LSTMConfig,
+        MLPConfig,
+        NatureCNNConfig,
+        RecurrentConfig,
+        RNNConfig,
+        VGGConfig,
+        is_recurrent_config,
+    )
+    from nets.mlp import ACTIVATIONS, MLP
+    from nets.pooling import StochasticPool2d, stochastic_pool2d
+    from nets.pretrained import freeze_module, load_pretrained, save_encoder
+    from nets.recurrent import RecurrentNet
+    from nets.summary import count_parameters, summarize
+
+_MODULES = {
+    "nets.base": ("FeatureExtractor", "observation_shape", "scale_observation"),
+    "nets.build": ("build_extractor",),
+    "nets.cnn": ("VGG", "AlexNet", "ConvNet", "LeNet5", "NatureCNN"),
+    "nets.configs": ("NET_CONFIGS", "SCHEMAS", "AlexNetConfig", "GRUConfig", "LeNet5Config", "LSTMConfig", "MLPConfig",
+                     "NatureCNNConfig", "RecurrentConfig", "RNNConfig", "VGGConfig", "is_recurrent_config"),
+    "nets.mlp": ("ACTIVATIONS", "MLP"),
+    "nets.pooling": ("StochasticPool2d", "stochastic_pool2d"),
+    "nets.pretrained": ("freeze_module", "load_pretrained", "save_encoder"),
+    "nets.recurrent": ("RecurrentNet",),
+    "nets.summary": ("count_parameters", "summarize"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "ACTIVATIONS",
-    "MLP",
-    "NET_CONFIGS",
-    "SCHEMAS",
-    "VGG",
     "AlexNet",
     "AlexNetConfig",
     "ConvNet",
@@ -44,18 +60,22 @@ __all__ = [
     "LSTMConfig",
     "LeNet5",
     "LeNet5Config",
+    "MLP",
     "MLPConfig",
+    "NET_CONFIGS",
     "NatureCNN",
     "NatureCNNConfig",
     "RNNConfig",
     "RecurrentConfig",
     "RecurrentNet",
+    "SCHEMAS",
     "StochasticPool2d",
+    "VGG",
     "VGGConfig",
     "build_extractor",
     "count_parameters",
-    "is_recurrent_config",
     "freeze_module",
+    "is_recurrent_config",
     "load_pretrained",
     "observation_shape",
     "save_encoder",
@@ -63,3 +83,15 @@ __all__ = [
     "stochastic_pool2d",
     "summarize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'nets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

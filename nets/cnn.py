@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from nets.base import FeatureExtractor, observation_shape
+from nets.configs import PADDINGS, POOLINGS
 from nets.mlp import ACTIVATIONS
 from nets.pooling import StochasticPool2d
 
-PADDINGS = ("same", "valid")
-POOLINGS = ("max", "avg", "stochastic")
 _SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, StochasticPool2d)
 
 

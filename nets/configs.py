@@ -20,11 +20,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from nets.cnn import PADDINGS, POOLINGS
-from nets.mlp import ACTIVATIONS, INITS, NORMS
-from nets.recurrent import CELLS
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require, require_choice
+
+# The choices of the string keys, here (torch-free) so that validating a config needs no torch; the modules
+# that build the nets map them to layers (nets.mlp.ACTIVATIONS, nets.recurrent.CELLS; tests check the keys agree).
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu")
+NORMS = ("none", "batch", "layer")
+INITS = ("default", "xavier", "he", "orthogonal")
+PADDINGS = ("same", "valid")
+POOLINGS = ("max", "avg", "stochastic")
+CELLS = ("rnn", "lstm", "gru")
 
 
 def _check_dropout(dropout: float) -> None:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nets.base import FeatureExtractor, flat_size, observation_shape
+from nets.configs import INITS, NORMS
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -19,8 +20,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "gelu": nn.GELU,
 }
-NORMS = ("none", "batch", "layer")
-INITS = ("default", "xavier", "he", "orthogonal")
 
 # nn.init.calculate_gain knows no ELU/GELU; both behave like ReLU for positive inputs, so use its gain.
 _GAIN_NAME: dict[str, Literal["sigmoid", "tanh", "relu", "leaky_relu"]] = {

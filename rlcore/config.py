@@ -1,7 +1,7 @@
 """The typed config schemas' registration with Hydra's ConfigStore, and the composed config made typed.
 
 Each package owns the schemas of its config group (``agents.SCHEMAS``, ``envs.SCHEMAS``, ``nets.SCHEMAS``,
-``LOGGER_SCHEMAS`` in :mod:`rlcore.training.schema` with the top-level ``TrainConfig``); the YAML option files in ``configs/<group>/`` start from one of them
+``LOGGER_SCHEMAS`` in :mod:`rlcore.schema` with the top-level ``TrainConfig``); the YAML option files in ``configs/<group>/`` start from one of them
 (``defaults: [<schema>, _self_]``), so a misspelt key or a value of the wrong type fails when Hydra composes
 the config, and ``__post_init__`` range checks fail in :func:`to_typed` before any training starts.
 """
@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require
-from rlcore.training.schema import LOGGER_SCHEMAS, TrainConfig
+from rlcore.schema import LOGGER_SCHEMAS, TrainConfig
 
 
 def resume_or(resume: str | None, fresh: str) -> str:

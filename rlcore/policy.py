@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from agents import BuildContext, make_agent
 from envs import make_env
 from rlcore.base.checkpoint import load_checkpoint
 from rlcore.base.errors import CheckpointError
 from rlcore.base.seeding import resolve_device
 from rlcore.config import typed_from_container
-from rlcore.training.context import agent_from_config
-from rlcore.training.schema import TrainConfig
+
+if TYPE_CHECKING:  # a type only: the loops import this module (rlcore.training.pretraining)
+    from rlcore.schema import TrainConfig
 
 
 def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, which: str = "best") -> Path:
@@ -40,7 +42,8 @@ def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig
         raise CheckpointError(f"{path} lacks the '{exc.args[0]}' entry every rlcore checkpoint has") from None
     cfg.device = device
     env = make_env(cfg.env, cfg.seed, evaluation=True, n_envs=1)
-    agent = agent_from_config(cfg, env.single_observation_space, env.single_action_space, resolve_device(device))
+    context = BuildContext.for_run(cfg, env.single_observation_space, env.single_action_space, resolve_device(device))
+    agent = make_agent(cfg.agent, context)
     env.close()
     try:
         agent.load_state_dict(ckpt["agent"])

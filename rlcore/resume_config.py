@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rlcore.base.checkpoint import load_checkpoint
 from rlcore.base.errors import CheckpointError, ConfigError
 from rlcore.config import schema_names, to_typed, typed_from_container
-from rlcore.training.schema import TrainConfig
+from rlcore.schema import TrainConfig
 
 # top-level keys (and groups) a resume may change: when and how much to train, evaluate, save and log
 HARMLESS = ("total_steps", "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every", "threads",

@@ -6,7 +6,6 @@ Which loop trains an agent, and which settings it supports, come from the agent 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from agents.registry import AgentSpec, LoopName, agent_spec
 from rlcore.base.errors import ConfigError, RLCoreError
 from rlcore.config import schema_names, to_typed
 from rlcore.resume_config import resume_config
+from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
 from rlcore.training.offpolicy import train_off_policy
 from rlcore.training.pretraining import train_autoencoder
-from rlcore.training.schema import TrainConfig
 from rlcore.training.supervised import train_supervised
 
 Loop = Callable[[RunContext, "dict | None"], dict]
@@ -108,8 +107,3 @@ def print_summary(summary: dict) -> None:
         shown = f"{value:.3f}" if isinstance(value, float) else value
         print(f"{key:<{width}}  {shown}")
     print("-" * 60)
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)

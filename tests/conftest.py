@@ -32,6 +32,13 @@ def compose_many(override_lists: list[list[str]]) -> list:
         return [compose(config_name="config", overrides=overrides) for overrides in override_lists]
 
 
+def build_agent(cfg, observation_space, action_space, device):
+    """The agent a typed TrainConfig describes, as a run builds it (through the registry)."""
+    from agents import BuildContext, make_agent
+
+    return make_agent(cfg.agent, BuildContext.for_run(cfg, observation_space, action_space, device))
+
+
 def run_cli(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, env=env, capture_output=True,

@@ -109,3 +109,21 @@ def test_a_run_puts_back_the_process_wide_torch_settings(tmp_path):
         LOOPS["off_policy"] = original
     assert seen == {"threads": 1, "flush": True}
     assert torch.get_num_threads() == threads and not _flushes_denormals()  # ... and nothing outlives it
+
+
+@pytest.mark.parametrize("args", [["--help"], ["agent.lr=-1"], ["agent.lrr=1"]])
+def test_help_and_config_errors_import_no_torch(args):
+    """Composing and validating a config needs the schemas only (agents.configs, nets.configs, envs): no torch."""
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train.py', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_path('train.py', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print('torch' in sys.modules, code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    torch_loaded, code = result.stdout.split()[-2:]
+    assert torch_loaded == "False", result.stdout[-500:]
+    assert code in ("0", "None") if args == ["--help"] else code in ("1", "2")

@@ -20,7 +20,7 @@ from rlcore.config import register_configs, to_typed
 from rlcore.replay import ReplayBuffer, make_replay
 from rlcore.replay.frames import FrameReplayBuffer
 from rlcore.run import launch
-from rlcore.training.context import agent_from_config
+from tests.conftest import build_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 register_configs()
@@ -149,7 +149,7 @@ def test_overlap_matches_inline_updates_on_a_fixed_replay():
     for overlap in (False, True):
         torch.manual_seed(0)
         cfg.overlap = overlap
-        agent = agent_from_config(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
+        agent = build_agent(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
         learner = Learner(agent, UpdateMetrics(), overlap=overlap)
         for i in range(0, 6, 2):
             learner.submit(iter(batches[i : i + 2]).__next__, 2)
@@ -168,7 +168,7 @@ def test_overlap_matches_inline_updates_on_a_fixed_replay():
 def test_amp_and_memory_formats_update_on_cpu(option):
     _, cfg = typed(*SMALL_ATARI, option)
     space = envs.make_env(cfg.env, 0)
-    agent = agent_from_config(cfg, space.single_observation_space, space.single_action_space, torch.device("cpu"))
+    agent = build_agent(cfg, space.single_observation_space, space.single_action_space, torch.device("cpu"))
     from rlcore.replay import Batch
 
     seq = torch.randint(0, 256, (4, 5, 84, 84), dtype=torch.uint8)
@@ -182,7 +182,7 @@ def test_amp_and_memory_formats_update_on_cpu(option):
 def test_compile_smoke_on_cpu():
     _, cfg = typed("compile=true")
     env = envs.make_env(cfg.env, 0)
-    agent = agent_from_config(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
+    agent = build_agent(cfg, env.single_observation_space, env.single_action_space, torch.device("cpu"))
     obs, _ = env.reset(seed=0)
     from rlcore.replay import Batch
 

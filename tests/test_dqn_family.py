@@ -21,8 +21,8 @@ from rlcore.config import to_typed
 from rlcore.replay import ReplayBuffer, make_replay
 from rlcore.replay.sum_tree import PrioritizedSampler
 from rlcore.run import launch
-from rlcore.training.context import agent_from_config
 from rlcore.training.learner import Learner, UpdateMetrics
+from tests.conftest import build_agent
 
 OBS = gym.spaces.Box(-1, 1, (4,), np.float32)
 SWITCHES = {
@@ -117,7 +117,7 @@ def test_every_switch_combination_composes_builds_and_updates():
         typed = to_typed(cfg)
         a = typed.agent
         assert [str(v).lower() for v in (a.double, a.dueling, a.n_step, a.prioritized)] == list(combo)
-        agent = agent_from_config(typed, env.single_observation_space, env.single_action_space, torch.device("cpu"))
+        agent = build_agent(typed, env.single_observation_space, env.single_action_space, torch.device("cpu"))
         replay = make_replay(200, env, seed=0, device=torch.device("cpu"), options=a, total_steps=1000)
         assert (replay.n_step, replay.sampler is not None) == (a.n_step, a.prioritized)
         obs, _ = env.reset(seed=0)

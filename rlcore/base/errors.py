@@ -1,4 +1,9 @@
-"""The one exception type users see as a clean message instead of a traceback."""
+"""The one exception type users see as a clean message instead of a traceback, and how the scripts print it."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
 
 
 class RLCoreError(Exception):
@@ -27,3 +32,9 @@ class TrainingInterrupted(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def fail(message: str) -> NoReturn:
+    """The entry scripts' end for an RLCoreError: one line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -54,7 +54,7 @@ def make_replay(
 ) -> ReplayBuffer | FrameReplayBuffer:
     """The replay that fits the env: one frame per transition for stacked frames, flat arrays otherwise.
 
-    ``replay_device`` is ``replay.device`` (see :class:`rlcore.training.schema.ReplayConfig`): ``auto`` and
+    ``replay_device`` is ``replay.device`` (see :class:`rlcore.schema.ReplayConfig`): ``auto`` and
     ``cpu`` keep the buffer in host memory, ``cuda`` keeps the frame replay in GPU memory and samples there.
     ``options`` (a DQNConfig) switch on n-step returns (``n_step``, ``gamma``) and prioritized replay
     (``prioritized``, ``per_alpha``, ``per_beta0``, ``per_eps``; β reaches 1 at ``total_steps``).

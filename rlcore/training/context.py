@@ -20,18 +20,8 @@ from agents import BuildContext, make_agent
 from nets.summary import summarize
 from rlcore.base.checkpoint import save_checkpoint
 from rlcore.base.seeding import configure_threads, resolve_device, seed_everything
+from rlcore.schema import TrainConfig
 from rlcore.training.loggers import RunLogger
-from rlcore.training.schema import TrainConfig
-
-
-def agent_from_config(cfg: TrainConfig, observation_space: gym.Space, action_space: gym.Space | None,
-                      device: torch.device) -> Any:
-    """The agent a typed config describes (its agent, net and run-wide switches), through the registry."""
-    return make_agent(cfg.agent, BuildContext(
-        net=cfg.net, observation_space=observation_space, action_space=action_space, device=device,
-        seed=cfg.seed, total_steps=cfg.total_steps, amp=cfg.amp, compile=cfg.compile,
-        channels_last=cfg.channels_last, overlap=cfg.overlap,
-    ))
 
 
 @dataclass
@@ -66,7 +56,7 @@ class RunContext:
             torch.set_num_threads(self._threads_before)
 
     def build_agent(self, observation_space: gym.Space, action_space: gym.Space | None) -> Any:
-        return agent_from_config(self.cfg, observation_space, action_space, self.device)
+        return make_agent(self.cfg.agent, BuildContext.for_run(self.cfg, observation_space, action_space, self.device))
 
     def logger(self, fields: tuple[str, ...], wandb_id: str | None = None) -> RunLogger:
         cfg = self.cfg

@@ -17,7 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rlcore.base.errors import ConfigError
-from rlcore.training.schema import LoggerConfig
+from rlcore.schema import LoggerConfig
 
 
 def wandb_api_key_configured() -> bool:

@@ -42,13 +42,13 @@ from rlcore.base.errors import DivergenceError, TrainingInterrupted
 from rlcore.base.protocols import OffPolicyAgent
 from rlcore.base.seeding import EVAL_SEED_OFFSET
 from rlcore.replay import FrameReplayBuffer, ReplayBuffer, make_replay, make_sequence_replay
+from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
 from rlcore.training.evaluation import evaluate
 from rlcore.training.learner import Learner, UpdateMetrics
 from rlcore.training.loggers import Progress, truncate_metrics
 from rlcore.training.plots import plot_learning_curve
 from rlcore.training.resume import StopSignals, load_replay, load_rng_states, rng_states, write_last
-from rlcore.training.schema import TrainConfig
 
 FIELDS = (
     "rollout/episode",

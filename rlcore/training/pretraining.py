@@ -37,11 +37,11 @@ from envs.datasets import train_val_split
 from nets import save_encoder
 from rlcore.base.errors import RLCoreError
 from rlcore.policy import load_agent, resolve_checkpoint
+from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
 from rlcore.training.evaluation import reset_finished
 from rlcore.training.loggers import Progress
 from rlcore.training.plots import plot_epoch_curves, subplots
-from rlcore.training.schema import TrainConfig
 
 FIELDS = (
     "epoch",
