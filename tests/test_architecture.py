@@ -127,3 +127,22 @@ def test_help_and_config_errors_import_no_torch(args):
     torch_loaded, code = result.stdout.split()[-2:]
     assert torch_loaded == "False", result.stdout[-500:]
     assert code in ("0", "None") if args == ["--help"] else code in ("1", "2")
+
+
+def test_a_checkpoint_written_before_the_dqn_drqn_split_still_loads():
+    """Before DQN and DRQN were two modules, every DQN state dict carried DRQN's "hidden" and
+    "pending_starts" (None for feed-forward nets); such a checkpoint loads into today's agents."""
+    import gymnasium as gym
+    import numpy as np
+
+    from agents import BuildContext, make_agent
+    from nets import MLPConfig
+
+    space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    context = BuildContext(net=MLPConfig(hidden_sizes=[8]), observation_space=space,
+                           action_space=gym.spaces.Discrete(2), device=torch.device("cpu"), seed=0, total_steps=100)
+    old = {**make_agent(DQNConfig(), context).state_dict(), "hidden": None, "pending_starts": None}
+    fresh = make_agent(DQNConfig(), context)
+    fresh.load_state_dict(old)
+    for key, value in old["online"].items():
+        assert torch.equal(fresh.online.state_dict()[key], value)
