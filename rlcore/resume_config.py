@@ -52,6 +52,9 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[TrainConfig, d
                           f"drop run_dir={cfg.run_dir} or set it to the resume folder {run_dir}")
     last = run_dir / "checkpoints" / "last.pt"
     if not last.exists():
+        if (run_dir / "metrics.csv").exists():  # started, but stopped before its first checkpoint
+            raise CheckpointError(f"resume={run_dir}: that run stopped before its first checkpoint, so there is "
+                                  f"nothing to resume; start it again with run_dir={run_dir} (the folder is reused)")
         raise CheckpointError(f"resume={run_dir}: no checkpoints/last.pt there; pass the folder of a run "
                               "(the one holding config.yaml and checkpoints/)")
     ckpt = load_checkpoint(last)

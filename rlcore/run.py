@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.registry import AgentSpec, LoopName, agent_spec
 from rlcore.base.errors import ConfigError, RLCoreError
+from rlcore.base.rundir import hold_run_dir
 from rlcore.config import schema_names, to_typed
 from rlcore.resume_config import resume_config
 from rlcore.schema import TrainConfig
@@ -37,13 +38,17 @@ def check_supported(typed: TrainConfig, spec: AgentSpec) -> None:
 
 
 def prepare_run_dir(run_dir: Path) -> None:
-    """Refuse to write over a finished or running run: nothing saved may be lost."""
-    taken = [p for p in ("metrics.csv", "checkpoints/last.pt", "summary.json") if (run_dir / p).exists()]
+    """Refuse to write over a run that saved anything: nothing saved may be lost. A folder whose run stopped
+    before its first checkpoint (killed early, or a start-up failure) holds nothing to resume and is reused."""
+    taken = [p for p in ("checkpoints/last.pt", "summary.json") if (run_dir / p).exists()]
     if taken:
         raise RLCoreError(
             f"run_dir {run_dir} already holds a run ({', '.join(taken)}); choose another run_dir= "
             "or leave it out to get a fresh timestamped folder"
         )
+    if (run_dir / "metrics.csv").exists():
+        print(f"[rlcore] run_dir {run_dir} holds a run that stopped before its first checkpoint; starting it again")
+        (run_dir / "metrics.csv").unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -73,19 +78,25 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
         return resume(cfg, overrides or [])
     typed = to_typed(cfg)
     check_supported(typed, agent_spec(typed.agent))
-    prepare_run_dir(run_dir)
-    cfg = cfg.copy()
-    cfg.run_dir = str(run_dir)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(config, dict)
-    remove_torn_writes(run_dir)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
-    typed.run_dir = str(run_dir)
-    return launch(typed, run_dir, config)
+    with hold_run_dir(run_dir):  # one process per run directory, from before its first write to the end
+        prepare_run_dir(run_dir)
+        cfg = cfg.copy()
+        cfg.run_dir = str(run_dir)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(config, dict)
+        remove_torn_writes(run_dir)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        typed.run_dir = str(run_dir)
+        return launch(typed, run_dir, config)
 
 
 def resume(cfg: DictConfig, overrides: list[str]) -> dict:
     """Continue the run in ``cfg.resume`` (agents whose registry entry declares ``resume``)."""
+    with hold_run_dir(Path(str(cfg.resume))):
+        return _resume(cfg, overrides)
+
+
+def _resume(cfg: DictConfig, overrides: list[str]) -> dict:
     typed, config, ckpt = resume_config(cfg, overrides)
     spec = agent_spec(typed.agent)
     if not spec.capabilities.resume:

@@ -38,6 +38,7 @@ import torch
 
 from envs import make_env
 from envs.state import env_state, load_env_state
+from rlcore.base.checkpoint import save_checkpoint
 from rlcore.base.errors import DivergenceError, TrainingInterrupted
 from rlcore.base.protocols import OffPolicyAgent
 from rlcore.base.seeding import EVAL_SEED_OFFSET
@@ -48,7 +49,14 @@ from rlcore.training.evaluation import evaluate
 from rlcore.training.learner import Learner, UpdateMetrics
 from rlcore.training.loggers import Progress, truncate_metrics
 from rlcore.training.plots import plot_learning_curve
-from rlcore.training.resume import StopSignals, load_replay, load_rng_states, rng_states, write_last
+from rlcore.training.resume import (
+    StopSignals,
+    interrupt_with,
+    load_replay,
+    load_rng_states,
+    rng_states,
+    write_last,
+)
 
 FIELDS = (
     "rollout/episode",
@@ -375,13 +383,17 @@ class OffPolicyRun:
         wall_train = time.perf_counter() - self.start
         cpu_train = time.process_time() - self.cpu_start - self.eval_cpu
         sps = self.train_sps()
-        # taken before the final evaluation (which draws from the eval env and the agent's generator), so that a
-        # resume with a larger total_steps continues from the state training ended in
-        end = {**self.payload(None), "train": self.training_state()}
-        final_returns, _ = evaluate(self.agent, self.eval_env, cfg.final_eval_episodes, epsilon=eval_epsilon(cfg))
+        # Saved before the final evaluation (which draws from the eval env and the agent's generator): a signal
+        # or a crash during it loses no training, and a resume continues from the state training ended in.
+        end = write_last(run.checkpoints, {**self.payload(None), "train": self.training_state()},
+                         self.replay if self.save_replay else None, counters.env_steps)
+        with interrupt_with(f"training finished and is saved in {run.checkpoints / 'last.pt'} (step "
+                            f"{counters.env_steps}); the final evaluation did not finish. Finish the run with: "
+                            f"python train.py resume={run.run_dir}"):
+            final_returns, _ = evaluate(self.agent, self.eval_env, cfg.final_eval_episodes,
+                                        epsilon=eval_epsilon(cfg))
         final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
-        write_last(run.checkpoints, {**end, "eval_mean_return": final_mean},
-                   self.replay if self.save_replay else None, counters.env_steps)
+        save_checkpoint(run.checkpoints / "last.pt", {**end, "eval_mean_return": final_mean})  # its replay file stays
         if final_mean > counters.best_eval or not (run.checkpoints / "best.pt").exists():
             counters.best_eval = final_mean
             run.save("best.pt", self.agent, asdict(counters), final_mean)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 
 from rlcore.base.checkpoint import atomic_torch_save, save_checkpoint
-from rlcore.base.errors import CheckpointError
+from rlcore.base.errors import CheckpointError, TrainingInterrupted
 
 REPLAY_PREFIX = "replay-"
 
@@ -55,8 +57,9 @@ def load_rng_states(states: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------- checkpoint files
 
 
-def write_last(checkpoints: Path, payload: dict[str, Any], replay: Any | None, step: int) -> None:
-    """Write ``last.pt`` (and, with ``replay``, ``replay-<step>.pt`` before it); see the module docstring."""
+def write_last(checkpoints: Path, payload: dict[str, Any], replay: Any | None, step: int) -> dict[str, Any]:
+    """Write ``last.pt`` (and, with ``replay``, ``replay-<step>.pt`` before it); see the module docstring.
+    Returns the payload as written (naming its replay file), for a later rewrite of ``last.pt`` alone."""
     checkpoints = Path(checkpoints)
     payload = dict(payload)
     train = dict(payload["train"])
@@ -70,6 +73,7 @@ def write_last(checkpoints: Path, payload: dict[str, Any], replay: Any | None, s
     for old in checkpoints.glob(f"{REPLAY_PREFIX}*.pt"):
         if old.name != train["replay_file"]:
             old.unlink(missing_ok=True)
+    return payload
 
 
 def load_replay(checkpoints: Path, ckpt: dict[str, Any], replay: Any) -> bool:
@@ -123,3 +127,22 @@ class StopSignals:
     @property
     def name(self) -> str:
         return signal.Signals(self.received).name if self.received else ""
+
+
+@contextmanager
+def interrupt_with(message: str) -> Iterator[None]:
+    """SIGINT/SIGTERM raise :class:`TrainingInterrupted` at once (``message`` says what was kept), for work
+    after the last save that need not finish, such as the final evaluation; then the previous handlers."""
+
+    def handle(signum: int, frame: object) -> None:
+        raise TrainingInterrupted(f"{signal.Signals(signum).name} received: {message}", exit_code=128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handle) for s in StopSignals.SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

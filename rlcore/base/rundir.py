@@ -1,0 +1,47 @@
+"""One process per run directory: a file lock held for the whole run, naming its holder to anyone refused.
+
+Two processes writing one run directory interleave metrics.csv and disagree in config.yaml and summary.json
+(and a second ``resume=`` truncates the first one's metrics). The lock (``filelock``, an OS-level lock the
+kernel drops when the process dies, also on ``kill -9``) is taken before anything is written into the folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from rlcore.base.errors import RLCoreError
+
+LOCK_FILE = ".rlcore.lock"
+PID_FILE = ".rlcore.pid"
+
+
+@contextmanager
+def hold_run_dir(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the body runs; refuse at once if another process holds it."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RLCoreError(f"run_dir {run_dir} cannot be created ({exc.strerror or exc}); choose another run_dir=") from None
+    lock = FileLock(run_dir / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = (run_dir / PID_FILE).read_text().strip() if (run_dir / PID_FILE).exists() else "unknown"
+        raise RLCoreError(
+            f"run_dir {run_dir} is in use by another rlcore process (PID {holder}); wait for it to end or "
+            "choose another run_dir="
+        ) from None
+    except OSError as exc:
+        raise RLCoreError(f"run_dir {run_dir} cannot be locked ({exc.strerror or exc}); choose another run_dir=") from None
+    try:
+        (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        (run_dir / PID_FILE).unlink(missing_ok=True)
+        lock.release()

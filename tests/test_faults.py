@@ -1,0 +1,80 @@
+"""Faults lose nothing: a signal in the final evaluation, a second process on the same run directory, a folder
+whose run stopped before its first checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rlcore.base.errors import CheckpointError, RLCoreError, TrainingInterrupted
+from rlcore.base.rundir import PID_FILE, hold_run_dir
+from rlcore.run import run
+from rlcore.training import offpolicy
+from tests.conftest import ROOT, compose_config
+
+TINY = ["total_steps=400", "agent.learning_starts=100", "eval_every=0", "final_eval_episodes=2",
+        "logger.progress=false", "device=cpu"]
+
+
+def _rows(path):
+    with open(path) as handle:
+        return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(handle)]
+
+
+def test_a_signal_in_the_final_evaluation_keeps_the_training_and_resume_finishes_the_run(tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    run(compose_config([f"run_dir={reference}", *TINY]), reference)
+
+    interrupted = tmp_path / "interrupted"
+    original = offpolicy.evaluate
+
+    def evaluate_then_sigterm(*args, **kwargs):  # SIGTERM arrives while the final evaluation plays
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(offpolicy, "evaluate", evaluate_then_sigterm)
+    with pytest.raises(TrainingInterrupted, match="final evaluation did not finish") as caught:
+        run(compose_config([f"run_dir={interrupted}", *TINY]), interrupted)
+    assert caught.value.exit_code == 143
+    assert (interrupted / "checkpoints" / "last.pt").exists() and not (interrupted / "summary.json").exists()
+    monkeypatch.setattr(offpolicy, "evaluate", original)
+
+    summary = run(compose_config([f"resume={interrupted}", "logger.progress=false"]), interrupted)
+    assert summary["total_steps"] == 400
+    assert _rows(interrupted / "metrics.csv") == _rows(reference / "metrics.csv")  # as if never interrupted
+
+
+def test_a_second_process_on_the_same_run_dir_is_refused_naming_the_holder(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom rlcore.base.rundir import hold_run_dir\n"
+         f"with hold_run_dir({str(tmp_path)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RLCoreError, match=f"in use by another rlcore process \\(PID {holder.pid}\\)"):
+            run(compose_config([f"run_dir={tmp_path}", *TINY]), tmp_path)
+        with pytest.raises(RLCoreError, match=f"PID {holder.pid}"):
+            run(compose_config([f"resume={tmp_path}"]), tmp_path)
+        assert not (tmp_path / "config.yaml").exists() and not (tmp_path / "metrics.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    with hold_run_dir(tmp_path):  # the kernel dropped the dead holder's lock
+        assert (tmp_path / PID_FILE).read_text().strip() == str(os.getpid())
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path):
+    (tmp_path / "metrics.csv").write_text("step,rollout/episode\n10,1\n")  # e.g. kill -9 before any save
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(CheckpointError, match="stopped before its first checkpoint.*run_dir="):
+        run(compose_config([f"resume={tmp_path}"]), tmp_path)
+    summary = run(compose_config([f"run_dir={tmp_path}", *TINY]), tmp_path)
+    assert summary["total_steps"] == 400
+    assert _rows(tmp_path / "metrics.csv")[0]["step"] != "10"  # a fresh metrics.csv, not appended to
