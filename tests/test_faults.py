@@ -78,3 +78,23 @@ def test_a_run_that_stopped_before_its_first_checkpoint_can_be_started_again(tmp
     summary = run(compose_config([f"run_dir={tmp_path}", *TINY]), tmp_path)
     assert summary["total_steps"] == 400
     assert _rows(tmp_path / "metrics.csv")[0]["step"] != "10"  # a fresh metrics.csv, not appended to
+
+
+@pytest.mark.parametrize("agent", ["supervised", "autoencoder"])
+def test_the_epoch_loops_stop_on_divergence_and_keep_no_nan_weights(agent, tmp_path):
+    import torch
+
+    from rlcore.base.checkpoint import load_checkpoint
+    from rlcore.base.errors import DivergenceError
+
+    overrides = [f"agent={agent}", "env=Digits", "net=mlp", "agent.lr=1e30", "agent.epochs=3", f"run_dir={tmp_path}",
+                 "logger.progress=false", "device=cpu"]
+    with pytest.raises(DivergenceError, match="training diverged at epoch 1: .*non-finite.*Lower agent.lr"):
+        run(compose_config(overrides), tmp_path)
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "encoder.pt").exists()
+    for name in ("last.pt", "best.pt"):
+        path = tmp_path / "checkpoints" / name
+        if path.exists():  # whatever was saved before the divergence is finite
+            state = load_checkpoint(path)["agent"]
+            tensors = [t for t in state["model"].values() if t.is_floating_point()]
+            assert all(bool(torch.isfinite(t).all()) for t in tensors)

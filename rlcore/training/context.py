@@ -8,6 +8,7 @@ it, whatever happened, so process-wide settings (torch threads, flushing denorma
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from agents import BuildContext, make_agent
 from nets.summary import summarize
 from rlcore.base.checkpoint import save_checkpoint
+from rlcore.base.errors import DivergenceError
 from rlcore.base.seeding import configure_threads, resolve_device, seed_everything
 from rlcore.schema import TrainConfig
 from rlcore.training.loggers import RunLogger
@@ -77,6 +79,20 @@ class RunContext:
     def save(self, name: str, agent: Any, counters: dict[str, Any], eval_mean: float | None) -> None:
         save_checkpoint(self.checkpoints / name, self.payload(agent, counters, eval_mean))
 
+    def guard_finite(self, where: str, metrics: dict[str, float], model: torch.nn.Module) -> None:
+        """The divergence guard of the epoch loops (the off-policy loop has its own per-step one): a non-finite
+        metric or weight stops the run before it reaches a checkpoint; the last good checkpoint stays."""
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if not bad and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            return
+        last = self.checkpoints / "last.pt"
+        good = f"{last}" if last.exists() else "none was written yet"
+        what = " and ".join(bad) if bad else "the network weights"
+        raise DivergenceError(
+            f"training diverged at {where}: {what} became non-finite (NaN/inf). Last good checkpoint: {good}; "
+            "metrics.csv is flushed. Lower agent.lr (or clip gradients where the agent has agent.max_grad_norm)"
+        )
+
     def write_summary(self, **figures: Any) -> dict[str, Any]:
         """summary.json: who ran what, then the loop's figures, then where its checkpoints are."""
         cfg = self.cfg
@@ -91,5 +107,7 @@ class RunContext:
             "checkpoint": str(self.checkpoints / "last.pt"),
             "best_checkpoint": str(self.checkpoints / "best.pt"),
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        # strict JSON: a non-finite figure (e.g. no validation accuracy yet) is written as null, never NaN
+        finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+        (self.run_dir / "summary.json").write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n")
         return summary

@@ -167,6 +167,7 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
                                           "time/elapsed_s": time.perf_counter() - start})
             logger.flush()
             progress.update(0, recon=row["train/recon_loss"], val=val_loss)
+            run.guard_finite(f"epoch {counters.epoch}", {**row, "val/recon_loss": val_loss}, agent.model)
             if val_loss < counters.best_val:
                 counters.best_val, counters.best_epoch = val_loss, counters.epoch
                 best_model = copy.deepcopy(agent.model.state_dict())

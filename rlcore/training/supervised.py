@@ -153,6 +153,7 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
                 "time/elapsed_s": time.perf_counter() - start,
             })
             logger.flush()
+            run.guard_finite(f"epoch {epoch + 1}", metrics, agent.model)
             if stopper.update(val_acc, epoch):  # selection on validation only; the test set never chooses
                 counters.best_epoch, counters.best_val_accuracy = epoch + 1, val_acc
                 best_state = copy.deepcopy(agent.model.state_dict())
