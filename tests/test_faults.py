@@ -45,7 +45,8 @@ def test_a_signal_in_the_final_evaluation_keeps_the_training_and_resume_finishes
     assert (interrupted / "checkpoints" / "last.pt").exists() and not (interrupted / "summary.json").exists()
     monkeypatch.setattr(offpolicy, "evaluate", original)
 
-    summary = run(compose_config([f"resume={interrupted}", "logger.progress=false"]), interrupted)
+    overrides = [f"resume={interrupted}", "logger.progress=false"]
+    summary = run(compose_config(overrides), interrupted, overrides)
     assert summary["total_steps"] == 400
     assert _rows(interrupted / "metrics.csv") == _rows(reference / "metrics.csv")  # as if never interrupted
 
@@ -98,3 +99,24 @@ def test_the_epoch_loops_stop_on_divergence_and_keep_no_nan_weights(agent, tmp_p
             state = load_checkpoint(path)["agent"]
             tensors = [t for t in state["model"].values() if t.is_floating_point()]
             assert all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "deleted", "foreign"])
+def test_a_damaged_replay_file_is_one_clear_error_with_a_way_forward(damage, tmp_path):
+    import torch
+
+    run(compose_config([f"run_dir={tmp_path}", *TINY]), tmp_path)
+    (replay_file,) = (tmp_path / "checkpoints").glob("replay-*.pt")
+    if damage == "corrupt":
+        replay_file.write_bytes(replay_file.read_bytes()[:1000])
+    elif damage == "deleted":
+        replay_file.unlink()
+    else:
+        torch.save({"step": 400, "replay": {"capacity": 3}}, replay_file)
+    resume = [f"resume={tmp_path}", "total_steps=600", "logger.progress=false"]
+    with pytest.raises(CheckpointError, match="checkpoint.replay=false") as caught:
+        run(compose_config(resume), tmp_path, resume)
+    assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value)
+    forward = [*resume, "checkpoint.replay=false"]
+    summary = run(compose_config(forward), tmp_path, forward)  # the way forward works
+    assert summary["total_steps"] == 600

@@ -178,7 +178,10 @@ class OffPolicyRun:
         self.agent.load_state_dict(resume["agent"])
         counters.next_eval_at = next_multiple(counters.env_steps, cfg.eval_every, cfg.total_steps)
         counters.next_checkpoint_at = next_multiple(counters.env_steps, cfg.checkpoint_every, cfg.total_steps)
-        if not load_replay(self.run.checkpoints, resume, self.replay):  # empty: collect learning_starts steps first
+        # checkpoint.replay=false on resume: start from an empty replay (e.g. when its file is lost)
+        loaded = cfg.checkpoint.replay is not False and load_replay(self.run.checkpoints, resume, self.replay,
+                                                                     self.run.run_dir)
+        if not loaded:  # empty: collect learning_starts steps first
             wait = counters.env_steps + a.learning_starts - counters.next_train_at
             counters.next_train_at += max(0, -(-wait // a.train_freq)) * a.train_freq
         self.counters = counters

@@ -76,22 +76,33 @@ def write_last(checkpoints: Path, payload: dict[str, Any], replay: Any | None, s
     return payload
 
 
-def load_replay(checkpoints: Path, ckpt: dict[str, Any], replay: Any) -> bool:
-    """Fill ``replay`` from the file ``last.pt`` names; False when that checkpoint saved no replay."""
+def load_replay(checkpoints: Path, ckpt: dict[str, Any], replay: Any, run_dir: Path | None = None) -> bool:
+    """Fill ``replay`` from the file ``last.pt`` names; False when that checkpoint saved no replay.
+
+    A missing, corrupt or foreign replay file is one CheckpointError that names the way forward: resuming
+    with ``checkpoint.replay=false`` starts from an empty replay (refilled for ``learning_starts`` steps)."""
     name = ckpt["train"].get("replay_file")
     if not name:
         return False
     path = Path(checkpoints) / name
     step = ckpt["counters"]["env_steps"]
+    forward = (f"; resume without it with: python train.py resume={run_dir or Path(checkpoints).parent} "
+               "checkpoint.replay=false (an empty replay, refilled for agent.learning_starts steps: no longer exact)")
     if not path.exists():
-        raise CheckpointError(f"{path} is missing, but checkpoints/last.pt (step {step}) needs it to resume")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if data.get("step") != step:
-        raise CheckpointError(f"{path} is from step {data.get('step')}, last.pt from step {step}: they do not match")
+        raise CheckpointError(f"{path} is missing, but checkpoints/last.pt (step {step}) needs it to resume exactly"
+                              + forward)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or garbage bytes, or a pickle that asks for code: never unpickled
+        raise CheckpointError(f"{path} could not be read as a replay file ({type(exc).__name__}: it is "
+                              f"truncated, corrupt or not an rlcore replay)" + forward) from None
+    if not isinstance(data, dict) or data.get("step") != step:
+        found = data.get("step") if isinstance(data, dict) else "?"
+        raise CheckpointError(f"{path} is from step {found}, last.pt from step {step}: they do not match" + forward)
     try:
         replay.load_state_dict(data["replay"])
-    except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path} does not fit this run's replay buffer ({exc})") from None
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} does not fit this run's replay buffer ({exc})" + forward) from None
     return True
 
 
