@@ -31,6 +31,7 @@ class Capabilities:
     replay: bool = False  # learns from a replay buffer (checkpoint.replay, replay.device apply)
     resume: bool = False  # resume=<run_dir> continues a run exactly (docs/resume.md)
     recurrent_nets: bool = False  # accepts net=rnn|lstm|gru (as a recurrent learner)
+    step_budget: bool = False  # trains for total_steps env steps (the epoch loops count agent.epochs instead)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def build_autoencoder(cfg: AutoencoderConfig, ctx: BuildContext) -> Any:
 
 AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec("dqn", DQNConfig, build_dqn, "off_policy",
-              Capabilities(replay=True, resume=True, recurrent_nets=True)),
+              Capabilities(replay=True, resume=True, recurrent_nets=True, step_budget=True)),
     AgentSpec("supervised", SupervisedConfig, build_supervised, "supervised", Capabilities()),
     AgentSpec("autoencoder", AutoencoderConfig, build_autoencoder, "pretraining", Capabilities()),
 )

@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # a type only: the loops import this module (rlcore.training.
 
 
 def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, which: str = "best") -> Path:
-    """``checkpoint`` as given, or ``<run>/checkpoints/<which>.pt`` (falling back to last.pt)."""
+    """``checkpoint`` as given, or ``<run>/checkpoints/<which>.pt`` (falling back to last.pt). A folder given as
+    ``checkpoint`` is taken as the run it is (so eval.json lands beside that run's checkpoints, not above it)."""
+    if checkpoint and Path(checkpoint).is_dir():
+        run, checkpoint = checkpoint, None
     if checkpoint:
         return Path(checkpoint)
     if not run:

@@ -15,7 +15,7 @@ from agents.registry import AgentSpec, LoopName, agent_spec
 from rlcore.base.errors import ConfigError, RLCoreError
 from rlcore.base.rundir import hold_run_dir
 from rlcore.config import schema_names, to_typed
-from rlcore.resume_config import resume_config
+from rlcore.resume_config import override_keys, resume_config
 from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
 from rlcore.training.offpolicy import train_off_policy
@@ -31,10 +31,14 @@ LOOPS: dict[LoopName, Loop] = {
 }
 
 
-def check_supported(typed: TrainConfig, spec: AgentSpec) -> None:
-    """Refuse, naming the key, a setting the agent's declared capabilities do not cover."""
+def check_supported(typed: TrainConfig, spec: AgentSpec, overrides: list[str]) -> None:
+    """Refuse, naming the key, a setting the agent's declared capabilities do not cover (``overrides``: the
+    command line, for settings that have a default either way)."""
     if typed.checkpoint.replay is not None and not spec.capabilities.replay:
         raise ConfigError(f"config key 'checkpoint.replay': agent={typed.agent.name} has no replay buffer")
+    if "total_steps" in override_keys(overrides) and not spec.capabilities.step_budget:
+        raise ConfigError(f"config key 'total_steps': agent={typed.agent.name} trains for agent.epochs, not a number "
+                          "of env steps; set agent.epochs (or agent.max_steps / agent.steps) instead")
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -77,7 +81,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
     if cfg.get("resume"):
         return resume(cfg, overrides or [])
     typed = to_typed(cfg)
-    check_supported(typed, agent_spec(typed.agent))
+    check_supported(typed, agent_spec(typed.agent), overrides or [])
     with hold_run_dir(run_dir):  # one process per run directory, from before its first write to the end
         prepare_run_dir(run_dir)
         cfg = cfg.copy()
@@ -106,6 +110,9 @@ def _resume(cfg: DictConfig, overrides: list[str]) -> dict:
     if steps >= typed.total_steps and (run_dir / "summary.json").exists():
         raise ConfigError(f"config key 'total_steps': resume={run_dir} already finished at step {steps}; "
                           f"pass a larger total_steps= to train it longer")
+    if steps > typed.total_steps:
+        raise ConfigError(f"config key 'total_steps': resume={run_dir} is at step {steps}, past total_steps="
+                          f"{typed.total_steps}; pass total_steps={steps} or more to continue it")
     remove_torn_writes(run_dir)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))  # the settings in force (e.g. a new total_steps)
     return launch(typed, run_dir, config, resume=ckpt)

@@ -120,3 +120,38 @@ def test_a_damaged_replay_file_is_one_clear_error_with_a_way_forward(damage, tmp
     forward = [*resume, "checkpoint.replay=false"]
     summary = run(compose_config(forward), tmp_path, forward)  # the way forward works
     assert summary["total_steps"] == 600
+
+
+def test_bad_combinations_are_one_config_error(tmp_path):
+    from rlcore.base.errors import ConfigError
+
+    cases = [
+        (["net=lenet5"], "config key 'net': LeNet5 needs .*env=CartPole.*net=mlp"),
+        (["net=nature_cnn"], "config key 'net': .*env=CartPole"),
+        (["agent=supervised", "env=Digits", "net=mlp", "total_steps=100"], "config key 'total_steps': agent=supervised trains for agent.epochs"),
+        (["agent=autoencoder", "env=Digits", "net=mlp", "total_steps=100"], "config key 'total_steps': agent=autoencoder"),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        run_dir = tmp_path / str(i)
+        every = [*overrides, f"run_dir={run_dir}", "logger.progress=false", "device=cpu"]
+        with pytest.raises(ConfigError, match=message):
+            run(compose_config(every), run_dir, every)
+
+
+def test_resume_below_the_current_step_is_refused_and_a_run_without_updates_warns(tmp_path, capsys):
+    from rlcore.base.errors import ConfigError
+
+    run(compose_config([f"run_dir={tmp_path}", *TINY, "agent.learning_starts=1000"]), tmp_path)
+    assert "this run makes no update" in capsys.readouterr().err
+    (tmp_path / "summary.json").unlink()  # as if stopped after its last save (last.pt is at step 400)
+    overrides = [f"resume={tmp_path}", "total_steps=300"]
+    with pytest.raises(ConfigError, match="is at step 400, past total_steps=300; pass total_steps=400 or more"):
+        run(compose_config(overrides), tmp_path, overrides)
+
+
+def test_evaluate_with_a_run_folder_as_checkpoint_writes_beside_its_checkpoints(tmp_path):
+    import evaluate
+
+    run(compose_config([f"run_dir={tmp_path / 'run'}", *TINY]), tmp_path / "run")
+    assert evaluate.main([f"checkpoint={tmp_path / 'run'}", "episodes=1"]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "eval.json").exists() and not (tmp_path / "eval.json").exists()

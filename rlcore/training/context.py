@@ -20,7 +20,7 @@ import torch
 from agents import BuildContext, make_agent
 from nets.summary import summarize
 from rlcore.base.checkpoint import save_checkpoint
-from rlcore.base.errors import DivergenceError
+from rlcore.base.errors import ConfigError, DivergenceError
 from rlcore.base.seeding import configure_threads, resolve_device, seed_everything
 from rlcore.schema import TrainConfig
 from rlcore.training.loggers import RunLogger
@@ -58,7 +58,13 @@ class RunContext:
             torch.set_num_threads(self._threads_before)
 
     def build_agent(self, observation_space: gym.Space, action_space: gym.Space | None) -> Any:
-        return make_agent(self.cfg.agent, BuildContext.for_run(self.cfg, observation_space, action_space, self.device))
+        """The agent, through the registry; a net that cannot take this env's observations is a config error."""
+        context = BuildContext.for_run(self.cfg, observation_space, action_space, self.device)
+        try:
+            return make_agent(self.cfg.agent, context)
+        except ValueError as exc:  # e.g. net=lenet5 on CartPole's 4 numbers: the net's own message says why
+            raise ConfigError(f"config key 'net': {exc} (env={self.cfg.env.name}); pick a net that fits, e.g. "
+                              "net=mlp for vector observations") from None
 
     def logger(self, fields: tuple[str, ...], wandb_id: str | None = None) -> RunLogger:
         cfg = self.cfg

@@ -29,6 +29,7 @@ diverged weights are never written over ``last.pt``/``best.pt``.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -151,6 +152,10 @@ class OffPolicyRun:
             next_eval_at=cfg.eval_every or cfg.total_steps + 1,
             next_checkpoint_at=cfg.checkpoint_every or cfg.total_steps + 1,
         )
+        if self.counters.next_train_at > cfg.total_steps:
+            print(f"[rlcore] warning: agent.learning_starts={a.learning_starts} and agent.train_freq={a.train_freq} "
+                  f"put the first update after total_steps={cfg.total_steps}: this run makes no update",
+                  file=sys.stderr)
         self.updates = UpdateMetrics()
         self.learner = Learner(self.agent, self.updates, overlap=cfg.overlap,
                                update_priorities=self.replay.update_priorities if a.prioritized else None)
