@@ -12,7 +12,7 @@ import dataclasses
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require
@@ -72,8 +72,13 @@ def to_typed(cfg: DictConfig) -> TrainConfig:
     _reject_unknown_keys(cfg)
     try:
         typed = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(str(exc).strip()) from None
+    except MissingMandatoryValue as exc:
+        raise ConfigError(f"config key '{exc.full_key}' has no value; set it on the command line "
+                          f"({exc.full_key}=...)") from None
+    except OmegaConfBaseException as exc:  # one line: OmegaConf's first line, naming the key
+        key = getattr(exc, "full_key", None)
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"config key '{key}': {first}" if key else first) from None
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:  # __post_init__ checks written as plain errors

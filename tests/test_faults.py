@@ -155,3 +155,25 @@ def test_evaluate_with_a_run_folder_as_checkpoint_writes_beside_its_checkpoints(
     run(compose_config([f"run_dir={tmp_path / 'run'}", *TINY]), tmp_path / "run")
     assert evaluate.main([f"checkpoint={tmp_path / 'run'}", "episodes=1"]) == 0
     assert (tmp_path / "run" / "checkpoints" / "eval.json").exists() and not (tmp_path / "eval.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_resume_refuses_a_metrics_file_that_lost_rows(damage, tmp_path):
+    run(compose_config([f"run_dir={tmp_path}", *TINY]), tmp_path)
+    metrics = tmp_path / "metrics.csv"
+    if damage == "deleted":
+        metrics.unlink()
+    else:
+        metrics.write_text(metrics.read_text()[:40])
+    overrides = [f"resume={tmp_path}", "total_steps=600"]
+    with pytest.raises(CheckpointError, match="metrics.csv (is missing|has 40 bytes)"):
+        run(compose_config(overrides), tmp_path, overrides)
+    assert not metrics.exists() or len(metrics.read_text()) == 40  # nothing written over it
+
+
+def test_a_missing_mandatory_value_is_one_line(tmp_path):
+    from rlcore.base.errors import ConfigError
+    from rlcore.config import to_typed
+
+    with pytest.raises(ConfigError, match=r"^config key 'env.game' has no value; set it on the command line \(env.game=\.\.\.\)$"):
+        to_typed(compose_config(["env=atari"]))

@@ -32,6 +32,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ import torch
 from envs import make_env
 from envs.state import env_state, load_env_state
 from rlcore.base.checkpoint import save_checkpoint
-from rlcore.base.errors import DivergenceError, TrainingInterrupted
+from rlcore.base.errors import CheckpointError, DivergenceError, TrainingInterrupted
 from rlcore.base.protocols import OffPolicyAgent
 from rlcore.base.seeding import EVAL_SEED_OFFSET
 from rlcore.replay import FrameReplayBuffer, ReplayBuffer, make_replay, make_sequence_replay
@@ -101,6 +102,17 @@ def next_multiple(step: int, every: int, total: int) -> int:
     return (step // every + 1) * every if every else total + 1
 
 
+def check_metrics_file(path: Path, recorded: int) -> None:
+    """A resume appends to metrics.csv from the length ``last.pt`` recorded: a missing or shorter file (deleted,
+    truncated or replaced since) would lose the run's history or glue rows into the header, so refuse."""
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing, but checkpoints/last.pt recorded {recorded} bytes of it; restore "
+                              "it (the run's history) or start a new run with another run_dir=")
+    if path.stat().st_size < recorded:
+        raise CheckpointError(f"{path} has {path.stat().st_size} bytes, fewer than the {recorded} checkpoints/last.pt "
+                              "recorded: it was truncated or replaced since; restore it or start a new run")
+
+
 def eval_epsilon(cfg: TrainConfig) -> float:
     """ε used when evaluating: 0 (greedy) unless the env family's protocol says otherwise (Atari: 0.05)."""
     return float(getattr(cfg.env, "eval_epsilon", 0.0))
@@ -140,6 +152,7 @@ class OffPolicyRun:
         self.save_replay = replay_in_checkpoints(cfg, self.replay)
         self.saved = resume["train"] if resume is not None else None
         if self.saved is not None:  # rows logged after that checkpoint are logged again below
+            check_metrics_file(run.run_dir / "metrics.csv", self.saved["metrics_bytes"])
             truncate_metrics(run.run_dir / "metrics.csv", self.saved["metrics_bytes"])
         self.logger = run.logger(FIELDS, wandb_id=self.saved["wandb_id"] if self.saved is not None else None)
         run.announce(f"{a.name} on {cfg.env.name} | {self.n_envs} env(s)", self.agent.online,
