@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rlcore.base.errors import RLCoreError, TrainingInterrupted, fail
+from rlcore.base.rundir import discard_refused
 from rlcore.config import register_configs, to_typed
 from rlcore.sweeps import job_line, parallel_job
 
@@ -21,6 +22,8 @@ def main(cfg: DictConfig) -> dict | None:
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    # read before anything of rlcore's is written: where Hydra put its record, and whether the folder is new
+    hydra_subdir, made_here = hydra_cfg.output_subdir, not (run_dir / "config.yaml").exists()
     announce = parallel_job() and cfg.logger.progress  # jobs side by side: no interleaved bars, one line each
     if announce:
         cfg.logger.progress = False
@@ -30,6 +33,7 @@ def main(cfg: DictConfig) -> dict | None:
 
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
+        discard_refused(run_dir, hydra_subdir, made_here)  # a refused run leaves no folder and no record behind
         fail(str(exc))
         return None
     except TrainingInterrupted as exc:  # SIGINT/SIGTERM: the loop saved last.pt; exit 130/143 by convention

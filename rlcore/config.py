@@ -9,6 +9,7 @@ the config, and ``__post_init__`` range checks fail in :func:`to_typed` before a
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -24,9 +25,13 @@ def resume_or(resume: str | None, fresh: str) -> str:
     return str(resume) if resume else fresh
 
 
-def hydra_subdir(resume: str | None, stamp: str) -> str:
-    """Where Hydra writes its own config files: a resume gets a subfolder, the run's ``.hydra/`` stays as it was."""
-    return f".hydra/resume-{stamp}" if resume else ".hydra"
+def hydra_subdir(resume: str | None, run_dir: str, stamp: str) -> str:
+    """Where Hydra writes its own record of an invocation: ``.hydra`` for a new run; a subfolder for a resume, and
+    for another attempt on a folder that already holds a run (its config.yaml), so that a run's own ``.hydra/``
+    never changes (a refused attempt's subfolder is then removed: :func:`rlcore.base.rundir.discard_refused`)."""
+    if resume:
+        return f".hydra/resume-{stamp}"
+    return f".hydra/attempt-{stamp}" if (Path(run_dir) / "config.yaml").exists() else ".hydra"
 
 
 def register_configs() -> None:

@@ -177,3 +177,24 @@ def test_a_missing_mandatory_value_is_one_line(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^config key 'env.game' has no value; set it on the command line \(env.game=\.\.\.\)$"):
         to_typed(compose_config(["env=atari"]))
+
+
+def test_refused_invocations_leave_no_folder_and_do_not_touch_an_existing_runs_record(tmp_path, cli):
+    import hashlib
+
+    result = cli("train.py", "agent.lr=-1", f"hydra.run.dir={tmp_path}/runs/new")  # a new folder, refused
+    assert result.returncode == 2 and "config key 'agent.lr'" in result.stderr
+    assert not (tmp_path / "runs" / "new").exists()
+
+    existing = tmp_path / "existing"
+    first = cli("train.py", f"run_dir={existing}", *TINY)
+    assert first.returncode == 0, first.stderr[-2000:]
+
+    def record() -> dict:
+        return {p.relative_to(existing).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+                for p in sorted(existing.rglob("*")) if p.is_file() and p.name != "train.log"}
+
+    before = record()
+    again = cli("train.py", f"run_dir={existing}", "agent.lr=5", *TINY)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+    assert record() == before  # .hydra/ and every file of the run as they were

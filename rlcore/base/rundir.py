@@ -8,6 +8,7 @@ kernel drops when the process dies, also on ``kill -9``) is taken before anythin
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,3 +46,21 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
     finally:
         (run_dir / PID_FILE).unlink(missing_ok=True)
         lock.release()
+
+
+def discard_refused(run_dir: Path, hydra_subdir: str | None, made_here: bool) -> None:
+    """A refused invocation leaves nothing behind. Hydra made its record (and, for a new run, the folder and its
+    train.log) before rlcore could check the config. Remove this invocation's record subfolder from an existing
+    run; or, when this invocation made the folder (``made_here``) and nothing was trained in it, the folder
+    and the empty parents Hydra made below the working directory (``runs/<env>/<agent>/``)."""
+    run_dir = Path(run_dir)
+    if hydra_subdir and hydra_subdir != ".hydra":  # .hydra/resume-* or .hydra/attempt-* inside an existing run
+        shutil.rmtree(run_dir / hydra_subdir, ignore_errors=True)
+        return
+    if not made_here or not run_dir.is_dir() or (run_dir / "metrics.csv").exists() or (run_dir / "checkpoints").exists():
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cwd, parent = Path.cwd().resolve(), run_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
