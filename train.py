@@ -11,14 +11,19 @@ from omegaconf import DictConfig
 
 from rlcore.base.errors import RLCoreError, TrainingInterrupted, fail
 from rlcore.base.rundir import discard_refused
-from rlcore.config import register_configs, to_typed
+from rlcore.config import check_override_keys, register_configs, to_typed
 from rlcore.sweeps import job_line, parallel_job
 
 register_configs()  # the schemas only: --help and a config error import no torch
 
 
+TASK_STARTED = False  # Hydra exits 1 when it refuses the command line; rlcore's refusals exit 2: see the end
+
+
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def main(cfg: DictConfig) -> dict | None:
+    global TASK_STARTED
+    TASK_STARTED = True
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -47,4 +52,15 @@ def main(cfg: DictConfig) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    # Exit codes (README): 0 done; 2 the input was refused (one line on stderr); 1 an unexpected failure (a
+    # traceback); 130/143 stopped by SIGINT/SIGTERM after saving. Hydra's own refusals exit 1, so they become 2.
+    try:
+        check_override_keys(sys.argv[1:], Path(__file__).resolve().parent / "configs")
+    except RLCoreError as exc:
+        fail(str(exc))
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code == 1 and not TASK_STARTED:  # Hydra refused the command line before the run began
+            sys.exit(2)
+        raise

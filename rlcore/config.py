@@ -9,15 +9,19 @@ the config, and ``__post_init__`` range checks fail in :func:`to_typed` before a
 from __future__ import annotations
 
 import dataclasses
+import difflib
+from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require
-from rlcore.schema import LOGGER_SCHEMAS, TrainConfig
+from rlcore.schema import LOGGER_SCHEMAS, CheckpointConfig, ReplayConfig, TrainConfig
 
 
 def resume_or(resume: str | None, fresh: str) -> str:
@@ -130,3 +134,51 @@ def typed_from_container(container: dict, schemas: dict[str, str]) -> TrainConfi
         raise ConfigError(f"the saved config does not fit this rlcore's schemas: {str(exc).strip()}") from None
     assert isinstance(merged, DictConfig)
     return to_typed(merged)
+
+
+def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
+    """Refuse a misspelt key on the command line with the close ones, before Hydra composes (whose own message
+    suggests ``+key=value``, which would add the typo as a new key). Checks the top-level keys and one level into
+    each group, against the chosen option's schema where the command line (or the default) names it."""
+    try:
+        overrides = OverridesParser.create().parse_overrides(overrides=[a for a in args if "=" in a])
+    except Exception:  # a malformed override: Hydra says what is wrong with it
+        return
+    groups = {**_group_schemas(), "replay": {"": ReplayConfig}, "checkpoint": {"": CheckpointConfig}}
+    top = sorted({f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "search"})
+    chosen = {"agent": "dqn", "env": "CartPole"}  # configs/config.yaml's defaults (the net follows the env)
+    chosen.update({o.key_or_group: str(o.value()) for o in overrides if o.key_or_group in chosen})
+    for override in overrides:
+        key = override.key_or_group
+        if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "/" in key:
+            continue
+        head, _, rest = key.partition(".")
+        if head not in top:
+            raise ConfigError(f"config key '{key}' is unknown: there is no '{head}'{_close(head, top)}")
+        if not rest or head not in groups:
+            continue
+        name = rest.split(".")[0]
+        schema = _option_schema(config_dir, head, chosen.get(head))
+        if schema is not None:
+            known = sorted(f.name for f in dataclasses.fields(schema))
+            if name not in known:
+                raise ConfigError(f"config key '{head}.{name}' is not a setting of {head}={chosen[head]} "
+                                  f"({schema.__name__}){_close(name, known)}")
+        else:
+            known = sorted({f.name for schema in groups[head].values() for f in dataclasses.fields(schema)})
+            if name not in known:
+                raise ConfigError(f"config key '{head}.{name}' is unknown: no {head} option has it{_close(name, known)}")
+
+
+def _option_schema(config_dir: Path, group: str, option: str | None) -> type | None:
+    """The schema an option file of a group starts from (``defaults: [<name>_schema, ...]``), if it can be told."""
+    if option is None or not (config_dir / group / f"{option}.yaml").exists():
+        return None
+    defaults = (yaml.safe_load((config_dir / group / f"{option}.yaml").read_text()) or {}).get("defaults", [])
+    names = [d for d in defaults if isinstance(d, str) and d.endswith("_schema")]
+    return _group_schemas()[group].get(names[0]) if names else None
+
+
+def _close(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known: {', '.join(choices)}"

@@ -198,3 +198,17 @@ def test_refused_invocations_leave_no_folder_and_do_not_touch_an_existing_runs_r
     again = cli("train.py", f"run_dir={existing}", "agent.lr=5", *TINY)
     assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
     assert record() == before  # .hydra/ and every file of the run as they were
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["agnet.lr=1"], "config key 'agnet.lr' is unknown: there is no 'agnet'; did you mean 'agent'"),
+    (["agent.lrr=1"], "config key 'agent.lrr' is not a setting of agent=dqn (DQNConfig); did you mean 'lr'?"),
+    (["agent=supervised", "env=Digits", "agent.epocs=3"], "not a setting of agent=supervised (SupervisedConfig); did you mean 'epochs'?"),
+    (["net.hiden_sizes=[8]"], "config key 'net.hiden_sizes' is unknown: no net option has it; did you mean 'hidden_sizes'"),
+    (["env=Nope"], "Could not find 'env/Nope'"),  # Hydra's own refusal: exit 2 as well
+])
+def test_a_misspelt_key_is_one_line_naming_the_close_ones_and_exits_2(args, message, cli, tmp_path):
+    result = cli("train.py", *args, f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "+agent" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
