@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
         seed_everything(seed)
         epsilon = args.epsilon if args.epsilon is not None else float(getattr(cfg.env, "eval_epsilon", 0.0))
         env = make_env(cfg.env, seed, evaluation=True)
-        returns, lengths = evaluate(agent, env, args.episodes, epsilon=epsilon)
+        returns, lengths = evaluate(agent, env, args.episodes, epsilon=epsilon, progress="evaluate")
         env.close()
         report = None
         if isinstance(env, DatasetVectorEnv):  # classification: accuracy, confusion matrix, misclassified images

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import gymnasium as gym
 import numpy as np
+from tqdm import tqdm
 
 from envs.dataset_env import DatasetVectorEnv
 from rlcore.base.protocols import Actor
@@ -28,8 +29,11 @@ def reset_finished(agent: Actor, done: np.ndarray) -> None:
     agent.reset_state(done)
 
 
-def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Play ``episodes`` complete episodes; returns (returns, lengths).
+def evaluate(
+    agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: float = 0.0, progress: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Play ``episodes`` complete episodes; returns (returns, lengths). ``progress``: a bar with this label
+    counts the finished episodes on the console (long evaluations, e.g. whole Atari games, say where they are).
 
     A dataset env (MNIST, Digits) is instead evaluated on every test image exactly once, whatever
     ``episodes`` says, so the mean return is the test accuracy (with the default 1/0 rewards).
@@ -48,7 +52,9 @@ def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: fl
     returns: list[float] = []
     lengths: list[int] = []
     obs, _ = env.reset()
-    with fresh_episodes(agent):
+    bar = tqdm(total=int(targets.sum()), desc=progress, unit="episode", disable=progress is None, leave=False,
+               dynamic_ncols=True, mininterval=0.5)
+    with fresh_episodes(agent), bar:
         while (counts < targets).any():
             actions = agent.act(obs, explore=False, epsilon=epsilon)
             obs, rewards, terminated, truncated, _ = env.step(actions)
@@ -60,6 +66,7 @@ def evaluate(agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: fl
                     returns.append(float(current_return[i]))
                     lengths.append(int(current_length[i]))
                     counts[i] += 1
+                    bar.update(1)
                 current_return[i] = 0.0
                 current_length[i] = 0
     return np.asarray(returns), np.asarray(lengths)

@@ -411,8 +411,8 @@ class OffPolicyRun:
         with interrupt_with(f"training finished and is saved in {run.checkpoints / 'last.pt'} (step "
                             f"{counters.env_steps}); the final evaluation did not finish. Finish the run with: "
                             f"python train.py resume={run.run_dir}"):
-            final_returns, _ = evaluate(self.agent, self.eval_env, cfg.final_eval_episodes,
-                                        epsilon=eval_epsilon(cfg))
+            final_returns, _ = evaluate(self.agent, self.eval_env, cfg.final_eval_episodes, epsilon=eval_epsilon(cfg),
+                                        progress="final evaluation" if cfg.logger.progress else None)
         final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
         save_checkpoint(run.checkpoints / "last.pt", {**end, "eval_mean_return": final_mean})  # its replay file stays
         if final_mean > counters.best_eval or not (run.checkpoints / "best.pt").exists():
