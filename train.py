@@ -41,6 +41,10 @@ def main(cfg: DictConfig) -> dict | None:
         discard_refused(run_dir, hydra_subdir, made_here)  # a refused run leaves no folder and no record behind
         fail(str(exc))
         return None
+    except OSError as exc:  # the machine refused a write (disk full, read-only folder): say so in one line
+        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; the run's checkpoints/last.pt "
+             f"(if any) is kept; fix it, then resume with: python train.py resume={run_dir}")
+        return None
     except TrainingInterrupted as exc:  # SIGINT/SIGTERM: the loop saved last.pt; exit 130/143 by convention
         print(f"\n{exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -212,3 +212,27 @@ def test_a_misspelt_key_is_one_line_naming_the_close_ones_and_exits_2(args, mess
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "+agent" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_while_checkpointing_is_one_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from rlcore.base import checkpoint
+
+    overrides = [f"run_dir={tmp_path}", *TINY, "checkpoint_every=200"]
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, handle, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:  # the first last.pt (and its replay) fit; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save_until_the_disk_fills)
+    with pytest.raises(CheckpointError, match="could not write .*replay-400.pt: No space left on device; .*last.pt is kept as it was"):
+        run(compose_config(overrides), tmp_path, overrides)
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    assert checkpoint.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["counters"]["env_steps"] == 200
+    assert not list((tmp_path / "checkpoints").glob(".*.tmp"))  # no torn temporary file left behind

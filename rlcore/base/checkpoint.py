@@ -41,14 +41,20 @@ def package_versions() -> dict[str, str]:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary sibling, fsync, then ``os.replace`` onto ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(_unwritable(path, exc)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, read-only folder, quota: the previous file is still whole
+        Path(tmp).unlink(missing_ok=True)
+        raise CheckpointError(_unwritable(path, exc)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -57,6 +63,13 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _unwritable(path: Path, exc: OSError) -> str:
+    last = path.parent / "last.pt"
+    kept = f"{last} is kept as it was" if last.exists() else "no file was overwritten"
+    return (f"could not write {path}: {exc.strerror or exc}; {kept} (writes are atomic). Free space or fix the folder's permissions, "
+            "then resume the run (python train.py resume=<run_dir>)")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
