@@ -236,3 +236,11 @@ def test_a_full_disk_while_checkpointing_is_one_error_and_keeps_the_last_good_ch
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
     assert checkpoint.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["counters"]["env_steps"] == 200
     assert not list((tmp_path / "checkpoints").glob(".*.tmp"))  # no torn temporary file left behind
+
+
+def test_a_run_dir_that_cannot_exist_is_one_line(tmp_path, cli):
+    (tmp_path / "a_file").write_text("not a folder")
+    for run_dir in ("/proc/rlcore-test", str(tmp_path / "a_file" / "run")):
+        result = cli("train.py", f"run_dir={run_dir}")
+        assert result.returncode == 2, result.stderr
+        assert f"config key 'run_dir': {run_dir} cannot be created" in result.stderr and "Traceback" not in result.stderr

@@ -21,14 +21,20 @@ LOCK_FILE = ".rlcore.lock"
 PID_FILE = ".rlcore.pid"
 
 
+def ensure_dir(path: Path, key: str) -> None:
+    """Create ``path`` (and its parents) or refuse in one line naming ``key`` (a file in the way, /proc, ...)."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RLCoreError(f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another "
+                          f"{key}=") from None
+
+
 @contextmanager
 def hold_run_dir(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir``'s lock while the body runs; refuse at once if another process holds it."""
     run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RLCoreError(f"run_dir {run_dir} cannot be created ({exc.strerror or exc}); choose another run_dir=") from None
+    ensure_dir(run_dir, "run_dir")
     lock = FileLock(run_dir / LOCK_FILE)
     try:
         lock.acquire(timeout=0)
