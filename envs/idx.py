@@ -129,4 +129,7 @@ def read_image_label_pair(images_path: str | os.PathLike, labels_path: str | os.
         )
     if images.shape[0] == 0:
         raise DatasetError(f"{images_path}: the dataset is empty (0 images)")
+    if min(images.shape[1:]) == 0:
+        raise DatasetError(f"{images_path}: its images are {images.shape[1]}x{images.shape[2]} pixels; an image needs "
+                           "at least one pixel per side")
     return images, labels.astype(np.int64)

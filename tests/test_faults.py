@@ -244,3 +244,14 @@ def test_a_run_dir_that_cannot_exist_is_one_line(tmp_path, cli):
         result = cli("train.py", f"run_dir={run_dir}")
         assert result.returncode == 2, result.stderr
         assert f"config key 'run_dir': {run_dir} cannot be created" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_images_without_pixels_are_refused_in_one_line(tmp_path):
+    import numpy as np
+
+    from envs.idx import DatasetError, read_image_label_pair, write_idx
+
+    write_idx(tmp_path / "images", np.zeros((5, 0, 0), np.uint8))
+    write_idx(tmp_path / "labels", np.zeros(5, np.uint8))
+    with pytest.raises(DatasetError, match="images are 0x0 pixels; an image needs at least one pixel per side"):
+        read_image_label_pair(tmp_path / "images", tmp_path / "labels")
