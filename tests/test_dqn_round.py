@@ -9,9 +9,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from agents.fastpath import clip_flat_grad_
 
 from agents.dqn import DQNAgent, DQNConfig
+from agents.fastpath import clip_flat_grad_
 from nets import MLPConfig
 from rlcore.replay import ReplayBuffer
 from rlcore.run import launch

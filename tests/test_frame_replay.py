@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlcore.replay import frames as frame_replay
 from rlcore.base.errors import RLCoreError
 from rlcore.replay import ReplayBuffer
+from rlcore.replay import frames as frame_replay
 from rlcore.replay.frames import FrameReplayBuffer, estimate_bytes
 
 H, W = 6, 5  # small frames keep the tests fast; the buffer does not care about the size
