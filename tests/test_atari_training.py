@@ -217,12 +217,22 @@ def test_video_env_shows_the_agent_what_training_showed_it():
 
 
 class RandomAgent:
+    """A stateless rlcore.base.protocols.Actor that plays uniformly random actions."""
+
+    recurrent = False
+
     def __init__(self, n: int) -> None:
         self.rng = np.random.default_rng(0)
         self.n = n
 
     def act(self, obs, explore=True, epsilon=None):
         return self.rng.integers(0, self.n, size=len(obs))
+
+    def reset_state(self, starts):
+        pass
+
+    def swap_state(self, state=None):
+        return None
 
 
 def test_cartpole_video_is_a_playable_mp4(tmp_path):
@@ -250,7 +260,6 @@ def test_video_of_a_dataset_env_is_refused(tmp_path):
         record_episode(RandomAgent(10), Cfg(), tmp_path / "x.mp4", seed=0)
 
 
-@pytest.mark.slow
 def test_breakout_video_is_written(tmp_path):
     import imageio.v2 as imageio
 
