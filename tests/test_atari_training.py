@@ -217,7 +217,7 @@ def test_video_env_shows_the_agent_what_training_showed_it():
 
 
 class RandomAgent:
-    """A stateless rlcore.base.protocols.Actor that plays uniformly random actions."""
+    """A stateless Actor (rlcore.base.protocols): random actions."""
 
     recurrent = False
 
