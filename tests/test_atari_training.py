@@ -260,7 +260,6 @@ def test_video_of_a_dataset_env_is_refused(tmp_path):
         record_episode(RandomAgent(10), Cfg(), tmp_path / "x.mp4", seed=0)
 
 
-@pytest.mark.slow
 def test_breakout_video_is_written(tmp_path):
     import imageio.v2 as imageio
 

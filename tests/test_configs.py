@@ -1,6 +1,6 @@
 """Every option combination composes and validates; bad values fail with one message naming the key."""
 
-import itertools
+import re
 
 import pytest
 from conftest import ROOT, compose_config, compose_many
@@ -18,13 +18,54 @@ def env_overrides(env: str) -> list[str]:
     return ["env.game=breakout"] if env == "atari" else []
 
 
-def test_every_agent_env_net_combination_composes_and_validates():
-    combos = list(itertools.product(options("agent"), options("env"), options("net")))
+def default_net(env: str) -> str:
+    expected = {"MNIST": "lenet5", "Digits": "mlp", "CartPole": "mlp", "CartPoleNoVel": "lstm", "Acrobot": "mlp", "MountainCar": "mlp"}
+    return expected.get(env, "nature_cnn")
+
+
+def env_family(env: str) -> str:
+    """The schema an env option starts from (classic_schema, atari_schema, dataset_schema)."""
+    text = (ROOT / "configs" / "env" / f"{env}.yaml").read_text()
+    return re.search(r"^\s*-\s*(\w+_schema)\s*$", text, re.MULTILINE).group(1)
+
+
+def combinations() -> list[tuple[str, str, str | None]]:
+    """(agent, env, net or None = the env's default net) to compose: every option file, every file of
+    configs/tuned and configs/tuned_net, and every pair of options that can interact, not all products.
+
+    A composed config is the agent, env, net and logger files plus the optional ``tuned/<agent>_<env>``
+    and ``tuned_net/<env>_<net>`` files (configs/config.yaml); the schemas are per group. So what can fail is
+    one option file, an agent x env pair (its tuned file, an env's net override under each agent), an
+    agent x net pair (DRQN for recurrent nets, the net schemas under each agent) and the env x net pairs
+    that have a tuned_net file. The 416 agent x env x net products (~100 s) repeat those pairs many times;
+    these ~110 cover every one of them:
+    * every agent x every env with the env's default net (each tuned/ file, each env's default net);
+    * every agent x every net on CartPole;
+    * every net on one env of each env family (schema): atari, classic control, datasets;
+    * every tuned_net/<env>_<net> file's pair.
+    """
+    agents, envs, nets = options("agent"), options("env"), options("net")
+    combos: list[tuple[str, str, str | None]] = [(a, e, None) for a in agents for e in envs]
+    combos += [(a, "CartPole", n) for a in agents for n in nets]
+    one_per_family = {env_family(e): e for e in reversed(envs)}  # the first env of each family
+    combos += [("dqn", e, n) for e in sorted(one_per_family.values()) for n in nets]
+    for pair in options("tuned_net"):
+        env, net = pair.rsplit("_", 1)
+        assert env in envs and net in nets, f"configs/tuned_net/{pair}.yaml names no env x net pair"
+        combos.append(("dqn", env, net))
+    return list(dict.fromkeys(combos))
+
+
+def test_every_option_and_option_pair_composes_and_validates():
+    combos = combinations()
     assert len(combos) >= 3 * 8
-    configs = compose_many([[f"agent={a}", f"env={e}", f"net={n}", *env_overrides(e)] for a, e, n in combos])
+    assert {env_family(e) for e in options("env")} == {"classic_schema", "atari_schema", "dataset_schema"}
+    configs = compose_many([[f"agent={a}", f"env={e}", *([f"net={n}"] if n else []), *env_overrides(e)]
+                            for a, e, n in combos])
     for (agent, env, net), cfg in zip(combos, configs, strict=True):
         typed = to_typed(cfg)
-        assert typed.agent.name == agent and typed.net.name == net, (agent, env, net)
+        assert typed.agent.name == agent and typed.net.name == (net or default_net(env)), (agent, env, net)
+        assert typed.env.name == (env if env != "atari" else "breakout"), (agent, env, net)
 
 
 @pytest.mark.parametrize("logger", options("logger"))
@@ -35,9 +76,8 @@ def test_every_logger_composes(logger):
 
 @pytest.mark.parametrize("env", options("env"))
 def test_each_env_picks_its_default_net(env):
-    expected = {"MNIST": "lenet5", "Digits": "mlp", "CartPole": "mlp", "CartPoleNoVel": "lstm", "Acrobot": "mlp", "MountainCar": "mlp"}
     typed = to_typed(compose_config(env_overrides(env) + [f"env={env}"]))
-    assert typed.net.name == expected.get(env, "nature_cnn")
+    assert typed.net.name == default_net(env)
 
 
 def test_default_is_dqn_on_cartpole_with_zoo_settings():
