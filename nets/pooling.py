@@ -58,10 +58,11 @@ def stochastic_pool2d(
     weights = windows.clamp(min=0)
     total = weights.sum(dim=2, keepdim=True)
     if training:
-        # Inverse-CDF sampling: the first index whose cumulative weight reaches u * total, u ~ U(0, 1).
-        # This draws index i with probability a_i / total without torch.multinomial's row-by-row cost.
+        # Inverse-CDF sampling: the first index whose cumulative weight exceeds u * total, u ~ U[0, 1).
+        # This draws index i with probability a_i / total without torch.multinomial's row-by-row cost; with
+        # `<=`, u = 0 (torch.rand can return it) still skips the leading zero-probability entries.
         uniform = torch.rand(total.shape, generator=generator, device=x.device, dtype=x.dtype)
-        below = weights.cumsum(dim=2) < uniform * total
+        below = weights.cumsum(dim=2) <= uniform * total
         index = below.sum(dim=2, keepdim=True).clamp(max=windows.shape[2] - 1)
         picked = windows.gather(2, index)
         out = torch.where(total > 0, picked, torch.zeros_like(picked))

@@ -71,3 +71,10 @@ def test_gradcheck_training_mode_with_fixed_sample() -> None:
     # the gradient goes to exactly the sampled entry of each window, like max pooling
     (grad,) = torch.autograd.grad(pool(x).sum(), x)
     assert grad.sum().item() == 8 and set(grad.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_a_draw_of_exactly_zero_never_picks_a_zero_probability_entry(monkeypatch):
+    """torch.rand can return 0.0: the pick must still be an entry with positive weight (found by a test review)."""
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.zeros(*args[0], dtype=kwargs.get("dtype")))
+    out = stochastic_pool2d(torch.tensor([[[[-1.0, 2.0], [0.0, 0.0]]]]), 2, training=True)
+    assert out.item() == 2.0
