@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rlcore.base.errors import RLCoreError, TrainingInterrupted, fail
-from rlcore.base.rundir import discard_refused, ensure_dir
+from rlcore.base.rundir import check_creatable, discard_refused
 from rlcore.config import check_override_keys, register_configs, to_typed
 from rlcore.sweeps import job_line, parallel_job
 
@@ -62,7 +62,7 @@ if __name__ == "__main__":
         check_override_keys(sys.argv[1:], Path(__file__).resolve().parent / "configs")
         for arg in sys.argv[1:]:  # a folder that cannot exist fails here in one line, not in Hydra's mkdir
             if arg.startswith("run_dir=") and "," not in arg:
-                ensure_dir(Path(arg.split("=", 1)[1]), "run_dir")
+                check_creatable(Path(arg.split("=", 1)[1]), "run_dir")
     except RLCoreError as exc:
         fail(str(exc))
     try:

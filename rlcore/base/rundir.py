@@ -7,8 +7,10 @@ kernel drops when the process dies, also on ``kill -9``) is taken before anythin
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,23 @@ def ensure_dir(path: Path, key: str) -> None:
     """Create ``path`` (and its parents) or refuse in one line naming ``key`` (a file in the way, /proc, ...)."""
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RLCoreError(f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another "
+                          f"{key}=") from None
+
+
+def check_creatable(path: Path, key: str) -> None:
+    """Refuse in one line naming ``key`` a folder that could not be created, without creating anything: the
+    nearest existing ancestor must be a folder that takes a new subfolder (a probe made and removed at once)."""
+    existing = Path(path).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == Path(path).absolute() and existing.is_dir():
+        return
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        os.rmdir(tempfile.mkdtemp(prefix=".rlcore-probe-", dir=existing))
     except OSError as exc:
         raise RLCoreError(f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another "
                           f"{key}=") from None
