@@ -13,12 +13,13 @@ from rlcore.config import register_configs
 from rlcore.errors import RLCoreError, TrainingInterrupted
 from rlcore.run import fail, print_summary, run
 from rlcore.sweeps import job_line, parallel_job
+from rlcore.tuning import optuna_sweep, run_trial
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
-def main(cfg: DictConfig) -> dict | None:
+def main(cfg: DictConfig) -> dict | float | None:
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -26,6 +27,8 @@ def main(cfg: DictConfig) -> dict | None:
     if announce:
         cfg.logger.progress = False
     try:
+        if optuna_sweep(hydra_cfg):  # one trial of a search: its seeds' objective goes back to Optuna
+            return run_trial(cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num)
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
         fail(str(exc))

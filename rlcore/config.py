@@ -43,6 +43,8 @@ class LoggerConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     mode: str = "auto"  # auto: online when an API key is configured, else offline; never prompts
+    tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (rlcore/tensorboard.py)
+    video: bool = False  # film one greedy episode of the final policy (eval_video.mp4) and log it to W&B/TensorBoard
 
     def __post_init__(self) -> None:
         require_choice(self.mode, "logger.mode", ["auto", "online", "offline", "disabled"])
@@ -84,6 +86,20 @@ class CheckpointConfig:
 
 
 @dataclass
+class TuneConfig:
+    """A hyperparameter-search trial (``hydra/sweeper=optuna``, docs/tuning.md): one trial trains ``seeds`` runs,
+    seeds ``seed``, ``seed+1``, ..., and reports ``statistic`` of their final evaluations, so that no single lucky
+    seed wins the search. Ignored outside an Optuna sweep."""
+
+    seeds: int = 3
+    statistic: str = "mean"  # mean | median | q25 (lower quartile) | min
+
+    def __post_init__(self) -> None:
+        require(self.seeds >= 1, "tune.seeds", f"must be >= 1 (got {self.seeds})")
+        require_choice(self.statistic, "tune.statistic", ["mean", "median", "q25", "min"])
+
+
+@dataclass
 class TrainConfig:
     """The top-level config: one run of one agent on one env with one net."""
 
@@ -93,6 +109,7 @@ class TrainConfig:
     logger: Any = MISSING
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     resume: str | None = None  # a run directory: continue that run from its checkpoints/last.pt (docs/resume.md)
     seed: int = 0
     device: str = "auto"

@@ -138,3 +138,32 @@ def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
+
+
+def plot_study(numbers: list, objectives: list, importances: dict[str, float], out_png: Path,
+               direction: str = "maximize") -> None:
+    """An Optuna search (rlcore/tuning.py): the objective of each trial with the best so far, and, when Optuna
+    could compute them, the parameter importances beside it."""
+    panels = 2 if importances else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False)
+    ax = axes[0][0]
+    xs = [n if n is not None else i for i, n in enumerate(numbers)]
+    ys = [math.nan if v is None else float(v) for v in objectives]
+    ax.scatter(xs, ys, s=18, color="C0", label="trial")
+    best, running = [], math.nan
+    for y in ys:
+        if math.isfinite(y) and (math.isnan(running) or (y > running if direction == "maximize" else y < running)):
+            running = y
+        best.append(running)
+    ax.step(xs, best, where="post", color="C1", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective (final evaluation across seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    if importances:
+        names = list(importances)[::-1]
+        axes[0][1].barh(names, [importances[n] for n in names], color="C2")
+        axes[0][1].set_xlabel("importance (mean decrease in impurity)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)

@@ -109,6 +109,7 @@ def find_runs(root: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
     # train.log is Hydra's log of the job: the one file a job that stopped before training began leaves behind
     names = ("summary.json", "metrics.csv", "train.log")
     folders = {p.parent for name in names for p in root.rglob(name) if not _hidden(p, root)}
+    folders -= {p.parent for p in root.rglob("trial.json")}  # an Optuna trial's job folder: its runs are below it
     runs, skipped = [], []
     for folder in sorted(folders):
         if not (folder / "summary.json").is_file():
