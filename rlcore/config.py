@@ -106,7 +106,7 @@ class TrainConfig:
     agent: Any = MISSING
     env: Any = MISSING
     net: Any = MISSING
-    logger: Any = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # typed here, so logger=[wandb,tensorboard] merges
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)

@@ -62,6 +62,7 @@ from rlcore.resume import (
 )
 from rlcore.seeding import EVAL_SEED_OFFSET, configure_threads, resolve_device, seed_everything
 from rlcore.sequence_replay import make_sequence_replay
+from rlcore.video import record_episode
 
 FIELDS = (
     "rollout/episode",
@@ -374,7 +375,6 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
     logger.log(counters.env_steps, {"eval/mean_return": final_mean, "eval/std_return": final_std,
                                     "train/updates": counters.updates, "time/sps": sps,
                                     "time/elapsed_s": time.perf_counter() - start})
-    logger.close()
     envs.close()
     eval_env.close()
 
@@ -403,6 +403,8 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
         summary["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})")
+    video = record_episode(agent, cfg, run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg)) if cfg.logger.video else None
+    logger.close(curve=run_dir / "learning_curve.png", video=video)  # W&B and TensorBoard get both
     return summary
 
 

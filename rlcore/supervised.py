@@ -178,7 +178,6 @@ def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     logger.log(counters["env_steps"], {"epoch": counters["epochs"], "eval/mean_return": final_mean,
                                        "eval/std_return": final_std, "test/accuracy": test_accuracy,
                                        "time/elapsed_s": time.perf_counter() - start})
-    logger.close()
 
     summary = {
         "env": cfg.env.name,
@@ -205,6 +204,7 @@ def train_supervised(cfg: TrainConfig, run_dir: Path, config: dict) -> dict:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_accuracy_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})")
+    logger.close(curve=run_dir / "learning_curve.png")  # W&B and TensorBoard get the curve
     return summary
 
 
