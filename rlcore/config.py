@@ -88,15 +88,18 @@ class CheckpointConfig:
 @dataclass
 class TuneConfig:
     """A hyperparameter-search trial (``hydra/sweeper=optuna``, docs/tuning.md): one trial trains ``seeds`` runs,
-    seeds ``seed``, ``seed+1``, ..., and reports ``statistic`` of their final evaluations, so that no single lucky
-    seed wins the search. Ignored outside an Optuna sweep."""
+    seeds ``seed``, ``seed+1``, ..., and reports ``statistic`` of their ``metric`` (a summary.json number), so
+    that no single lucky seed wins the search. Ignored outside an Optuna sweep."""
 
     seeds: int = 3
     statistic: str = "mean"  # mean | median | q25 (lower quartile) | min
+    metric: str = "eval_mean_return"  # the final greedy evaluation; supervised: best_val_accuracy (not the test set)
 
     def __post_init__(self) -> None:
         require(self.seeds >= 1, "tune.seeds", f"must be >= 1 (got {self.seeds})")
         require_choice(self.statistic, "tune.statistic", ["mean", "median", "q25", "min"])
+        require_choice(self.metric, "tune.metric", ["eval_mean_return", "best_eval_mean_return", "test_accuracy",
+                                                    "best_val_accuracy", "best_val_recon_loss"])
 
 
 @dataclass

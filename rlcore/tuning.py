@@ -5,8 +5,8 @@ The search spaces are config files, one per agent x env (``configs/search/<agent
 the launcher in use (basic, joblib, submitit), so a search runs on this machine or on a cluster unchanged.
 
 One trial is one Hydra job (:func:`run_trial`): it trains ``tune.seeds`` runs, seeds ``seed``, ``seed+1``, ...,
-into ``<job folder>/seed<k>/`` and returns ``tune.statistic`` (the mean by default) of their final greedy
-evaluations to Optuna, so a setting that wins on one lucky seed does not win the search. The job writes
+into ``<job folder>/seed<k>/`` and returns ``tune.statistic`` (the mean by default) of their ``tune.metric``
+(the final greedy evaluation by default; the validation accuracy for supervised nets) to Optuna, so a setting that wins on one lucky seed does not win the search. The job writes
 ``trial.json`` beside the runs. When the sweep ends, :func:`write_study` (called by
 :class:`rlcore.sweeps.SweepCallback`, or ``python -m rlcore.tuning <sweep folder>``) writes into the sweep
 folder ``study.csv`` and ``study.md`` (one row per trial), ``study.png`` (objective per trial, best so far, and
@@ -72,7 +72,8 @@ def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int |
                    and OmegaConf.select(cfg, k, default=_ABSENT) is not _ABSENT},  # not +search= (a group)
         "seeds": seeds,
         "statistic": typed.tune.statistic,
-        "final_evals": [],
+        "metric": typed.tune.metric,
+        "values": [],
         "runs": [],
     }
     for seed in seeds:
@@ -84,16 +85,19 @@ def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int |
             summary = run(run_cfg, run_dir)
         except DivergenceError as exc:  # a setting that diverges fails its trial, not the search
             record["error"] = f"seed {seed}: {exc}"
-            record["final_evals"].append(None)
+            record["values"].append(None)
             break
-        record["final_evals"].append(summary["eval_mean_return"])
+        if not isinstance(summary.get(typed.tune.metric), int | float):
+            raise ConfigError(f"config key 'tune.metric': {typed.tune.metric!r} is no number in this run's "
+                              f"summary.json; numbers there: {', '.join(k for k, v in summary.items() if isinstance(v, int | float))}")
+        record["values"].append(summary[typed.tune.metric])
         record["runs"].append(run_dir.name)
-    record["objective"] = objective(record["final_evals"], typed.tune.statistic)
+    record["objective"] = objective(record["values"], typed.tune.statistic)
     value = record["objective"]
     (job_dir / TRIAL_FILE).write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")
     searched = searched_keys() or list(record["params"])
     shown = " ".join(f"{k}={_show(v)}" for k, v in record["params"].items() if k in searched)
-    evals = ", ".join("diverged" if v is None else f"{v:.1f}" for v in record["final_evals"])
+    evals = ", ".join("diverged" if v is None else f"{v:.1f}" for v in record["values"])
     print(f"[rlcore] trial {trial}: {shown} -> seeds {seeds[0]}..{seeds[-1]}: {evals} -> "
           f"{typed.tune.statistic} {value:.2f}", flush=True)
     return value
@@ -219,9 +223,9 @@ def write_study(sweep_dir: Path, direction: str = "maximize") -> dict[str, Any]:
         raise RLCoreError(f"no {TRIAL_FILE} below {sweep_dir}: not an Optuna sweep of train.py, or no trial finished")
     distributions = search_space(sweep_dir)
     searched = list(distributions) or sorted({k for t in trials for k in t["params"]} - {"tune.seeds"})
-    columns = ["trial", *searched, "objective", "final_evals", "job"]
+    columns = ["trial", *searched, "objective", "values", "job"]
     rows = [[t.get("trial"), *(t["params"].get(k) for k in searched), t.get("objective"),
-             " ".join("nan" if v is None else f"{v:g}" for v in t["final_evals"]), t["job"]] for t in trials]
+             " ".join("nan" if v is None else f"{v:g}" for v in t["values"]), t["job"]] for t in trials]
     with open(sweep_dir / "study.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
@@ -233,9 +237,9 @@ def write_study(sweep_dir: Path, direction: str = "maximize") -> dict[str, Any]:
         if t is best:
             cells[0] = f"**{cells[0]}** (best)"
         table.append("| " + " | ".join(cells) + " |")
-    statistic = trials[0].get("statistic", "mean")
+    statistic, metric = trials[0].get("statistic", "mean"), trials[0].get("metric", "eval_mean_return")
     (sweep_dir / "study.md").write_text(
-        f"Objective: the {statistic} of the final greedy evaluations over each trial's seeds "
+        f"Objective: the {statistic} of summary.json's {metric} over each trial's seeds "
         f"{trials[0]['seeds']}.\n\n" + "\n".join(table) + "\n")
     weights = importances(trials, distributions, direction)
     from rlcore.plots import plot_study
@@ -250,7 +254,7 @@ def write_study(sweep_dir: Path, direction: str = "maximize") -> dict[str, Any]:
         tuned = sweep_dir / f"tuned_{agent}_{env}.yaml"
         header = (
             "# @package _global_\n"
-            f"# Best trial ({best.get('trial')}) of the Optuna search in {sweep_dir}: {statistic} final evaluation "
+            f"# Best trial ({best.get('trial')}) of the Optuna search in {sweep_dir}: {statistic} {metric} "
             f"{best['objective']:.2f} over seeds {best['seeds']}.\n"
             f"# Searched: {', '.join(searched)}; the other keys are those configs/tuned/{agent}_{env}.yaml sets, as the "
             "trial ran them.\n"

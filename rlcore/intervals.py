@@ -1,0 +1,101 @@
+"""Across-seed statistics with intervals (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice"),
+through their ``rliable`` library: the report's IQM, mean and 95 % stratified-bootstrap confidence intervals of
+the final evaluations, and performance profiles, for every group with at least :data:`MIN_SEEDS` seeds.
+
+The IQM (interquartile mean) is the mean of the middle 50 % of the runs (``scipy.stats.trim_mean`` with 25 %
+cut at each end): less thrown by one lucky or one collapsed seed than the mean, less wasteful than the median.
+Scores are the raw final returns of one env (one task), so groups are compared within an env only.
+``rliable`` is an extra (``pip install -e ".[stats]"``); without it the report leaves these columns out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MIN_SEEDS = 3
+BOOTSTRAP_REPS = 2000  # resamples per interval: rliable's default for profiles; about 0.3 s per group
+CONFIDENCE = 0.95
+
+
+def rliable_available() -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from rliable import library, metrics  # noqa: F401
+    except Exception:  # not installed, or its dependency arch does not import (arch < 7 with pandas >= 3)
+        return False
+    return True
+
+
+def _finite(values: Sequence[float | None]) -> np.ndarray:
+    return np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], dtype=float)
+
+
+def interval_estimates(values: Sequence[float | None], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict | None:
+    """IQM and mean of one group's final evaluations with their 95 % bootstrap CIs; None below MIN_SEEDS runs."""
+    scores = _finite(values)
+    if scores.size < MIN_SEEDS or not rliable_available():
+        return None
+    from rliable import library, metrics
+
+    with warnings.catch_warnings():  # arch's FutureWarning about RandomState, which rliable passes it
+        warnings.simplefilter("ignore")
+        points, intervals = library.get_interval_estimates(
+            {"group": scores[:, None]},
+            lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+            reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed))
+    (iqm, mean), ((iqm_lo, mean_lo), (iqm_hi, mean_hi)) = points["group"], intervals["group"]
+    return {"n": int(scores.size), "iqm": float(iqm), "iqm_ci": [float(iqm_lo), float(iqm_hi)],
+            "mean": float(mean), "mean_ci": [float(mean_lo), float(mean_hi)],
+            "ci": f"{int(100 * CONFIDENCE)}% stratified bootstrap (percentile), {reps} resamples"}
+
+
+def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None]]], out_png: Path,
+                         reps: int = BOOTSTRAP_REPS) -> bool:
+    """One panel per env: for each group, the fraction of its runs whose final evaluation exceeds tau, with a 95 %
+    bootstrap band. Groups with fewer than MIN_SEEDS runs are left out; returns False when nothing is left."""
+    if not rliable_available():
+        return False
+    from rliable import library
+
+    from rlcore.plots import plt
+
+    kept = {env: {label: _finite(v)[:, None] for label, v in groups.items() if _finite(v).size >= MIN_SEEDS}
+            for env, groups in panels.items()}
+    kept = {env: groups for env, groups in kept.items() if groups}
+    if not kept:
+        return False
+    fig, axes = plt.subplots(1, len(kept), figsize=(5.5 * len(kept), 4), squeeze=False)
+    for ax, (env, groups) in zip(axes[0], kept.items(), strict=True):
+        everything = np.concatenate([s.ravel() for s in groups.values()])
+        low, high = float(everything.min()), float(everything.max())
+        taus = np.linspace(low - 0.05 * (high - low + 1e-9), high, 101)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            points, bands = library.create_performance_profile(groups, taus, reps=reps)
+        for i, label in enumerate(groups):
+            ax.plot(taus, points[label], color=f"C{i % 10}", label=label)
+            ax.fill_between(taus, bands[label][0], bands[label][1], color=f"C{i % 10}", alpha=0.15)
+        ax.set_title(env)
+        ax.set_xlabel(r"final evaluation return $\tau$")
+        ax.set_ylabel(r"fraction of runs with return > $\tau$")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def format_interval(record: Mapping[str, Any] | None, key: str = "iqm") -> str:
+    if not record:
+        return "–"
+    low, high = record[f"{key}_ci"]
+    return f"{record[key]:.1f} [{low:.1f}, {high:.1f}]"
