@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 MIN_SEEDS = 3
-BOOTSTRAP_REPS = 2000  # resamples per interval: rliable's default for profiles; about 0.3 s per group
+BOOTSTRAP_REPS = 2000  # resamples per interval (rliable's default for profiles): about 0.5 s per group
+PROFILE_REPS = 500  # resamples per point of a profile's band: 51 points x 2000 would take seconds per group
+PROFILE_MAX_GROUPS = 10  # an env with more groups (e.g. an Optuna search's trials) gets no profile panel
 CONFIDENCE = 0.95
 
 
@@ -57,9 +59,10 @@ def interval_estimates(values: Sequence[float | None], reps: int = BOOTSTRAP_REP
 
 
 def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None]]], out_png: Path,
-                         reps: int = BOOTSTRAP_REPS) -> bool:
+                         reps: int = PROFILE_REPS) -> bool:
     """One panel per env: for each group, the fraction of its runs whose final evaluation exceeds tau, with a 95 %
-    bootstrap band. Groups with fewer than MIN_SEEDS runs are left out; returns False when nothing is left."""
+    bootstrap band. Groups with fewer than MIN_SEEDS runs, and envs with more than PROFILE_MAX_GROUPS groups
+    (unreadable), are left out; returns False when nothing is left."""
     if not rliable_available():
         return False
     from rliable import library
@@ -68,14 +71,14 @@ def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None
 
     kept = {env: {label: _finite(v)[:, None] for label, v in groups.items() if _finite(v).size >= MIN_SEEDS}
             for env, groups in panels.items()}
-    kept = {env: groups for env, groups in kept.items() if groups}
+    kept = {env: groups for env, groups in kept.items() if 0 < len(groups) <= PROFILE_MAX_GROUPS}
     if not kept:
         return False
     fig, axes = plt.subplots(1, len(kept), figsize=(5.5 * len(kept), 4), squeeze=False)
     for ax, (env, groups) in zip(axes[0], kept.items(), strict=True):
         everything = np.concatenate([s.ravel() for s in groups.values()])
         low, high = float(everything.min()), float(everything.max())
-        taus = np.linspace(low - 0.05 * (high - low + 1e-9), high, 101)
+        taus = np.linspace(low - 0.05 * (high - low + 1e-9), high, 51)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             points, bands = library.create_performance_profile(groups, taus, reps=reps)
