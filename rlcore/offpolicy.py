@@ -403,7 +403,9 @@ def train_off_policy(cfg: TrainConfig, run_dir: Path, config: dict, resume: dict
         summary["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})")
-    video = record_episode(agent, cfg, run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg)) if cfg.logger.video else None
+    video = None
+    if cfg.logger.video:  # one greedy episode of the final policy, for W&B and TensorBoard (and the run folder)
+        video = record_episode(agent, cfg, run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg))
     logger.close(curve=run_dir / "learning_curve.png", video=video)  # W&B and TensorBoard get both
     return summary
 

@@ -6,12 +6,15 @@ the launcher in use (basic, joblib, submitit), so a search runs on this machine 
 
 One trial is one Hydra job (:func:`run_trial`): it trains ``tune.seeds`` runs, seeds ``seed``, ``seed+1``, ...,
 into ``<job folder>/seed<k>/`` and returns ``tune.statistic`` (the mean by default) of their ``tune.metric``
-(the final greedy evaluation by default; the validation accuracy for supervised nets) to Optuna, so a setting that wins on one lucky seed does not win the search. The job writes
-``trial.json`` beside the runs. When the sweep ends, :func:`write_study` (called by
-:class:`rlcore.sweeps.SweepCallback`, or ``python -m rlcore.tuning <sweep folder>``) writes into the sweep
-folder ``study.csv`` and ``study.md`` (one row per trial), ``study.png`` (objective per trial, best so far, and
-the parameter importances when Optuna can compute them) and ``tuned_<agent>_<env>.yaml``: the best trial's
-settings as a ready ``configs/tuned/`` file.
+(the final greedy evaluation by default; the validation accuracy for supervised nets) to Optuna, so a setting
+that wins on one lucky seed does not win the search. The job writes ``trial.json`` beside the runs. When the
+sweep ends, :func:`write_study` (called by :class:`rlcore.sweeps.SweepCallback`, or ``python -m rlcore.tuning
+<sweep folder>``) writes into the sweep folder ``study.csv`` and ``study.md`` (one row per trial),
+``study.png`` (objective per trial, best so far, and the parameter importances when Optuna can compute them)
+and ``tuned_<agent>_<env>.yaml``: the best trial's settings as a ready ``configs/tuned/`` file.
+
+The sweeper's studies live in memory: Optuna 2.x, which the sweeper pins, cannot open an SQLite ``storage``
+with SQLAlchemy 2, so the trial.json files are the study's record (and what :func:`write_study` reads).
 """
 
 from __future__ import annotations
@@ -88,8 +91,9 @@ def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int |
             record["values"].append(None)
             break
         if not isinstance(summary.get(typed.tune.metric), int | float):
+            numbers = ", ".join(k for k, v in summary.items() if isinstance(v, int | float))
             raise ConfigError(f"config key 'tune.metric': {typed.tune.metric!r} is no number in this run's "
-                              f"summary.json; numbers there: {', '.join(k for k, v in summary.items() if isinstance(v, int | float))}")
+                              f"summary.json; numbers there: {numbers}")
         record["values"].append(summary[typed.tune.metric])
         record["runs"].append(run_dir.name)
     record["objective"] = objective(record["values"], typed.tune.statistic)
