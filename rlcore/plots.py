@@ -145,7 +145,7 @@ def plot_study(numbers: list, objectives: list, importances: dict[str, float], o
     """An Optuna search (rlcore/tuning.py): the objective of each trial with the best so far, and, when Optuna
     could compute them, the parameter importances beside it."""
     panels = 2 if importances else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False, layout="constrained")
     ax = axes[0][0]
     xs = [n if n is not None else i for i, n in enumerate(numbers)]
     ys = [math.nan if v is None else float(v) for v in objectives]
@@ -157,13 +157,13 @@ def plot_study(numbers: list, objectives: list, importances: dict[str, float], o
         best.append(running)
     ax.step(xs, best, where="post", color="C1", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("objective (final evaluation across seeds)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("objective (across each trial's seeds)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     if importances:
         names = list(importances)[::-1]
         axes[0][1].barh(names, [importances[n] for n in names], color="C2")
         axes[0][1].set_xlabel("importance (mean decrease in impurity)")
-    fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
