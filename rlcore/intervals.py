@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,21 @@ def rliable_available() -> bool:
     return True
 
 
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """rliable 1.2 draws its bootstrap resamples from numpy's global RNG (``np.random.choice``), whatever
+    ``random_state`` it is given: seed that for the call and put its state back, so a report is reproducible
+    and the caller's RNG untouched. Also silences arch's FutureWarning about RandomState."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        np.random.set_state(state)
+
+
 def _finite(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], dtype=float)
 
@@ -46,8 +62,7 @@ def interval_estimates(values: Sequence[float | None], reps: int = BOOTSTRAP_REP
         return None
     from rliable import library, metrics
 
-    with warnings.catch_warnings():  # arch's FutureWarning about RandomState, which rliable passes it
-        warnings.simplefilter("ignore")
+    with _seeded(seed):
         points, intervals = library.get_interval_estimates(
             {"group": scores[:, None]},
             lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
@@ -59,7 +74,7 @@ def interval_estimates(values: Sequence[float | None], reps: int = BOOTSTRAP_REP
 
 
 def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None]]], out_png: Path,
-                         reps: int = PROFILE_REPS) -> bool:
+                         reps: int = PROFILE_REPS, seed: int = 0) -> bool:
     """One panel per env: for each group, the fraction of its runs whose final evaluation exceeds tau, with a 95 %
     bootstrap band. Groups with fewer than MIN_SEEDS runs, and envs with more than PROFILE_MAX_GROUPS groups
     (unreadable), are left out; returns False when nothing is left."""
@@ -74,13 +89,12 @@ def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None
     kept = {env: groups for env, groups in kept.items() if 0 < len(groups) <= PROFILE_MAX_GROUPS}
     if not kept:
         return False
-    fig, axes = plt.subplots(1, len(kept), figsize=(5.5 * len(kept), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(kept), figsize=(5.5 * len(kept), 4), squeeze=False, layout="constrained")
     for ax, (env, groups) in zip(axes[0], kept.items(), strict=True):
         everything = np.concatenate([s.ravel() for s in groups.values()])
         low, high = float(everything.min()), float(everything.max())
         taus = np.linspace(low - 0.05 * (high - low + 1e-9), high, 51)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _seeded(seed):
             points, bands = library.create_performance_profile(groups, taus, reps=reps)
         for i, label in enumerate(groups):
             ax.plot(taus, points[label], color=f"C{i % 10}", label=label)
@@ -91,7 +105,6 @@ def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return True
