@@ -81,3 +81,24 @@ def test_combined_wandb_offline_and_tensorboard_run_writes_both_with_curve_and_v
     assert {"learning_curve", "eval/video"} <= set(tb.Tags()["images"])
     assert tb.Images("eval/video")[0].encoded_image_string[:3] == b"GIF"
     assert (run_dir / "eval_video.mp4").stat().st_size > 0
+
+
+def test_wandb_groups_the_runs_of_a_sweep_by_its_folder(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from rlcore.config import register_configs
+    from rlcore.loggers import sweep_group
+
+    assert sweep_group() is None  # a single run outside Hydra: no group unless logger.group says one
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert sweep_group() == str(tmp_path / "sweep")
+    finally:
+        HydraConfig.instance().cfg = None
