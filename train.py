@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rlcore.config import register_configs
@@ -28,7 +29,9 @@ def main(cfg: DictConfig) -> dict | float | None:
         cfg.logger.progress = False
     try:
         if optuna_sweep(hydra_cfg):  # one trial of a search: its seeds' objective goes back to Optuna
-            return run_trial(cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num)
+            multirun = hydra_cfg.mode == RunMode.MULTIRUN
+            return run_trial(cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num if multirun else None,
+                             multirun=multirun)
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
         fail(str(exc))

@@ -59,11 +59,15 @@ def _value(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int | None = None) -> float:
+def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int | None = None,
+              multirun: bool = True) -> float:
     """Train one trial's seeds into ``job_dir/seed<k>`` and return its objective (see the module docstring)."""
     from rlcore.config import to_typed
     from rlcore.run import run
 
+    if not multirun:  # the Optuna sweeper only runs with -m; without it Hydra would make this one plain run
+        raise ConfigError("hydra/sweeper=optuna (a +search= file) is a search: run it with -m, e.g. "
+                          "python train.py -m +search=dqn_CartPole")
     typed = to_typed(cfg)  # the trial's settings pass their checks once, before any seed trains
     if cfg.get("resume"):
         raise ConfigError("config key 'resume': a search trial trains fresh runs; drop resume= from the search")

@@ -78,3 +78,9 @@ def test_two_trial_two_seed_search_end_to_end_writes_the_table_plot_and_tuned_fi
     assert "best: trial" in result.stdout and "tuned_dqn_CartPole.yaml" in result.stdout
     report = json.loads((sweep / "aggregate.json").read_text())
     assert report["skipped"] == [] and len(report["groups"]) == 2  # a trial's job folder is no run of its own
+
+
+def test_a_search_without_multirun_is_refused_in_one_line(cli, tmp_path):
+    result = cli("train.py", "+search=dqn_CartPole", f"run_dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "run it with -m" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "seed0").exists()
