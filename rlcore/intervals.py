@@ -11,6 +11,7 @@ Scores are the raw final returns of one env (one task), so groups are compared w
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -89,22 +90,24 @@ def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None
     kept = {env: groups for env, groups in kept.items() if 0 < len(groups) <= PROFILE_MAX_GROUPS}
     if not kept:
         return False
-    fig, axes = plt.subplots(1, len(kept), figsize=(5.5 * len(kept), 4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(kept), figsize=(6 * len(kept), 5), squeeze=False, layout="constrained")
     for ax, (env, groups) in zip(axes[0], kept.items(), strict=True):
         everything = np.concatenate([s.ravel() for s in groups.values()])
         low, high = float(everything.min()), float(everything.max())
         taus = np.linspace(low - 0.05 * (high - low + 1e-9), high, 51)
         with _seeded(seed):
             points, bands = library.create_performance_profile(groups, taus, reps=reps)
+        lines = []
         for i, label in enumerate(groups):
-            ax.plot(taus, points[label], color=f"C{i % 10}", label=label)
+            lines += ax.plot(taus, points[label], color=f"C{i % 10}")
             ax.fill_between(taus, bands[label][0], bands[label][1], color=f"C{i % 10}", alpha=0.15)
         ax.set_title(env)
         ax.set_xlabel(r"final evaluation return $\tau$")
         ax.set_ylabel(r"fraction of runs with return > $\tau$")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(lines, [textwrap.fill(label, 70) for label in groups], fontsize=7, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.15))  # below the axes: a group's label lists its settings
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return True
