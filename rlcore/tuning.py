@@ -45,8 +45,8 @@ def optuna_sweep(hydra_cfg: Any) -> bool:
     return "optuna" in target.lower()
 
 
-def objective(values: Sequence[float], statistic: str) -> float:
-    """What a trial reports to Optuna: ``statistic`` of its seeds' final evaluations (NaN when any is missing)."""
+def objective(values: Sequence[float | None], statistic: str) -> float:
+    """What a trial reports to Optuna: ``statistic`` of its seeds' values (NaN when any is missing)."""
     array = np.asarray([math.nan if v is None else v for v in values], dtype=float)
     if array.size == 0 or not np.isfinite(array).all():
         return math.nan  # Optuna records the trial as failed and the search goes on
