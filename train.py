@@ -7,12 +7,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rlcore.base.errors import RLCoreError, TrainingInterrupted, fail
 from rlcore.base.rundir import check_creatable, discard_refused
 from rlcore.config import check_override_keys, register_configs, to_typed
 from rlcore.sweeps import job_line, parallel_job
+from rlcore.tuning import optuna_sweep, run_trial
 
 register_configs()  # the schemas only: --help and a config error import no torch
 
@@ -21,7 +23,7 @@ TASK_STARTED = False  # Hydra exits 1 when it refuses the command line; rlcore's
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
-def main(cfg: DictConfig) -> dict | None:
+def main(cfg: DictConfig) -> dict | float | None:
     global TASK_STARTED
     TASK_STARTED = True
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
@@ -34,6 +36,10 @@ def main(cfg: DictConfig) -> dict | None:
         cfg.logger.progress = False
     try:
         to_typed(cfg)  # every range check, before the loops (and torch) are imported
+        if optuna_sweep(hydra_cfg):  # one trial of a search: its seeds' objective goes back to Optuna
+            multirun = hydra_cfg.mode == RunMode.MULTIRUN
+            return run_trial(cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num if multirun else None,
+                             multirun=multirun)
         from rlcore.run import print_summary, run
 
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))

@@ -144,7 +144,7 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
         overrides = OverridesParser.create().parse_overrides(overrides=[a for a in args if "=" in a])
     except Exception:  # a malformed override: Hydra says what is wrong with it
         return
-    groups = {**_group_schemas(), "replay": {"": ReplayConfig}, "checkpoint": {"": CheckpointConfig}}
+    groups: dict[str, dict[str, type]] = {**_group_schemas(), "replay": {"": ReplayConfig}, "checkpoint": {"": CheckpointConfig}}
     top = sorted({f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "search"})
     chosen = {"agent": "dqn", "env": "CartPole"}  # configs/config.yaml's defaults (the net follows the env)
     chosen.update({o.key_or_group: str(o.value()) for o in overrides if o.key_or_group in chosen})

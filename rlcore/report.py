@@ -6,7 +6,9 @@ differs between the runs of that env and agent (e.g. ``agent.double``), never by
 report gives the final greedy evaluation (each run's ``summary.json`` ``eval_mean_return``) as mean ± std across
 seeds, the mean best periodic evaluation and the steps, and writes ``aggregate.json`` and ``aggregate.png``
 (mean curves with their spread across seeds). Runs without a summary.json (still running, or crashed) are
-listed and skipped.
+listed and skipped. Groups of three seeds or more also get rliable's interquartile mean (IQM) and mean of the
+final evaluations with 95 % stratified-bootstrap confidence intervals, and ``performance_profile.png``
+(rlcore/intervals.py; needs the ``stats`` extra).
 
 The std is the sample standard deviation (n-1 in the denominator): the seeds are a sample of the seeds one
 could run, and with 3-5 of them the population formula understates the spread (Henderson et al. 2018,
@@ -32,6 +34,7 @@ import numpy as np
 import yaml
 
 from rlcore.base.errors import RLCoreError
+from rlcore.intervals import format_interval, interval_estimates, performance_profiles
 
 # settings that differ between the runs of one group by design, or that cannot change what is learnt
 IGNORED_KEYS = ("seed", "run_dir")
@@ -109,6 +112,7 @@ def find_runs(root: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
     # train.log is Hydra's log of the job: the one file a job that stopped before training began leaves behind
     names = ("summary.json", "metrics.csv", "train.log")
     folders = {p.parent for name in names for p in root.rglob(name) if not _hidden(p, root)}
+    folders -= {p.parent for p in root.rglob("trial.json")}  # an Optuna trial's job folder: its runs are below it
     runs, skipped = [], []
     for folder in sorted(folders):
         if not (folder / "summary.json").is_file():
@@ -158,7 +162,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     return groups
 
 
-def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample std (ddof=1) of the finite values; std is None below two values, both None for none."""
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not finite:
@@ -182,10 +186,10 @@ def aggregate_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) 
                 at_step[step].append(value)
     out: dict[str, list] = {"step": [], "mean": [], "std": [], "min": [], "max": [], "n": []}
     for step in sorted(at_step):
-        values = at_step[step]
-        mean, std = mean_std(values)
-        for key, value in zip(out, (step, mean, std, min(values), max(values), len(values)), strict=True):
-            out[key].append(value)
+        seeds = at_step[step]
+        mean, std = mean_std(seeds)
+        for key, entry in zip(out, (step, mean, std, min(seeds), max(seeds), len(seeds)), strict=True):
+            out[key].append(entry)
     return out
 
 
@@ -253,6 +257,7 @@ def summarize_group(group: Group, root: Path) -> dict[str, Any]:
     accuracy = [r.summary["test_accuracy"] for r in group.runs if "test_accuracy" in r.summary]
     if accuracy:
         record["test_accuracy"] = stats(accuracy)
+    record["rliable"] = interval_estimates(final)  # IQM and mean with 95 % CIs from 3 seeds on (rlcore/intervals.py)
     record["curves"] = group_curves(group)
     return record
 
@@ -267,14 +272,17 @@ def _pm(stats: dict | None, scale: float = 1.0, digits: int = 1) -> str:
 def format_table(records: Sequence[dict]) -> str:
     """A Markdown table, one row per group (ready to paste into a README)."""
     accuracy = any("test_accuracy" in r for r in records)
+    intervals = any(r.get("rliable") for r in records)
     header = ["env", "agent", "variant", "seeds", "final eval (mean ± std)", "best eval (mean ± std)", "steps"]
     header += ["test accuracy % (mean ± std)"] if accuracy else []
+    header += ["final eval IQM [95% CI]", "final eval mean [95% CI]"] if intervals else []
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     for r in records:
         seeds = f"{r['n_runs']}" + (" (repeated seed)" if len(set(map(str, r["seeds"]))) < r["n_runs"] else "")
         steps = "/".join(f"{s:,}" if isinstance(s, int) else str(s) for s in r["steps"])
         row = [r["env"], r["agent"], r["settings"] or "–", seeds, _pm(r["final_eval"]), _pm(r["best_eval"]), steps]
         row += [_pm(r.get("test_accuracy"), 100.0, 2)] if accuracy else []
+        row += [format_interval(r.get("rliable")), format_interval(r.get("rliable"), "mean")] if intervals else []
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -308,7 +316,6 @@ def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plo
     }
     out_dir = Path(out_dir) if out_dir is not None else root
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "aggregate.json").write_text(json.dumps(report, indent=2) + "\n")
     if plot:
         from rlcore.training.plots import plot_sweep
 
@@ -316,6 +323,12 @@ def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plo
         for r in records:
             panels[r["env"]].append({"label": r["label"], **r["curves"]})
         plot_sweep(dict(panels), out_dir / "aggregate.png", band=band)
+        scores: dict[str, dict[str, list]] = defaultdict(dict)
+        for r in records:
+            scores[r["env"]][r["label"]] = r["final_eval"]["values"]
+        if any(r.get("rliable") for r in records) and performance_profiles(scores, out_dir / "performance_profile.png"):
+            report["performance_profile"] = str(out_dir / "performance_profile.png")
+    (out_dir / "aggregate.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -345,7 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = args.out if args.out is not None else args.folder
     print(format_report(report))
-    print(f"\nwrote {out / 'aggregate.json'}" + ("" if args.no_plot else f" and {out / 'aggregate.png'}"))
+    print(f"\nwrote {out / 'aggregate.json'}" + ("" if args.no_plot else f" and {out / 'aggregate.png'}")
+          + (" and performance_profile.png" if report.get("performance_profile") else ""))
     return 0
 
 

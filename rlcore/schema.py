@@ -26,6 +26,8 @@ class LoggerConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     mode: str = "auto"  # auto: online when an API key is configured, else offline; never prompts
+    tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (rlcore/training/tensorboard.py)
+    video: bool = False  # film one greedy episode of the final policy (eval_video.mp4) and log it to W&B/TensorBoard
 
     def __post_init__(self) -> None:
         require_choice(self.mode, "logger.mode", ["auto", "online", "offline", "disabled"])
@@ -67,15 +69,33 @@ class CheckpointConfig:
 
 
 @dataclass
+class TuneConfig:
+    """A hyperparameter-search trial (``hydra/sweeper=optuna``, docs/tuning.md): one trial trains ``seeds`` runs,
+    seeds ``seed``, ``seed+1``, ..., and reports ``statistic`` of their ``metric`` (a summary.json number), so
+    that no single lucky seed wins the search. Ignored outside an Optuna sweep."""
+
+    seeds: int = 3
+    statistic: str = "mean"  # mean | median | q25 (lower quartile) | min
+    metric: str = "eval_mean_return"  # the final greedy evaluation; supervised: best_val_accuracy (not the test set)
+
+    def __post_init__(self) -> None:
+        require(self.seeds >= 1, "tune.seeds", f"must be >= 1 (got {self.seeds})")
+        require_choice(self.statistic, "tune.statistic", ["mean", "median", "q25", "min"])
+        require_choice(self.metric, "tune.metric", ["eval_mean_return", "best_eval_mean_return", "test_accuracy",
+                                                    "best_val_accuracy", "best_val_recon_loss"])
+
+
+@dataclass
 class TrainConfig:
     """The top-level config: one run of one agent on one env with one net."""
 
     agent: Any = MISSING
     env: Any = MISSING
     net: Any = MISSING
-    logger: Any = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # typed here, so logger=[wandb,tensorboard] merges
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     resume: str | None = None  # a run directory: continue that run from its checkpoints/last.pt (docs/resume.md)
     seed: int = 0
     device: str = "auto"

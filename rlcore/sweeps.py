@@ -15,9 +15,10 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlcore.base.errors import RLCoreError
+from rlcore.tuning import optuna_sweep
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
@@ -51,12 +52,18 @@ class SweepCallback(Callback):
         if why is not None:  # before Hydra creates the sweep folder: nothing is written
             print(f"error: {why}", file=sys.stderr)
             sys.exit(2)
+        if optuna_sweep(config.hydra):  # Hydra's basic sweeper saves this; the Optuna sweeper does not
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(config, sweep_dir / "multirun.yaml")  # the search space, for rlcore.tuning and report
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the mean ± std table of the sweep and write aggregate.json/png into its folder."""
         from rlcore.report import aggregate, format_report
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if optuna_sweep(config.hydra):
+            write_search_study(sweep_dir, config)
         try:
             report = aggregate(sweep_dir)
         except RLCoreError as exc:  # e.g. every job failed: the jobs have said why already
@@ -66,6 +73,21 @@ class SweepCallback(Callback):
         print(format_report(report))
         print(f"\n[rlcore] wrote {sweep_dir / 'aggregate.json'} and aggregate.png "
               f"(again, e.g. with --band std: python -m rlcore.report {sweep_dir})")
+
+
+def write_search_study(sweep_dir: Path, config: DictConfig) -> None:
+    """An Optuna search's study table, plot and tuned file (rlcore/tuning.py), printed and written to its folder."""
+    from rlcore.tuning import format_study, write_study
+
+    direction = str(config.hydra.sweeper.get("direction", "maximize"))
+    try:
+        result = write_study(sweep_dir, "minimize" if "minimize" in direction else "maximize")
+    except RLCoreError as exc:
+        print(f"[rlcore] no study for {sweep_dir}: {exc}", file=sys.stderr)
+        return
+    print(f"\n[rlcore] search {sweep_dir}: {format_study(result)}")
+    print(f"[rlcore] wrote {result['table']} (and study.csv, study.png)"
+          + (f"; best settings as a tuned file: {result['tuned']}" if result["tuned"] else ""))
 
 
 def parallel_job() -> bool:

@@ -1,12 +1,15 @@
-"""Metric sinks: metrics.csv (always), Weights & Biases (optional) and the console progress bar.
+"""Metric sinks: metrics.csv (always), Weights & Biases and TensorBoard (optional) and the console progress bar.
 
 Metric keys are namespaced the same way everywhere (``rollout/episode_return``, ``train/loss``,
-``eval/mean_return``, ``time/sps``) so a CSV column and a W&B chart have the same name.
+``eval/mean_return``, ``time/sps``) so a CSV column, a W&B chart and a TensorBoard scalar have the same name.
+Loggers combine as Hydra list options: ``logger=[wandb,tensorboard]`` merges both option files (each sets its
+own switch, ``logger.wandb`` / ``logger.tensorboard``), as does setting the switches directly.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import netrc
 import os
@@ -18,6 +21,7 @@ from tqdm import tqdm
 
 from rlcore.base.errors import ConfigError
 from rlcore.schema import LoggerConfig
+from rlcore.training.tensorboard import TensorBoardWriter
 
 
 def wandb_api_key_configured() -> bool:
@@ -97,25 +101,51 @@ class WandbWriter:
         import wandb
 
         mode = resolve_wandb_mode(cfg.mode)
+        self.mode = mode
         self.run = wandb.init(
             project=cfg.project,
             entity=cfg.entity,
-            group=cfg.group,
+            group=cfg.group if cfg.group is not None else sweep_group(),
             tags=list(cfg.tags),
             name=run_name,
             id=run_id,
             resume="allow" if run_id else None,
             config=config,
             dir=str(run_dir),
-            mode=mode,
+            mode=mode,  # type: ignore[arg-type]  # resolve_wandb_mode returns one of wandb's modes
         )
         self.run_id = self.run.id if self.run is not None else None
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         self.run.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
 
+    def media(self, step: int, curve: Path | None = None, video: Path | None = None) -> None:
+        """The learning-curve PNG and the evaluation video, as W&B media of the run's last step."""
+        import wandb
+
+        logged: dict[str, Any] = {}
+        if curve is not None and Path(curve).is_file():
+            logged["learning_curve"] = wandb.Image(str(curve))
+        if video is not None and Path(video).is_file():
+            logged["eval/video"] = wandb.Video(str(video), format="mp4")
+        if logged:
+            self.run.log(logged, step=step)
+
     def close(self) -> None:
+        folder = Path(self.run.dir).parent if self.mode == "offline" else None
         self.run.finish()
+        if folder is not None:  # nothing went to W&B's servers: say where the run is and how to send it
+            print(f"[rlcore] W&B ran offline; the run is in {folder}. Upload it with: wandb sync {folder}", flush=True)
+
+
+def sweep_group() -> str | None:
+    """In a multirun job: the sweep folder's path, so W&B groups the runs of one sweep (``logger.group`` wins)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return str(HydraConfig.get().sweep.dir)
 
 
 class RunLogger:
@@ -130,7 +160,14 @@ class RunLogger:
         run_name: str,
         wandb_id: str | None = None,
     ) -> None:
-        self.csv = CSVWriter(Path(run_dir) / "metrics.csv", ["step", *fields])
+        if cfg.video and "correct_reward" in config.get("env", {}):  # a dataset env (envs/dataset_env.py)
+            raise ConfigError(f"config key 'logger.video': env={config['env'].get('name')} is a dataset env with no "
+                              "screen to film; leave logger.video out")
+        self.run_dir = Path(run_dir)
+        self.step = 0
+        resumed = (self.run_dir / "metrics.csv").exists()  # a fresh run's folder has none (rlcore.run.prepare_run_dir)
+        self.tensorboard = TensorBoardWriter(run_dir, config, resume=resumed) if cfg.tensorboard else None
+        self.csv = CSVWriter(self.run_dir / "metrics.csv", ["step", *fields])
         self.wandb = WandbWriter(cfg, run_dir, config, run_name, wandb_id) if cfg.wandb else None
 
     @property
@@ -138,9 +175,12 @@ class RunLogger:
         return self.wandb.run_id if self.wandb else None
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
+        self.step = step
         self.csv.write({"step": step, **metrics})
         if self.wandb is not None:
             self.wandb.write(step, metrics)
+        if self.tensorboard is not None:
+            self.tensorboard.write(step, metrics)
 
     def flush(self) -> None:
         self.csv.flush()
@@ -149,10 +189,19 @@ class RunLogger:
         """metrics.csv on disk; returns its length in bytes (stored in checkpoints for resume)."""
         return self.csv.sync()
 
-    def close(self) -> None:
+    def close(self, curve: Path | None = None, video: Path | None = None) -> None:
+        """Close every sink; W&B and TensorBoard also get the learning curve PNG and the evaluation video (when
+        given) and TensorBoard the config as hparams with summary.json's final evaluation (when written)."""
         self.csv.close()
         if self.wandb is not None:
+            self.wandb.media(self.step, curve, video)
             self.wandb.close()
+        if self.tensorboard is not None:
+            try:
+                summary = json.loads((self.run_dir / "summary.json").read_text())
+            except (OSError, ValueError):
+                summary = None
+            self.tensorboard.close(self.step, summary, curve, video)
 
 
 class Progress:

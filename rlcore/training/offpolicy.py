@@ -59,6 +59,7 @@ from rlcore.training.resume import (
     rng_states,
     write_last,
 )
+from rlcore.training.video import record_episode
 
 FIELDS = (
     "rollout/episode",
@@ -421,7 +422,6 @@ class OffPolicyRun:
         self.logger.log(counters.env_steps, {"eval/mean_return": final_mean, "eval/std_return": final_std,
                                              "train/updates": counters.updates, "time/sps": sps,
                                              "time/elapsed_s": time.perf_counter() - self.start})
-        self.logger.close()
         self.envs.close()
         self.eval_env.close()
         figures: dict[str, Any] = {
@@ -440,8 +440,12 @@ class OffPolicyRun:
         if hasattr(cfg.env, "correct_reward"):  # dataset env: each test image answered once, so this is the accuracy
             figures["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
         summary = run.write_summary(**figures)
-        plot_learning_curve(run.run_dir / "metrics.csv", run.run_dir / "learning_curve.png",
-                            f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})")
+        curve = run.run_dir / "learning_curve.png"
+        plot_learning_curve(run.run_dir / "metrics.csv", curve, f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})")
+        video = None
+        if cfg.logger.video:  # one greedy episode of the final policy, for W&B and TensorBoard (and the run folder)
+            video = record_episode(self.agent, cfg, run.run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg))
+        self.logger.close(curve=curve, video=video)  # W&B and TensorBoard get both
         return summary
 
 

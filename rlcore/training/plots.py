@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, dpi: float | None = None,
@@ -82,7 +83,6 @@ def plot_epoch_curves(
     log_y: bool = False,
 ) -> None:
     """One line per ``(csv column, label)`` against the ``epoch`` column (rows where the first column is set)."""
-    from matplotlib.ticker import MaxNLocator
 
     with open(metrics_csv, newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("epoch") and r.get(series[0][0])]
@@ -141,3 +141,32 @@ def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax
     fig.suptitle(f"mean across seeds, band = {shown}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_png)
+
+
+def plot_study(numbers: list, objectives: list, importances: dict[str, float], out_png: Path,
+               direction: str = "maximize") -> None:
+    """An Optuna search (rlcore/tuning.py): the objective of each trial with the best so far, and, when Optuna
+    could compute them, the parameter importances beside it."""
+    panels = 2 if importances else 1
+    fig, axes = subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False)
+    fig.set_layout_engine("constrained")
+    ax = axes[0][0]
+    xs = [n if n is not None else i for i, n in enumerate(numbers)]
+    ys = [math.nan if v is None else float(v) for v in objectives]
+    ax.scatter(xs, ys, s=18, color="C0", label="trial")
+    best, running = [], math.nan
+    for y in ys:
+        if math.isfinite(y) and (math.isnan(running) or (y > running if direction == "maximize" else y < running)):
+            running = y
+        best.append(running)
+    ax.step(xs, best, where="post", color="C1", label="best so far")
+    ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("objective (across each trial's seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    if importances:
+        names = list(importances)[::-1]
+        axes[0][1].barh(names, [importances[n] for n in names], color="C2")
+        axes[0][1].set_xlabel("importance (mean decrease in impurity)")
+    fig.savefig(out_png, dpi=110)

@@ -181,7 +181,6 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
     logger.log(counters.env_steps, {"epoch": counters.epochs, "eval/mean_return": final_mean,
                                        "eval/std_return": final_std, "test/accuracy": test_accuracy,
                                        "time/elapsed_s": time.perf_counter() - start})
-    logger.close()
 
     summary = run.write_summary(
         total_steps=counters.env_steps,
@@ -199,6 +198,7 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
         best_val_accuracy=counters.best_val_accuracy,
     )
     plot_accuracy_curve(run.run_dir / "metrics.csv", run.run_dir / "learning_curve.png", f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})")
+    logger.close(curve=run.run_dir / "learning_curve.png")  # W&B and TensorBoard get the curve
     return summary
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -34,12 +34,12 @@ class RecordFrames(gym.Wrapper):
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         out = self.env.reset(**kwargs)
-        self.frames.append(self.env.render())
+        self.frames.append(cast(np.ndarray, self.env.render()))  # rgb_array render mode
         return out
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         out = self.env.step(action)
-        self.frames.append(self.env.render())
+        self.frames.append(cast(np.ndarray, self.env.render()))
         return out
 
 
@@ -56,7 +56,7 @@ class NoopFireReset(gym.Wrapper):
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         obs, info = self.env.reset(**kwargs)
         noops = int(self.np_random.integers(1, self.noop_max + 1)) if self.noop_max > 0 else 0
-        meanings = self.env.unwrapped.get_action_meanings()
+        meanings = self.env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]  # ALE's AtariEnv
         steps = [0] * noops + ([meanings.index("FIRE")] if "FIRE" in meanings else [])
         for action in steps:
             obs, _, terminated, truncated, info = self.env.step(action)
@@ -84,7 +84,7 @@ def make_atari_video_env(cfg: Any) -> tuple[gym.Env, RecordFrames, int]:
         max_num_frames_per_episode=cfg.eval_max_episode_frames,
     )
     recorder = RecordFrames(base)
-    env = AtariPreprocessing(
+    env: gym.Env = AtariPreprocessing(
         NoopFireReset(recorder, noop_max=0 if sticky else cfg.noop_max),
         noop_max=0,
         frame_skip=cfg.frame_skip,
@@ -138,5 +138,5 @@ def record_episode(agent: Any, cfg: Any, out_path: Path | str, seed: int, epsilo
         env.close()
     with imageio.get_writer(out_path, fps=fps, codec="libx264", macro_block_size=2, quality=7) as writer:
         for frame in frames:
-            writer.append_data(frame)
+            writer.append_data(frame)  # type: ignore[attr-defined]  # imageio's v2 writer
     return out_path
