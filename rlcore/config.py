@@ -21,7 +21,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require
-from rlcore.schema import LOGGER_SCHEMAS, CheckpointConfig, ReplayConfig, TrainConfig
+from rlcore.schema import LOGGER_SCHEMAS, CheckpointConfig, ReplayConfig, TrainConfig, TuneConfig
 
 
 def resume_or(resume: str | None, fresh: str) -> str:
@@ -144,7 +144,8 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
         overrides = OverridesParser.create().parse_overrides(overrides=[a for a in args if "=" in a])
     except Exception:  # a malformed override: Hydra says what is wrong with it
         return
-    groups: dict[str, dict[str, type]] = {**_group_schemas(), "replay": {"": ReplayConfig}, "checkpoint": {"": CheckpointConfig}}
+    groups: dict[str, dict[str, type]] = {**_group_schemas(), "replay": {"": ReplayConfig},
+                                          "checkpoint": {"": CheckpointConfig}, "tune": {"": TuneConfig}}
     top = sorted({f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "search"})
     chosen = {"agent": "dqn", "env": "CartPole"}  # configs/config.yaml's defaults (the net follows the env)
     chosen.update({o.key_or_group: str(o.value()) for o in overrides if o.key_or_group in chosen})

@@ -205,6 +205,7 @@ def test_refused_invocations_leave_no_folder_and_do_not_touch_an_existing_runs_r
     (["agent.lrr=1"], "config key 'agent.lrr' is not a setting of agent=dqn (DQNConfig); did you mean 'lr'?"),
     (["agent=supervised", "env=Digits", "agent.epocs=3"], "not a setting of agent=supervised (SupervisedConfig); did you mean 'epochs'?"),
     (["net.hiden_sizes=[8]"], "config key 'net.hiden_sizes' is unknown: no net option has it; did you mean 'hidden_sizes'"),
+    (["tune.seed=3"], "config key 'tune.seed' is unknown: no tune option has it; did you mean 'seeds'?"),
     (["env=Nope"], "Could not find 'env/Nope'"),  # Hydra's own refusal: exit 2 as well
 ])
 def test_a_misspelt_key_is_one_line_naming_the_close_ones_and_exits_2(args, message, cli, tmp_path):
