@@ -79,10 +79,19 @@ def main(argv: list[str]) -> int:
         returns, lengths = evaluate(agent, env, args.episodes, epsilon=epsilon, progress="evaluate")
         env.close()
         report = None
-        if isinstance(env, DatasetVectorEnv):  # classification: accuracy, confusion matrix, misclassified images
+        if isinstance(
+            env, DatasetVectorEnv
+        ):  # classification: accuracy, confusion matrix, misclassified images
             from rlcore.training.classification_report import write_report
 
-            report = write_report(agent, env.images, env.labels, path.parent, path.stem, f"{cfg.agent.name} {cfg.net.name} on {cfg.env.name}")
+            report = write_report(
+                agent,
+                env.images,
+                env.labels,
+                path.parent,
+                path.stem,
+                f"{cfg.agent.name} {cfg.net.name} on {cfg.env.name}",
+            )
         result = {
             "checkpoint": str(path),
             "env": cfg.env.name,
@@ -103,7 +112,9 @@ def main(argv: list[str]) -> int:
         if args.video:
             from rlcore.training.video import record_episode
 
-            result["video"] = str(record_episode(agent, cfg, path.parent / f"{path.stem}_eval.mp4", seed, epsilon))
+            result["video"] = str(
+                record_episode(agent, cfg, path.parent / f"{path.stem}_eval.mp4", seed, epsilon)
+            )
     except RLCoreError as exc:
         fail(str(exc))
         return 2
@@ -114,8 +125,10 @@ def main(argv: list[str]) -> int:
         f"over {result['episodes']} episodes (ε={epsilon}) — written to {out}"
     )
     if "test_accuracy" in result:
-        print(f"test accuracy: {100 * result['test_accuracy']:.2f}% ({result['test_errors']} errors) — "
-              f"confusion matrix: {result['confusion_png']}, misclassified: {result['misclassified_png']}")
+        print(
+            f"test accuracy: {100 * result['test_accuracy']:.2f}% ({result['test_errors']} errors) — "
+            f"confusion matrix: {result['confusion_png']}, misclassified: {result['misclassified_png']}"
+        )
     if "video" in result:
         print(f"video: {result['video']}")
     return 0

@@ -38,18 +38,27 @@ def main(cfg: DictConfig) -> dict | float | None:
         to_typed(cfg)  # every range check, before the loops (and torch) are imported
         if optuna_sweep(hydra_cfg):  # one trial of a search: its seeds' objective goes back to Optuna
             multirun = hydra_cfg.mode == RunMode.MULTIRUN
-            return run_trial(cfg, run_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num if multirun else None,
-                             multirun=multirun)
+            return run_trial(
+                cfg,
+                run_dir,
+                list(hydra_cfg.overrides.task),
+                hydra_cfg.job.num if multirun else None,
+                multirun=multirun,
+            )
         from rlcore.run import print_summary, run
 
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
-        discard_refused(run_dir, hydra_subdir, made_here)  # a refused run leaves no folder and no record behind
+        discard_refused(
+            run_dir, hydra_subdir, made_here
+        )  # a refused run leaves no folder and no record behind
         fail(str(exc))
         return None
     except OSError as exc:  # the machine refused a write (disk full, read-only folder): say so in one line
-        fail(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; the run's checkpoints/last.pt "
-             f"(if any) is kept; fix it, then resume with: python train.py resume={run_dir}")
+        fail(
+            f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; the run's checkpoints/last.pt "
+            f"(if any) is kept; fix it, then resume with: python train.py resume={run_dir}"
+        )
         return None
     except TrainingInterrupted as exc:  # SIGINT/SIGTERM: the loop saved last.pt; exit 130/143 by convention
         print(f"\n{exc}", file=sys.stderr)

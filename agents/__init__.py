@@ -22,7 +22,15 @@ _MODULES = {
     "agents.configs": ("AutoencoderConfig", "DQNConfig", "SupervisedConfig"),
     "agents.dqn": ("DQNAgent",),
     "agents.drqn": ("DRQNAgent",),
-    "agents.registry": ("AGENTS", "SCHEMAS", "AgentSpec", "BuildContext", "Capabilities", "agent_spec", "make_agent"),
+    "agents.registry": (
+        "AGENTS",
+        "SCHEMAS",
+        "AgentSpec",
+        "BuildContext",
+        "Capabilities",
+        "agent_spec",
+        "make_agent",
+    ),
     "agents.supervised": ("SupervisedAgent",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}

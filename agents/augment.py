@@ -21,8 +21,11 @@ from rlcore.base.validation import require
 def require_image_shift(shape: tuple[int, ...], pixels: int, key: str) -> None:
     """The start-up check of every image-moving option (``key``): observations must be (C, H, W) images, and a
     shift of ``pixels`` must leave part of each one in view."""
-    require(len(shape) == 3 and pixels < min(shape[1:]), key,
-            f"shifts (C, H, W) images by fewer than H and W pixels; got {pixels} for observations of shape {shape}")
+    require(
+        len(shape) == 3 and pixels < min(shape[1:]),
+        key,
+        f"shifts (C, H, W) images by fewer than H and W pixels; got {pixels} for observations of shape {shape}",
+    )
 
 
 def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -51,7 +54,9 @@ def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator |
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def affine_warp(images: torch.Tensor, angles: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+def affine_warp(
+    images: torch.Tensor, angles: torch.Tensor, scales: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor:
     """Each image of ``images`` (N, C, H, W) rotated by ``angles[n]`` radians and zoomed by ``scales[n]`` about
     its centre, and moved by ``offsets[n] = (ox, oy)`` whole pixels.
 

@@ -66,9 +66,14 @@ class AutoencoderAgent:
         device: torch.device,
         seed: int = 0,
     ) -> None:
-        require(not getattr(net_cfg, "freeze", False), "net.freeze",
-                "an autoencoder run trains its encoder; drop net.freeze (use it in the agent that reuses the encoder)")
-        encoder = nets.build_extractor(net_cfg, observation_space)  # net.pretrained= continues from an encoder
+        require(
+            not getattr(net_cfg, "freeze", False),
+            "net.freeze",
+            "an autoencoder run trains its encoder; drop net.freeze (use it in the agent that reuses the encoder)",
+        )
+        encoder = nets.build_extractor(
+            net_cfg, observation_space
+        )  # net.pretrained= continues from an encoder
         if encoder.is_recurrent:
             raise ConfigError(
                 f"config key 'net.name': an autoencoder needs a stateless encoder, not {getattr(net_cfg, 'name', '?')!r}; "
@@ -79,17 +84,31 @@ class AutoencoderAgent:
         except TypeError as exc:
             raise ConfigError(f"config key 'net.name': {exc}") from None
         if cfg.kl_weight > 0:
-            require(_ends_in_sigmoid(encoder), "agent.kl_weight",
-                    "the KL sparsity penalty needs sigmoid codes in (0, 1); use net=mlp net.activation=sigmoid")
+            require(
+                _ends_in_sigmoid(encoder),
+                "agent.kl_weight",
+                "the KL sparsity penalty needs sigmoid codes in (0, 1); use net=mlp net.activation=sigmoid",
+            )
         if cfg.stacked:
-            require(isinstance(encoder, nets.MLP) and bool(encoder.blocks), "agent.stacked",
-                    "greedy layer-wise pretraining needs an MLP encoder with hidden layers (net=mlp)")
-        if cfg.loss == "bce" and isinstance(observation_space, gym.spaces.Box) and observation_space.dtype != np.uint8:
+            require(
+                isinstance(encoder, nets.MLP) and bool(encoder.blocks),
+                "agent.stacked",
+                "greedy layer-wise pretraining needs an MLP encoder with hidden layers (net=mlp)",
+            )
+        if (
+            cfg.loss == "bce"
+            and isinstance(observation_space, gym.spaces.Box)
+            and observation_space.dtype != np.uint8
+        ):
             bounded = bool(np.all(observation_space.low >= 0) and np.all(observation_space.high <= 1))
-            require(bounded, "agent.loss", "bce needs targets in [0, 1] (pixel observations); use agent.loss=mse")
+            require(
+                bounded, "agent.loss", "bce needs targets in [0, 1] (pixel observations); use agent.loss=mse"
+            )
         self.warps = bool(cfg.warp_degrees or cfg.warp_scale or cfg.warp_shift)
         if self.warps:
-            require_image_shift(observation_space.shape or (), cfg.warp_shift, "agent.warp_degrees/warp_scale/warp_shift")
+            require_image_shift(
+                observation_space.shape or (), cfg.warp_shift, "agent.warp_degrees/warp_scale/warp_shift"
+            )
         self.cfg = cfg
         self.device = device
         self.model = model.to(device)
@@ -120,7 +139,9 @@ class AutoencoderAgent:
     def corrupt(self, clean: torch.Tensor) -> torch.Tensor:
         """The denoising autoencoder's input: the *scaled* observation warped, then noised (Vincent et al. 2008)."""
         cfg = self.cfg
-        return self.noise(random_affine(clean, cfg.warp_degrees, cfg.warp_scale, cfg.warp_shift, self.warp_generator))
+        return self.noise(
+            random_affine(clean, cfg.warp_degrees, cfg.warp_scale, cfg.warp_shift, self.warp_generator)
+        )
 
     def noise(self, clean: torch.Tensor) -> torch.Tensor:
         """``agent.noise`` alone: what the layer-wise phase applies to the codes of the layer below."""
@@ -187,7 +208,9 @@ class AutoencoderAgent:
         (Bengio et al. 2007; Vincent et al. 2010). ``nets.pretrain_stacked`` trains with its own Adam, so
         the end-to-end optimizer starts fresh afterwards.
         """
-        corruption: Callable[[torch.Tensor], torch.Tensor] | None = self.noise if self.cfg.noise != "none" else None
+        corruption: Callable[[torch.Tensor], torch.Tensor] | None = (
+            self.noise if self.cfg.noise != "none" else None
+        )
         return pretrain_stacked(
             self.encoder,  # type: ignore[arg-type]
             data,

@@ -31,13 +31,17 @@ class DQNConfig:
     max_grad_norm: float = 10.0
     double: bool = False  # Double DQN target (van Hasselt et al. 2016)
     adam_eps: float = 1e-8
-    lr_final: float | None = None  # set: lr decays linearly to this over total_steps (stabilises late training)
+    lr_final: float | None = (
+        None  # set: lr decays linearly to this over total_steps (stabilises late training)
+    )
     loss: str = "huber"  # huber (smooth L1, as Mnih et al. 2015) or mse
     dueling: bool = False  # value + mean-subtracted advantage streams (Wang et al. 2016)
     n_step: int = 1  # n-step returns, built from the replay's one-step transitions (Hessel et al. 2018: 3)
     prioritized: bool = False  # proportional prioritized replay (Schaul et al. 2016)
     per_alpha: float = 0.6  # priority exponent: 0 = uniform sampling (Schaul et al.: 0.6; Rainbow: 0.5)
-    per_beta0: float = 0.4  # importance-sampling exponent at the start, annealed linearly to 1 over total_steps
+    per_beta0: float = (
+        0.4  # importance-sampling exponent at the start, annealed linearly to 1 over total_steps
+    )
     per_eps: float = 1e-6  # added to |TD error| so no transition's priority is 0
     # DRQN: used only when the net is recurrent (feed-forward nets ignore them; docs/drqn.md)
     sequence_length: int = 20  # steps per replayed sequence that the loss uses
@@ -54,7 +58,9 @@ class DQNConfig:
             "agent.batch_size",
             f"{self.batch_size} is larger than agent.buffer_size={self.buffer_size}; lower the batch or grow the buffer",
         )
-        require(self.learning_starts >= 0, "agent.learning_starts", f"must be >= 0 (got {self.learning_starts})")
+        require(
+            self.learning_starts >= 0, "agent.learning_starts", f"must be >= 0 (got {self.learning_starts})"
+        )
         require(self.train_freq > 0, "agent.train_freq", f"must be > 0 (got {self.train_freq})")
         require(self.gradient_steps > 0, "agent.gradient_steps", f"must be > 0 (got {self.gradient_steps})")
         require(
@@ -78,7 +84,9 @@ class DQNConfig:
         require(0.0 <= self.per_alpha <= 1.0, "agent.per_alpha", f"must be in [0, 1] (got {self.per_alpha})")
         require(0.0 <= self.per_beta0 <= 1.0, "agent.per_beta0", f"must be in [0, 1] (got {self.per_beta0})")
         require(self.per_eps > 0, "agent.per_eps", f"must be > 0 (got {self.per_eps})")
-        require(self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})")
+        require(
+            self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})"
+        )
         require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
 
 
@@ -130,7 +138,9 @@ class SupervisedConfig:
         require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
         require(self.max_steps >= 0, "agent.max_steps", f"must be >= 0 (got {self.max_steps})")
         require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
-        require(self.eval_batch_size > 0, "agent.eval_batch_size", f"must be > 0 (got {self.eval_batch_size})")
+        require(
+            self.eval_batch_size > 0, "agent.eval_batch_size", f"must be > 0 (got {self.eval_batch_size})"
+        )
         require(self.patience >= 0, "agent.patience", f"must be >= 0 (got {self.patience})")
         require(self.max_grad_norm >= 0, "agent.max_grad_norm", f"must be >= 0 (got {self.max_grad_norm})")
         require(
@@ -138,7 +148,9 @@ class SupervisedConfig:
             "agent.label_smoothing",
             f"must be in [0, 1) (got {self.label_smoothing})",
         )
-        require(self.augment_shift >= 0, "agent.augment_shift", f"must be >= 0 pixels (got {self.augment_shift})")
+        require(
+            self.augment_shift >= 0, "agent.augment_shift", f"must be >= 0 pixels (got {self.augment_shift})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -183,13 +195,21 @@ class AutoencoderConfig:
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
-        require(0.0 <= self.policy_epsilon <= 1.0, "agent.policy_epsilon", f"must be in [0, 1] (got {self.policy_epsilon})")
+        require(
+            0.0 <= self.policy_epsilon <= 1.0,
+            "agent.policy_epsilon",
+            f"must be in [0, 1] (got {self.policy_epsilon})",
+        )
         require(self.batch_size > 0, "agent.batch_size", f"must be > 0 (got {self.batch_size})")
         require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
         require(self.steps >= 0, "agent.steps", f"must be >= 0 (got {self.steps})")
         require_choice(self.loss, "agent.loss", LOSSES)
         require(self.frames > 1, "agent.frames", f"must be > 1 (got {self.frames})")
-        require(0.0 < self.val_fraction < 1.0, "agent.val_fraction", f"must be in (0, 1) (got {self.val_fraction})")
+        require(
+            0.0 < self.val_fraction < 1.0,
+            "agent.val_fraction",
+            f"must be in (0, 1) (got {self.val_fraction})",
+        )
         for key in ("l1_activity", "kl_weight", "noise_std", "weight_decay", "l2_weight"):
             value = getattr(self, key)
             require(value >= 0, f"agent.{key}", f"must be >= 0 (got {value})")
@@ -197,6 +217,10 @@ class AutoencoderConfig:
         require_choice(self.noise, "agent.noise", NOISES)
         require(0.0 <= self.mask_prob < 1.0, "agent.mask_prob", f"must be in [0, 1) (got {self.mask_prob})")
         require(self.warp_degrees >= 0, "agent.warp_degrees", f"must be >= 0 (got {self.warp_degrees})")
-        require(0.0 <= self.warp_scale < 1.0, "agent.warp_scale", f"must be in [0, 1) (got {self.warp_scale})")
+        require(
+            0.0 <= self.warp_scale < 1.0, "agent.warp_scale", f"must be in [0, 1) (got {self.warp_scale})"
+        )
         require(self.warp_shift >= 0, "agent.warp_shift", f"must be >= 0 pixels (got {self.warp_shift})")
-        require(self.layerwise_epochs > 0, "agent.layerwise_epochs", f"must be > 0 (got {self.layerwise_epochs})")
+        require(
+            self.layerwise_epochs > 0, "agent.layerwise_epochs", f"must be > 0 (got {self.layerwise_epochs})"
+        )

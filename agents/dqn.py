@@ -61,15 +61,26 @@ class DQNAgent:
         self.device = device
         self.n_actions = int(action_space.n)
         self.total_steps = total_steps
-        online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions, cfg.dueling).to(device)
+        online = QNetwork(nets.build_extractor(net_cfg, observation_space), self.n_actions, cfg.dueling).to(
+            device
+        )
         online.extractor.train(not getattr(net_cfg, "freeze", False))  # frozen: fixed BN stats, no dropout
-        self.fast = FastPath(online, device=device, lr=cfg.lr, adam_eps=cfg.adam_eps, amp=amp, compile=compile,
-                             channels_last=channels_last, separate_actor=separate_actor)
+        self.fast = FastPath(
+            online,
+            device=device,
+            lr=cfg.lr,
+            adam_eps=cfg.adam_eps,
+            amp=amp,
+            compile=compile,
+            channels_last=channels_last,
+            separate_actor=separate_actor,
+        )
         self.online, self.target, self.optimizer = self.fast.online, self.fast.target, self.fast.optimizer
         # One target pass per round (update_round) needs a target whose output for a sample does not depend on
         # the rest of the batch or on chance: no batch norm in batch-statistics mode, no active dropout.
         self.round_targets = not any(
-            m.training for m in self.target.modules()
+            m.training
+            for m in self.target.modules()
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))
         )
         self.rng = np.random.default_rng(seed)
@@ -170,15 +181,23 @@ class DQNAgent:
         with torch.no_grad(), fast.autocast():
             next_q_target, _ = fast.forward_target(next_obs)
         if self.cfg.double:
-            return [self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)]
+            return [
+                self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)
+            ]
         # plain DQN: the whole round's TD targets at once too (they need only the target net)
         with torch.no_grad():
             all_discounts = [batch.discounts for batch in batches]
-            discounts = (self.cfg.gamma if any(d is None for d in all_discounts)
-                         else torch.cat([d for d in all_discounts if d is not None]))
-            targets = td_target(torch.cat([batch.rewards for batch in batches]),
-                                greedy_next_values(next_q_target.float()),
-                                torch.cat([batch.terminated for batch in batches]), discounts)
+            discounts = (
+                self.cfg.gamma
+                if any(d is None for d in all_discounts)
+                else torch.cat([d for d in all_discounts if d is not None])
+            )
+            targets = td_target(
+                torch.cat([batch.rewards for batch in batches]),
+                greedy_next_values(next_q_target.float()),
+                torch.cat([batch.terminated for batch in batches]),
+                discounts,
+            )
         return [self.update(batch, targets=t) for batch, t in zip(batches, targets.split(sizes), strict=True)]
 
     def update(
@@ -199,8 +218,9 @@ class DQNAgent:
                 if next_q_target is None:
                     next_q_target, _ = fast.forward_target(next_obs)
                 next_q_online = fast.forward_online(next_obs)[0] if cfg.double else None
-                next_values = greedy_next_values(next_q_target.float(),
-                                                 None if next_q_online is None else next_q_online.float())
+                next_values = greedy_next_values(
+                    next_q_target.float(), None if next_q_online is None else next_q_online.float()
+                )
                 target = td_target(batch.rewards, next_values, batch.terminated, discounts)
         with fast.autocast():
             q, _ = fast.forward_online(fast.layout(batch.obs))

@@ -156,8 +156,14 @@ class DRQNAgent:
             next_online = q_all[:, 1:].detach().reshape(-1, n_act) if cfg.double else None
             next_values = greedy_next_values(q_next_target.float().reshape(-1, n_act), next_online)
             valid = batch.mask[:, b:] if batch.valid is None else batch.valid[:, b:]
-            target = sequence_nstep_targets(batch.rewards[:, b:], batch.terminated[:, b:], valid,
-                                            next_values.view_as(q_taken), cfg.n_step, cfg.gamma)
+            target = sequence_nstep_targets(
+                batch.rewards[:, b:],
+                batch.terminated[:, b:],
+                valid,
+                next_values.view_as(q_taken),
+                cfg.n_step,
+                cfg.gamma,
+            )
         mask = batch.mask[:, b:]
         loss = masked_q_loss(q_taken, target, mask, cfg.loss, batch.weights)
         grad_norm = fast.step(loss, cfg.max_grad_norm)
@@ -175,7 +181,9 @@ class DRQNAgent:
         return {
             **self.dqn.state_dict(),
             "hidden": self.hidden,  # the actors' hidden states (None: fresh), so a resume carries on
-            "pending_starts": None if self.pending_starts is None else torch.from_numpy(self.pending_starts.copy()),
+            "pending_starts": None
+            if self.pending_starts is None
+            else torch.from_numpy(self.pending_starts.copy()),
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -63,12 +63,16 @@ class FastPath:
         self.optimizer = torch.optim.Adam(self.params, lr=lr, eps=adam_eps, fused=True)
         # bf16 autocast: fp32's range, so no loss scaling is needed (fp16 would need a GradScaler)
         if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("amp=true autocasts to bfloat16, which this GPU does not support; use amp=false")
+            raise ConfigError(
+                "amp=true autocasts to bfloat16, which this GPU does not support; use amp=false"
+            )
         self.autocast_dtype = torch.bfloat16 if amp else None
         self.forward_online = torch.compile(online) if compile else online
         self.forward_target = torch.compile(self.target) if compile else self.target
-        self.forward_actor = self.forward_online if self.actor is online else (
-            torch.compile(self.actor) if compile else self.actor
+        self.forward_actor = (
+            self.forward_online
+            if self.actor is online
+            else (torch.compile(self.actor) if compile else self.actor)
         )
 
     def layout(self, obs: torch.Tensor) -> torch.Tensor:
@@ -112,8 +116,11 @@ def flat_gradients(params: list[nn.Parameter]) -> torch.Tensor:
     0.1 ms of a 1 ms CartPole update (docs/performance.md). Views keep each parameter's strides
     (channels_last conv weights too), so the gradient layout matches the parameter's.
     """
-    flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype if params else torch.float32,
-                       device=params[0].device if params else None)
+    flat = torch.zeros(
+        sum(p.numel() for p in params),
+        dtype=params[0].dtype if params else torch.float32,
+        device=params[0].device if params else None,
+    )
     offset = 0
     for p in params:
         p.grad = flat.as_strided(p.shape, p.stride(), offset)

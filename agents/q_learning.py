@@ -11,13 +11,18 @@ import torch.nn.functional as F
 
 
 def td_target(
-    rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, discounts: torch.Tensor | float
+    rewards: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    discounts: torch.Tensor | float,
 ) -> torch.Tensor:
     """y = r + γ · (1 − terminated) · V(s'). Truncated transitions are not terminal: they bootstrap."""
     return rewards + discounts * (1.0 - terminated) * next_values
 
 
-def greedy_next_values(next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+def greedy_next_values(
+    next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None
+) -> torch.Tensor:
     """max_a Q_target(s', a), or Q_target(s', argmax_a Q_online(s', a)) for Double DQN."""
     if next_q_online is None:
         return next_q_target.max(dim=1).values
@@ -25,7 +30,9 @@ def greedy_next_values(next_q_target: torch.Tensor, next_q_online: torch.Tensor 
     return next_q_target.gather(1, best).squeeze(1)
 
 
-def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", weights: torch.Tensor | None = None) -> torch.Tensor:
+def q_loss(
+    q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Huber (smooth L1 with δ = 1, the error clipping of Mnih et al. 2015) or squared TD error, batch mean.
 
     ``weights``: prioritized replay's importance weights, one per sample, multiplying each sample's loss.
@@ -40,14 +47,20 @@ def q_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "huber", wei
 
 
 def masked_q_loss(
-    q_taken: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "huber",
+    q_taken: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    kind: str = "huber",
     weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``q_loss`` over the steps of a batch of sequences where ``mask`` is 1 (padding and burn-in are 0):
     the mean over the valid steps, so short sequences do not dilute the loss. ``weights``: prioritized
     replay's importance weights, one per sequence, multiplying each of its steps' losses (R2D2)."""
-    per_step = F.smooth_l1_loss(q_taken, target, reduction="none") if kind == "huber" else F.mse_loss(
-        q_taken, target, reduction="none")
+    per_step = (
+        F.smooth_l1_loss(q_taken, target, reduction="none")
+        if kind == "huber"
+        else F.mse_loss(q_taken, target, reduction="none")
+    )
     if weights is not None:
         per_step = per_step * weights.unsqueeze(1)
     return (per_step * mask).sum() / mask.sum().clamp(min=1.0)

@@ -50,12 +50,22 @@ class BuildContext:
     overlap: bool = False  # the loop learns in a background thread: acting needs its own copy of the net
 
     @classmethod
-    def for_run(cls, cfg: Any, observation_space: gym.Space, action_space: gym.Space | None,
-                device: torch.device) -> BuildContext:
+    def for_run(
+        cls, cfg: Any, observation_space: gym.Space, action_space: gym.Space | None, device: torch.device
+    ) -> BuildContext:
         """From a run's typed config (``rlcore.schema.TrainConfig``: its net and run-wide switches)."""
-        return cls(net=cfg.net, observation_space=observation_space, action_space=action_space, device=device,
-                   seed=cfg.seed, total_steps=cfg.total_steps, amp=cfg.amp, compile=cfg.compile,
-                   channels_last=cfg.channels_last, overlap=cfg.overlap)
+        return cls(
+            net=cfg.net,
+            observation_space=observation_space,
+            action_space=action_space,
+            device=device,
+            seed=cfg.seed,
+            total_steps=cfg.total_steps,
+            amp=cfg.amp,
+            compile=cfg.compile,
+            channels_last=cfg.channels_last,
+            overlap=cfg.overlap,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,15 +87,27 @@ def build_dqn(cfg: DQNConfig, ctx: BuildContext) -> Any:
     from agents.drqn import DRQNAgent
 
     kind = DRQNAgent if is_recurrent_config(ctx.net) else DQNAgent
-    return kind(cfg, ctx.net, ctx.observation_space, ctx.action_space, total_steps=ctx.total_steps,
-                device=ctx.device, seed=ctx.seed, amp=ctx.amp, compile=ctx.compile,
-                channels_last=ctx.channels_last, separate_actor=ctx.overlap)
+    return kind(
+        cfg,
+        ctx.net,
+        ctx.observation_space,
+        ctx.action_space,
+        total_steps=ctx.total_steps,
+        device=ctx.device,
+        seed=ctx.seed,
+        amp=ctx.amp,
+        compile=ctx.compile,
+        channels_last=ctx.channels_last,
+        separate_actor=ctx.overlap,
+    )
 
 
 def build_supervised(cfg: SupervisedConfig, ctx: BuildContext) -> Any:
     from agents.supervised import SupervisedAgent
 
-    return SupervisedAgent(cfg, ctx.net, ctx.observation_space, ctx.action_space, device=ctx.device, seed=ctx.seed)
+    return SupervisedAgent(
+        cfg, ctx.net, ctx.observation_space, ctx.action_space, device=ctx.device, seed=ctx.seed
+    )
 
 
 def build_autoencoder(cfg: AutoencoderConfig, ctx: BuildContext) -> Any:
@@ -96,8 +118,13 @@ def build_autoencoder(cfg: AutoencoderConfig, ctx: BuildContext) -> Any:
 
 
 AGENTS: tuple[AgentSpec, ...] = (
-    AgentSpec("dqn", DQNConfig, build_dqn, "off_policy",
-              Capabilities(replay=True, resume=True, recurrent_nets=True, step_budget=True)),
+    AgentSpec(
+        "dqn",
+        DQNConfig,
+        build_dqn,
+        "off_policy",
+        Capabilities(replay=True, resume=True, recurrent_nets=True, step_budget=True),
+    ),
     AgentSpec("supervised", SupervisedConfig, build_supervised, "supervised", Capabilities()),
     AgentSpec("autoencoder", AutoencoderConfig, build_autoencoder, "pretraining", Capabilities()),
 )
@@ -110,8 +137,10 @@ def agent_spec(agent_cfg: object) -> AgentSpec:
     for spec in AGENTS:
         if type(agent_cfg) is spec.schema:
             return spec
-    raise ConfigError(f"config key 'agent': {type(agent_cfg).__name__} is not a registered agent schema; "
-                      f"known: {', '.join(s.schema.__name__ for s in AGENTS)}")
+    raise ConfigError(
+        f"config key 'agent': {type(agent_cfg).__name__} is not a registered agent schema; "
+        f"known: {', '.join(s.schema.__name__ for s in AGENTS)}"
+    )
 
 
 def make_agent(agent_cfg: object, context: BuildContext) -> Any:

@@ -65,7 +65,9 @@ def sequence_nstep_targets(
     return targets
 
 
-def sequence_priorities(td_errors: torch.Tensor, mask: torch.Tensor, eta: float = PRIORITY_ETA) -> torch.Tensor:
+def sequence_priorities(
+    td_errors: torch.Tensor, mask: torch.Tensor, eta: float = PRIORITY_ETA
+) -> torch.Tensor:
     """One priority per sequence: η · max |δ| + (1 − η) · mean |δ| over its trained steps (``mask`` = 1).
 
     A sequence with no trained step (cannot happen for a sampled window: its training start is valid)

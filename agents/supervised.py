@@ -22,8 +22,14 @@ from agents.configs import LR_SCHEDULES, SupervisedConfig
 from rlcore.base.errors import ConfigError
 
 
-def lr_factor(schedule: str, epoch: float, total_epochs: float, step_epochs: int = 1, gamma: float = 0.1,
-              min_fraction: float = 0.0) -> float:
+def lr_factor(
+    schedule: str,
+    epoch: float,
+    total_epochs: float,
+    step_epochs: int = 1,
+    gamma: float = 0.1,
+    min_fraction: float = 0.0,
+) -> float:
     """Multiplier of the base learning rate after ``epoch`` (fractional) epochs of ``total_epochs``.
 
     step: gamma ** floor(epoch / step_epochs); exponential: gamma ** epoch (smooth per step); cosine:
@@ -41,7 +47,9 @@ def lr_factor(schedule: str, epoch: float, total_epochs: float, step_epochs: int
     raise ValueError(f"unknown lr schedule {schedule!r}; choose one of {list(LR_SCHEDULES)}")
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Batch-mean cross-entropy of integer labels under softmax(logits)."""
     return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
@@ -119,7 +127,11 @@ class SupervisedAgent:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                self.params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+                self.params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+                weight_decay=cfg.weight_decay,
             )
         else:
             self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -160,7 +172,9 @@ class SupervisedAgent:
         predictions = self.logits(obs).argmax(dim=1).cpu().numpy()
         if epsilon:
             random_mask = self.rng.random(len(predictions)) < epsilon
-            predictions = np.where(random_mask, self.rng.integers(0, self.n_classes, len(predictions)), predictions)
+            predictions = np.where(
+                random_mask, self.rng.integers(0, self.n_classes, len(predictions)), predictions
+            )
         return predictions
 
     # -- schedules ---------------------------------------------------------------------------------------
@@ -177,7 +191,9 @@ class SupervisedAgent:
     def update(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step on ``(images, labels)``; metrics are detached tensors (no device sync)."""
         images, labels = batch
-        if self.cfg.augment_shift:  # training batches only: act/logits and the scored sets see the images as they are
+        if (
+            self.cfg.augment_shift
+        ):  # training batches only: act/logits and the scored sets see the images as they are
             images = random_shift(images, self.cfg.augment_shift, self.augment_generator)
         self.model.train()
         logits, _ = self.model(images)
@@ -186,7 +202,9 @@ class SupervisedAgent:
         loss.backward()
         metrics = {"loss": loss.detach(), "correct": correct_count(logits.detach(), labels)}
         if self.cfg.max_grad_norm > 0:
-            metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm, foreach=True).detach()
+            metrics["grad_norm"] = nn.utils.clip_grad_norm_(
+                self.params, self.cfg.max_grad_norm, foreach=True
+            ).detach()
         self.optimizer.step()
         self.updates += 1
         return metrics

@@ -27,14 +27,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "atari_throughput.json"
 
-COMMON = {"buffer_size": 100_000, "batch_size": 32, "train_freq": 4, "learning_starts": 1_000,
-          "target_update_interval": 1_000, "lr": 1e-4}
+COMMON = {
+    "buffer_size": 100_000,
+    "batch_size": 32,
+    "train_freq": 4,
+    "learning_starts": 1_000,
+    "target_update_interval": 1_000,
+    "lr": 1e-4,
+}
 
 # rlcore runs: label -> overrides on top of `env=Breakout` (whose tuned config has overlap, threads=1,
 # channels_last). The ablation adds the speed options one at a time, from none of them.
 OURS_DEFAULT = ("rlcore (Atari defaults: channels_last, threads=1, overlap)", [])
 ABLATION = [
-    ("rlcore plain: NCHW, torch threads=2, inline updates", ["channels_last=false", "threads=0", "overlap=false"]),
+    (
+        "rlcore plain: NCHW, torch threads=2, inline updates",
+        ["channels_last=false", "threads=0", "overlap=false"],
+    ),
     ("+ channels_last", ["channels_last=true", "threads=0", "overlap=false"]),
     ("+ channels_last, threads=1", ["channels_last=true", "threads=1", "overlap=false"]),
 ]  # then OURS_DEFAULT: + overlap. amp is timed per update (--update-cost): a training run would take long
@@ -50,21 +59,41 @@ def ours_worker(steps: int, overrides: list[str], out: Path) -> None:
     register_configs()
     with tempfile.TemporaryDirectory(prefix="rlcore-bench-") as tmp:
         summary = _run_ours(steps, overrides, Path(tmp) / "run", compose, initialize_config_dir, run)
-    out.write_text(json.dumps({"sps": summary["train_sps"], "updates": summary["updates"],
-                               "train_time_s": summary["train_time_s"]}))
+    out.write_text(
+        json.dumps(
+            {
+                "sps": summary["train_sps"],
+                "updates": summary["updates"],
+                "train_time_s": summary["train_time_s"],
+            }
+        )
+    )
 
 
 def _run_ours(steps, overrides, run_dir, compose, initialize_config_dir, run) -> dict:
     a = COMMON
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            "env=Breakout", "device=cpu", "logger=none", f"total_steps={steps}", "eval_every=0",
-            "final_eval_episodes=1", "env.eval_max_episode_frames=2000", f"run_dir={run_dir}",
-            f"agent.buffer_size={a['buffer_size']}", f"agent.batch_size={a['batch_size']}",
-            f"agent.train_freq={a['train_freq']}", f"agent.learning_starts={a['learning_starts']}",
-            f"agent.target_update_interval={a['target_update_interval']}", f"agent.lr={a['lr']}",
-            "agent.gradient_steps=1", *overrides,
-        ])
+        cfg = compose(
+            "config",
+            overrides=[
+                "env=Breakout",
+                "device=cpu",
+                "logger=none",
+                f"total_steps={steps}",
+                "eval_every=0",
+                "final_eval_episodes=1",
+                "env.eval_max_episode_frames=2000",
+                f"run_dir={run_dir}",
+                f"agent.buffer_size={a['buffer_size']}",
+                f"agent.batch_size={a['batch_size']}",
+                f"agent.train_freq={a['train_freq']}",
+                f"agent.learning_starts={a['learning_starts']}",
+                f"agent.target_update_interval={a['target_update_interval']}",
+                f"agent.lr={a['lr']}",
+                "agent.gradient_steps=1",
+                *overrides,
+            ],
+        )
     return run(cfg, run_dir)
 
 
@@ -81,11 +110,23 @@ def sb3_worker(steps: int, threads: int, out: Path) -> None:
         torch.set_num_threads(threads)
     env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=1, seed=0), n_stack=4)
     a = COMMON
-    model = DQN("CnnPolicy", env, buffer_size=a["buffer_size"], optimize_memory_usage=False,
-                learning_starts=a["learning_starts"], batch_size=a["batch_size"], train_freq=a["train_freq"],
-                gradient_steps=1, target_update_interval=a["target_update_interval"],
-                learning_rate=a["lr"], exploration_fraction=0.1, exploration_final_eps=0.01,
-                device="cpu", seed=0, verbose=0)
+    model = DQN(
+        "CnnPolicy",
+        env,
+        buffer_size=a["buffer_size"],
+        optimize_memory_usage=False,
+        learning_starts=a["learning_starts"],
+        batch_size=a["batch_size"],
+        train_freq=a["train_freq"],
+        gradient_steps=1,
+        target_update_interval=a["target_update_interval"],
+        learning_rate=a["lr"],
+        exploration_fraction=0.1,
+        exploration_final_eps=0.01,
+        device="cpu",
+        seed=0,
+        verbose=0,
+    )
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     elapsed = time.perf_counter() - start
@@ -105,11 +146,26 @@ def update_cost(rounds: int = 6, per_round: int = 10) -> dict[str, float]:
     from rlcore.replay import Batch
 
     space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    variants = {f"{'channels_last' if cl else 'NCHW'}, threads={t}{', amp bf16' if amp else ''}": (cl, t, amp)
-                for cl in (False, True) for t in (1, 2) for amp in (False, True) if not (amp and t == 2)}
-    agents = {name: DQNAgent(DQNConfig(), NatureCNNConfig(), space, gym.spaces.Discrete(4), total_steps=1,
-                             device=torch.device("cpu"), amp=amp, channels_last=cl)
-              for name, (cl, _, amp) in variants.items()}
+    variants = {
+        f"{'channels_last' if cl else 'NCHW'}, threads={t}{', amp bf16' if amp else ''}": (cl, t, amp)
+        for cl in (False, True)
+        for t in (1, 2)
+        for amp in (False, True)
+        if not (amp and t == 2)
+    }
+    agents = {
+        name: DQNAgent(
+            DQNConfig(),
+            NatureCNNConfig(),
+            space,
+            gym.spaces.Discrete(4),
+            total_steps=1,
+            device=torch.device("cpu"),
+            amp=amp,
+            channels_last=cl,
+        )
+        for name, (cl, _, amp) in variants.items()
+    }
     seq = torch.randint(0, 256, (32, 5, 84, 84), dtype=torch.uint8)
     batch = Batch(seq[:, :-1], torch.randint(0, 4, (32,)), torch.rand(32), seq[:, 1:], torch.zeros(32))
     obs = seq[:1, :-1].numpy()
@@ -128,16 +184,22 @@ def update_cost(rounds: int = 6, per_round: int = 10) -> dict[str, float]:
             if r:  # round 0 warms up
                 times[name].append((middle - start) / n * 1e3)
                 acts[name].append((time.perf_counter() - middle) / n * 1e3)
-    return {name: {"update_ms": round(float(np.median(times[name])), 2),
-                   "act_ms": round(float(np.median(acts[name])), 2)} for name in variants}
+    return {
+        name: {
+            "update_ms": round(float(np.median(times[name])), 2),
+            "act_ms": round(float(np.median(acts[name])), 2),
+        }
+        for name in variants
+    }
 
 
 def run_child(args: list[str]) -> dict:
     """Run this script as a worker; its result plus its own peak RSS."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
-    proc = subprocess.Popen([sys.executable, __file__, *args, "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args, "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -151,7 +213,9 @@ def run_child(args: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per run (default 20000)")
-    parser.add_argument("--sb3-threads", type=int, default=0, help="torch threads for SB3 (0: torch's default)")
+    parser.add_argument(
+        "--sb3-threads", type=int, default=0, help="torch threads for SB3 (0: torch's default)"
+    )
     parser.add_argument("--ablation", action="store_true", help="also time each rlcore speed option")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 run")
     parser.add_argument("--update-cost", action="store_true", help="only time one update per option")
@@ -176,20 +240,31 @@ def main() -> None:
 
     rows = []
     for label, overrides in ([*ABLATION] if args.ablation else []) + [OURS_DEFAULT]:
-        result = run_child(["--worker", "ours", "--steps", str(args.steps), "--overrides", " ".join(overrides)])
+        result = run_child(
+            ["--worker", "ours", "--steps", str(args.steps), "--overrides", " ".join(overrides)]
+        )
         rows.append({"run": label, "impl": "rlcore", "overrides": overrides, **result})
         print(f"{label:<52} {result['sps']:>7.1f} SPS  peak RSS {result['peak_rss_mb']:>7.1f} MB", flush=True)
     ours = rows[-1]
-    report = {"steps": args.steps, "settings": COMMON, "machine": platform.processor() or platform.machine(),
-              "cpus": os.cpu_count(), "runs": rows}
+    report = {
+        "steps": args.steps,
+        "settings": COMMON,
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "runs": rows,
+    }
     if not args.no_sb3:
-        sb3 = run_child(["--worker", "sb3", "--steps", str(args.steps), "--sb3-threads", str(args.sb3_threads)])
+        sb3 = run_child(
+            ["--worker", "sb3", "--steps", str(args.steps), "--sb3-threads", str(args.sb3_threads)]
+        )
         rows.append({"run": "stable-baselines3 DQN", "impl": "sb3", **sb3})
         print(f"{'stable-baselines3 DQN':<52} {sb3['sps']:>7.1f} SPS  peak RSS {sb3['peak_rss_mb']:>7.1f} MB")
         report["sps_ratio_ours_over_sb3"] = round(ours["sps"] / sb3["sps"], 2)
         report["rss_ratio_ours_over_sb3"] = round(ours["peak_rss_mb"] / sb3["peak_rss_mb"], 2)
-        print(f"training SPS ratio rlcore / SB3: {report['sps_ratio_ours_over_sb3']:.2f}x; "
-              f"peak RSS ratio: {report['rss_ratio_ours_over_sb3']:.2f}x")
+        print(
+            f"training SPS ratio rlcore / SB3: {report['sps_ratio_ours_over_sb3']:.2f}x; "
+            f"peak RSS ratio: {report['rss_ratio_ours_over_sb3']:.2f}x"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {RESULTS}")

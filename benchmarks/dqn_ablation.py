@@ -48,9 +48,21 @@ EVAL_EPISODES, FINAL_EPISODES = 10, 20
 
 
 def command(env: str, variant: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "train.py"), f"env={env}", *VARIANTS[variant], f"seed={seed}",
-            f"total_steps={steps}", f"eval_every={eval_every}", f"eval_episodes={EVAL_EPISODES}",
-            f"final_eval_episodes={FINAL_EPISODES}", "logger=none", "device=cpu", "threads=1", f"run_dir={run_dir}"]
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        f"env={env}",
+        *VARIANTS[variant],
+        f"seed={seed}",
+        f"total_steps={steps}",
+        f"eval_every={eval_every}",
+        f"eval_episodes={EVAL_EPISODES}",
+        f"final_eval_episodes={FINAL_EPISODES}",
+        "logger=none",
+        "device=cpu",
+        "threads=1",
+        f"run_dir={run_dir}",
+    ]
 
 
 def run_one(env: str, variant: str, seed: int, steps: int, eval_every: int) -> dict:
@@ -72,9 +84,16 @@ def run_one(env: str, variant: str, seed: int, steps: int, eval_every: int) -> d
                     first = int(row["step"])
                     break
     shown = " ".join(a for a in cmd[2:] if not a.startswith("run_dir="))
-    return {"env": env, "variant": variant, "seed": seed, "final_eval": summary["eval_mean_return"],
-            "first_step_at_threshold": first, "train_sps": summary["train_sps"],
-            "wall_s": round(time.perf_counter() - start, 1), "command": f"python train.py {shown}"}
+    return {
+        "env": env,
+        "variant": variant,
+        "seed": seed,
+        "final_eval": summary["eval_mean_return"],
+        "first_step_at_threshold": first,
+        "train_sps": summary["train_sps"],
+        "wall_s": round(time.perf_counter() - start, 1),
+        "command": f"python train.py {shown}",
+    }
 
 
 def summarize(rows: list[dict], threshold: float) -> dict:
@@ -92,7 +111,9 @@ def summarize(rows: list[dict], threshold: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, default=5)
@@ -100,7 +121,9 @@ def main() -> None:
     parser.add_argument("--cartpole-steps", type=int, default=ENVS["CartPole"][1])
     parser.add_argument("--acrobot-steps", type=int, default=ENVS["Acrobot"][1])
     parser.add_argument("--eval-every", type=int, default=5_000)
-    parser.add_argument("--quick", action="store_true", help="1 seed, 3,000 (CartPole) / 2,000 (Acrobot) steps")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 seed, 3,000 (CartPole) / 2,000 (Acrobot) steps"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dqn_ablation.json"))
     args = parser.parse_args()
     steps = {"CartPole": args.cartpole_steps, "Acrobot": args.acrobot_steps}
@@ -109,42 +132,67 @@ def main() -> None:
         steps = {"CartPole": 3_000, "Acrobot": 2_000}
     os.environ.setdefault("WANDB_MODE", "disabled")
     # seed-major order: a drift in machine load hits every variant alike
-    tasks = [(env, variant, seed) for env in args.envs for seed in range(args.seeds) for variant in args.variants]
+    tasks = [
+        (env, variant, seed) for env in args.envs for seed in range(args.seeds) for variant in args.variants
+    ]
     start = time.perf_counter()
     rows = []
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, env, variant, seed, steps[env], args.eval_every) for env, variant, seed in tasks]
+        futures = [
+            pool.submit(run_one, env, variant, seed, steps[env], args.eval_every)
+            for env, variant, seed in tasks
+        ]
         for future in futures:
             rows.append(future.result())
             r = rows[-1]
-            print(f"{r['env']:<8} {r['variant']:<12} seed {r['seed']}: final {r['final_eval']:8.1f}  "
-                  f"first at threshold {r['first_step_at_threshold'] or '-'}  SPS {r['train_sps']:.0f}  {r['wall_s']:.0f} s",
-                  flush=True)
+            print(
+                f"{r['env']:<8} {r['variant']:<12} seed {r['seed']}: final {r['final_eval']:8.1f}  "
+                f"first at threshold {r['first_step_at_threshold'] or '-'}  SPS {r['train_sps']:.0f}  {r['wall_s']:.0f} s",
+                flush=True,
+            )
     table = {}
     for env in args.envs:
         threshold = ENVS[env][0]
         print(f"\n{env} ({steps[env]:,} steps, {args.seeds} seed(s), threshold {threshold:g})")
-        header = (f"{'variant':<13} {'final eval mean ± std':>22} {'final ≥ thr':>11} {'eval reached':>12} "
-                  f"{'median first step':>17} {'SPS':>5}")
+        header = (
+            f"{'variant':<13} {'final eval mean ± std':>22} {'final ≥ thr':>11} {'eval reached':>12} "
+            f"{'median first step':>17} {'SPS':>5}"
+        )
         print(header + "\n" + "-" * len(header))
         for variant in args.variants:
             s = summarize([r for r in rows if r["env"] == env and r["variant"] == variant], threshold)
             table.setdefault(env, {})[variant] = s
             first = s["median_first_step_at_threshold"]
-            print(f"{variant:<13} {s['final_mean']:>13.1f} ± {s['final_std']:<6.1f} "
-                  f"{s['seeds_final_at_threshold']:>5}/{s['seeds']:<5} {s['seeds_eval_reached_threshold']:>6}/{s['seeds']:<5} "
-                  f"{first if first is not None else '-':>17} {s['median_train_sps']:>5}")
+            print(
+                f"{variant:<13} {s['final_mean']:>13.1f} ± {s['final_std']:<6.1f} "
+                f"{s['seeds_final_at_threshold']:>5}/{s['seeds']:<5} {s['seeds_eval_reached_threshold']:>6}/{s['seeds']:<5} "
+                f"{first if first is not None else '-':>17} {s['median_train_sps']:>5}"
+            )
     wall = time.perf_counter() - start
     print(f"\nwall time {wall / 60:.1f} min with {args.jobs} job(s)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
-        "settings": {"steps": steps, "seeds": args.seeds, "jobs": args.jobs, "eval_every": args.eval_every,
-                     "eval_episodes": EVAL_EPISODES, "final_eval_episodes": FINAL_EPISODES,
-                     "thresholds": {e: ENVS[e][0] for e in args.envs}, "variants": {v: VARIANTS[v] for v in args.variants},
-                     "quick": args.quick},
-        "summary": table, "runs": rows, "wall_s": round(wall, 1),
-        "command": "python benchmarks/dqn_ablation.py " + " ".join(sys.argv[1:]),
-    }, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "settings": {
+                    "steps": steps,
+                    "seeds": args.seeds,
+                    "jobs": args.jobs,
+                    "eval_every": args.eval_every,
+                    "eval_episodes": EVAL_EPISODES,
+                    "final_eval_episodes": FINAL_EPISODES,
+                    "thresholds": {e: ENVS[e][0] for e in args.envs},
+                    "variants": {v: VARIANTS[v] for v in args.variants},
+                    "quick": args.quick,
+                },
+                "summary": table,
+                "runs": rows,
+                "wall_s": round(wall, 1),
+                "command": "python benchmarks/dqn_ablation.py " + " ".join(sys.argv[1:]),
+            },
+            indent=2,
+        )
+    )
     print(f"written {args.out}")
 
 

@@ -34,11 +34,22 @@ THRESHOLD, FINAL_EPISODES = 475.0, 20
 BEST_EPISODES, BEST_SEED_OFFSET = 50, 20_000
 
 
-def command(net: str, seed: int, run_dir: Path, steps: int | None, agent: str = "dqn",
-            extra: tuple[str, ...] = ()) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "train.py"), *([f"agent={agent}"] if agent != "dqn" else []),
-           "env=CartPoleNoVel", f"net={net}", f"seed={seed}",
-           f"run_dir={run_dir}", f"final_eval_episodes={FINAL_EPISODES}", "logger=none", "device=cpu", "threads=1"]
+def command(
+    net: str, seed: int, run_dir: Path, steps: int | None, agent: str = "dqn", extra: tuple[str, ...] = ()
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *([f"agent={agent}"] if agent != "dqn" else []),
+        "env=CartPoleNoVel",
+        f"net={net}",
+        f"seed={seed}",
+        f"run_dir={run_dir}",
+        f"final_eval_episodes={FINAL_EPISODES}",
+        "logger=none",
+        "device=cpu",
+        "threads=1",
+    ]
     if steps is not None:
         cmd += [f"total_steps={steps}", f"eval_every={max(steps // 5, 1)}", "agent.learning_starts=500"]
     return cmd + list(extra)
@@ -46,9 +57,18 @@ def command(net: str, seed: int, run_dir: Path, steps: int | None, agent: str = 
 
 def evaluate_best(run_dir: Path, seed: int) -> dict:
     """Greedy return of the run's best.pt over BEST_EPISODES episodes it was not selected on."""
-    cmd = [sys.executable, str(ROOT / "evaluate.py"), f"run={run_dir}", "which=best", f"episodes={BEST_EPISODES}",
-           f"seed={seed + BEST_SEED_OFFSET}", "device=cpu"]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        str(ROOT / "evaluate.py"),
+        f"run={run_dir}",
+        "which=best",
+        f"episodes={BEST_EPISODES}",
+        f"seed={seed + BEST_SEED_OFFSET}",
+        "device=cpu",
+    ]
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     if done.returncode != 0:
         raise SystemExit(f"evaluation failed: {' '.join(cmd[1:])}\n{done.stderr[-3000:]}")
     return json.loads((run_dir / "checkpoints" / "eval.json").read_text())
@@ -65,24 +85,46 @@ def run_one(net: str, seed: int, steps: int | None, agent: str = "dqn", extra: t
             raise SystemExit(f"run failed: {' '.join(cmd[1:])}\n{done.stderr[-3000:]}")
         summary = json.loads((run_dir / "summary.json").read_text())
         best = evaluate_best(run_dir, seed)
-    row = {"net": net, "seed": seed, "final_eval": summary["eval_mean_return"], "final_std": summary["eval_std_return"],
-           "best_eval": summary["best_eval_mean_return"],
-           "best_ckpt_eval": best["mean_return"], "best_ckpt_std": best["std_return"], "steps": summary["total_steps"],
-           "train_sps": summary["train_sps"], "wall_s": round(wall, 1),
-           "command": "python train.py " + " ".join(c for c in cmd[2:] if not c.startswith("run_dir="))}
-    print(f"{net} seed {seed}: final eval {row['final_eval']:.1f}, best.pt on {BEST_EPISODES} fresh episodes "
-          f"{row['best_ckpt_eval']:.1f}, {row['train_sps']:.0f} SPS, {wall:.0f} s", flush=True)
+    row = {
+        "net": net,
+        "seed": seed,
+        "final_eval": summary["eval_mean_return"],
+        "final_std": summary["eval_std_return"],
+        "best_eval": summary["best_eval_mean_return"],
+        "best_ckpt_eval": best["mean_return"],
+        "best_ckpt_std": best["std_return"],
+        "steps": summary["total_steps"],
+        "train_sps": summary["train_sps"],
+        "wall_s": round(wall, 1),
+        "command": "python train.py " + " ".join(c for c in cmd[2:] if not c.startswith("run_dir=")),
+    }
+    print(
+        f"{net} seed {seed}: final eval {row['final_eval']:.1f}, best.pt on {BEST_EPISODES} fresh episodes "
+        f"{row['best_ckpt_eval']:.1f}, {row['train_sps']:.0f} SPS, {wall:.0f} s",
+        flush=True,
+    )
     return row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--nets", nargs="+", default=["mlp", "lstm"])
-    parser.add_argument("--agent", default="dqn", help="dqn, or rainbow_lite (DRQN with double, dueling, 3-step, PER)")
-    parser.add_argument("--steps", type=int, default=None, help="override total_steps (default: the tuned value)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="extra train.py overrides for every run (tuning screens), e.g. agent.batch_size=128")
+    parser.add_argument(
+        "--agent", default="dqn", help="dqn, or rainbow_lite (DRQN with double, dueling, 3-step, PER)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="override total_steps (default: the tuned value)"
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra train.py overrides for every run (tuning screens), e.g. agent.batch_size=128",
+    )
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="1 seed, 3,000 steps: a check of the script")
@@ -91,7 +133,9 @@ def main() -> None:
     if args.quick:
         args.seeds, args.steps = 1, args.steps or 3000
     os.environ.setdefault("WANDB_MODE", "disabled")
-    for net in args.nets:  # a typo in --set/--agent/--nets fails here with Hydra's message, before any run starts
+    for (
+        net
+    ) in args.nets:  # a typo in --set/--agent/--nets fails here with Hydra's message, before any run starts
         cmd = command(net, args.first_seed, Path("unused"), args.steps, args.agent, tuple(args.set))
         check = subprocess.run([*cmd[:2], "--cfg", "job", *cmd[2:]], cwd=ROOT, capture_output=True, text=True)
         if check.returncode != 0:
@@ -104,8 +148,10 @@ def main() -> None:
     total_wall = time.perf_counter() - start
 
     summary = {}
-    header = (f"{'net':>5} | {'final eval (mean ± std over seeds)':>34} | {'seeds >= 475':>12} | "
-              f"{'best.pt, fresh episodes':>23} | {'seeds >= 475':>12} | {'steps':>6} | {'SPS':>5} | {'wall s/run':>10}")
+    header = (
+        f"{'net':>5} | {'final eval (mean ± std over seeds)':>34} | {'seeds >= 475':>12} | "
+        f"{'best.pt, fresh episodes':>23} | {'seeds >= 475':>12} | {'steps':>6} | {'SPS':>5} | {'wall s/run':>10}"
+    )
     print("\n" + header + "\n" + "-" * len(header))
     for net in args.nets:
         mine = [r for r in rows if r["net"] == net]
@@ -124,15 +170,30 @@ def main() -> None:
             "median_wall_s": statistics.median(r["wall_s"] for r in mine),
         }
         s = summary[net]
-        print(f"{net:>5} | {s['final_eval_mean']:>25.1f} ± {s['final_eval_std']:>6.1f} | "
-              f"{s['seeds_at_475']:>5}/{s['seeds']:<6} | {s['best_ckpt_eval_mean']:>14.1f} ± {s['best_ckpt_eval_std']:>6.1f} | "
-              f"{s['best_ckpt_seeds_at_475']:>5}/{s['seeds']:<6} | {s['steps']:>6} | {s['median_train_sps']:>5.0f} | {s['median_wall_s']:>10.0f}")
+        print(
+            f"{net:>5} | {s['final_eval_mean']:>25.1f} ± {s['final_eval_std']:>6.1f} | "
+            f"{s['seeds_at_475']:>5}/{s['seeds']:<6} | {s['best_ckpt_eval_mean']:>14.1f} ± {s['best_ckpt_eval_std']:>6.1f} | "
+            f"{s['best_ckpt_seeds_at_475']:>5}/{s['seeds']:<6} | {s['steps']:>6} | {s['median_train_sps']:>5.0f} | {s['median_wall_s']:>10.0f}"
+        )
     print(f"\ntotal wall time {total_wall:.0f} s with --jobs {args.jobs}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"agent": args.agent, "overrides": args.set, "threshold": THRESHOLD,
-                                          "final_eval_episodes": FINAL_EPISODES, "best_ckpt_episodes": BEST_EPISODES,
-                                          "jobs": args.jobs, "total_wall_s": round(total_wall, 1),
-                                          "summary": summary, "rows": rows}, indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "agent": args.agent,
+                "overrides": args.set,
+                "threshold": THRESHOLD,
+                "final_eval_episodes": FINAL_EPISODES,
+                "best_ckpt_episodes": BEST_EPISODES,
+                "jobs": args.jobs,
+                "total_wall_s": round(total_wall, 1),
+                "summary": summary,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written {args.out}")
 
 

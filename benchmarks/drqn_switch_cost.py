@@ -50,11 +50,23 @@ def build(overrides: list[str], fill_steps: int) -> tuple:
         cfg = to_typed(compose("config", overrides=["env=CartPoleNoVel", "device=cpu", *overrides]))
     torch.manual_seed(0)
     envs = make_env(cfg.env, 0)
-    agent = make_agent(cfg.agent, BuildContext.for_run(cfg, envs.single_observation_space,
-                                                           envs.single_action_space, torch.device("cpu")))
-    replay = make_sequence_replay(cfg.agent.buffer_size, envs, burn_in=cfg.agent.burn_in,
-                                  sequence_length=cfg.agent.sequence_length, state_size=agent.state_size, seed=0,
-                                  device=torch.device("cpu"), options=cfg.agent, total_steps=cfg.total_steps)
+    agent = make_agent(
+        cfg.agent,
+        BuildContext.for_run(
+            cfg, envs.single_observation_space, envs.single_action_space, torch.device("cpu")
+        ),
+    )
+    replay = make_sequence_replay(
+        cfg.agent.buffer_size,
+        envs,
+        burn_in=cfg.agent.burn_in,
+        sequence_length=cfg.agent.sequence_length,
+        state_size=agent.state_size,
+        seed=0,
+        device=torch.device("cpu"),
+        options=cfg.agent,
+        total_steps=cfg.total_steps,
+    )
     rng = np.random.default_rng(0)
     obs, _ = envs.reset(seed=0)
     agent.reset_state(np.ones(envs.num_envs, bool))
@@ -74,7 +86,9 @@ def build(overrides: list[str], fill_steps: int) -> tuple:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--updates", type=int, default=64, help="updates per timed repeat")
     parser.add_argument("--fill", type=int, default=20_000, help="random-policy steps in the replay")
@@ -108,15 +122,25 @@ def main() -> None:
     print(header + "\n" + "-" * len(header))
     for name in VARIANTS:
         agent, replay, cfg = built[name]
-        rows[name] = {"overrides": ["env=CartPoleNoVel", *VARIANTS[name]], "window_steps": replay.window,
-                      "batch_size": cfg.batch_size, "cpu_ms_per_update": round(statistics.median(cpu[name]), 3),
-                      "wall_ms_per_update": round(statistics.median(wall[name]), 3)}
+        rows[name] = {
+            "overrides": ["env=CartPoleNoVel", *VARIANTS[name]],
+            "window_steps": replay.window,
+            "batch_size": cfg.batch_size,
+            "cpu_ms_per_update": round(statistics.median(cpu[name]), 3),
+            "wall_ms_per_update": round(statistics.median(wall[name]), 3),
+        }
         r = rows[name]
-        print(f"{name:>13} | {r['window_steps']:>12} | {r['cpu_ms_per_update']:>13.2f} | "
-              f"{r['cpu_ms_per_update'] / base:>6.2f}x | {r['wall_ms_per_update']:>14.2f}")
+        print(
+            f"{name:>13} | {r['window_steps']:>12} | {r['cpu_ms_per_update']:>13.2f} | "
+            f"{r['cpu_ms_per_update'] / base:>6.2f}x | {r['wall_ms_per_update']:>14.2f}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"repeats": args.repeats, "updates": args.updates, "fill": args.fill,
-                                          "variants": rows}, indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps(
+            {"repeats": args.repeats, "updates": args.updates, "fill": args.fill, "variants": rows}, indent=2
+        )
+        + "\n"
+    )
     print(f"written {args.out}")
 
 

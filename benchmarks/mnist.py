@@ -36,13 +36,22 @@ from nets import LeNet5Config, MLPConfig, build_extractor, save_encoder, scale_o
 from nets.autoencoder import Autoencoder, masking_noise, reconstruction_loss  # noqa: E402
 from rlcore.training.supervised import as_tensors, train_epoch  # noqa: E402
 
-AE_HIDDEN = [512, 256]  # the 1,000-label net of both arms (encoder widths; the head is a linear layer to 10 classes)
-AE_MASK = 0.8  # masking-noise fraction of the denoising autoencoder (30% gave +2.0 points, 50% +2.8, 80% +3.7)
+AE_HIDDEN = [
+    512,
+    256,
+]  # the 1,000-label net of both arms (encoder widths; the head is a linear layer to 10 classes)
+AE_MASK = (
+    0.8  # masking-noise fraction of the denoising autoencoder (30% gave +2.0 points, 50% +2.8, 80% +3.7)
+)
 # Pretraining epochs over the 60,000 unlabelled images (~17 min on one loaded core). The gain kept growing
 # with pretraining length (same fine-tuning; the plain masking DAE): 20 epochs +3.98 points, 40 +4.40, 60 +4.67,
 # 80 +4.72, 100 +4.78; with AE_WARP, 40 epochs +4.85 and 100 +5.37
 AE_EPOCHS = 100
-AE_WARP = (10.0, 0.1, 2)  # pretraining corruption: rotate ±10°, zoom 1 ± 0.1, shift ±2 px, then mask (see docs/mnist.md)
+AE_WARP = (
+    10.0,
+    0.1,
+    2,
+)  # pretraining corruption: rotate ±10°, zoom 1 ± 0.1, shift ±2 px, then mask (see docs/mnist.md)
 # Fine-tuning recipe shared by both 1,000-label arms (random init and pretrained): dropout 0.3 on the hidden layers
 FINETUNE = ["net.dropout=0.3", "agent.lr_schedule=cosine"]
 
@@ -59,7 +68,9 @@ def widths(text: str) -> list[int]:
     except ValueError:
         hidden = []
     if not hidden or min(hidden) <= 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as 512,256, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive widths such as 512,256, got {text!r}"
+        )
     return hidden
 
 
@@ -71,33 +82,81 @@ def warp_spec(text: str) -> tuple[float, float, int]:
     except ValueError:
         warp = (-1.0, 0.0, 0)
     if warp[0] < 0 or not 0 <= warp[1] < 1 or warp[2] < 0:
-        raise argparse.ArgumentTypeError(f"expected DEGREES,SCALE,PIXELS such as 10,0.1,2 (0 <= SCALE < 1), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected DEGREES,SCALE,PIXELS such as 10,0.1,2 (0 <= SCALE < 1), got {text!r}"
+        )
     return warp
 
 
-def rows(quick: bool, encoder_file: Path, hidden: list[int] | None = None, finetune_shift: int = 0,
-         seed: int = 0) -> dict[str, tuple[list[str], str]]:
+def rows(
+    quick: bool, encoder_file: Path, hidden: list[int] | None = None, finetune_shift: int = 0, seed: int = 0
+) -> dict[str, tuple[list[str], str]]:
     """name -> (train.py arguments, target). ``--quick`` trims epochs/steps only; ``hidden``, ``finetune_shift``
     (agent.augment_shift) and ``seed`` change both 1,000-label arms alike."""
     q = quick
-    labels1000 = ["agent=supervised", "env=MNIST", *ae_net(hidden or AE_HIDDEN), "env.labels_per_class=100",
-                  *([f"seed={seed}"] if seed else []), *([f"agent.augment_shift={finetune_shift}"] if finetune_shift else [])]
+    labels1000 = [
+        "agent=supervised",
+        "env=MNIST",
+        *ae_net(hidden or AE_HIDDEN),
+        "env.labels_per_class=100",
+        *([f"seed={seed}"] if seed else []),
+        *([f"agent.augment_shift={finetune_shift}"] if finetune_shift else []),
+    ]
     return {
-        "lenet5": (["agent=supervised", "env=MNIST", "net=lenet5", "net.padding=same", "net.batch_norm=true",
-                    f"agent.epochs={1 if q else 3}", "agent.batch_size=32", "agent.lr=3e-3", "agent.lr_schedule=cosine",
-                    "agent.label_smoothing=0.1"], ">= 99.2% in <= 3 epochs"),
-        "mlp": (["agent=supervised", "env=MNIST", "net=mlp", "net.hidden_sizes=[256,256]", "net.dropout=0.2",
-                 f"agent.epochs={1 if q else 20}", "agent.lr_schedule=cosine", "agent.batch_size=128"], ">= 98.3%"),
-        "lstm_rows": (["agent=supervised", "env=MNIST", "net=lstm", "net.rows=true", "net.encoder=mlp",
-                       "+net.encoder_kwargs.hidden_sizes=[]", "net.hidden_size=128", f"agent.epochs={1 if q else 8}",
-                       "agent.lr=2e-3", "agent.lr_schedule=cosine", "agent.max_grad_norm=1.0",
-                       "agent.batch_size=128"], ">= 98.5%"),
-        "dqn_lenet5": (["agent=dqn", "env=MNIST", "net=lenet5", *(["total_steps=20000"] if q else [])],
-                       ">= 98% from reward only"),
+        "lenet5": (
+            [
+                "agent=supervised",
+                "env=MNIST",
+                "net=lenet5",
+                "net.padding=same",
+                "net.batch_norm=true",
+                f"agent.epochs={1 if q else 3}",
+                "agent.batch_size=32",
+                "agent.lr=3e-3",
+                "agent.lr_schedule=cosine",
+                "agent.label_smoothing=0.1",
+            ],
+            ">= 99.2% in <= 3 epochs",
+        ),
+        "mlp": (
+            [
+                "agent=supervised",
+                "env=MNIST",
+                "net=mlp",
+                "net.hidden_sizes=[256,256]",
+                "net.dropout=0.2",
+                f"agent.epochs={1 if q else 20}",
+                "agent.lr_schedule=cosine",
+                "agent.batch_size=128",
+            ],
+            ">= 98.3%",
+        ),
+        "lstm_rows": (
+            [
+                "agent=supervised",
+                "env=MNIST",
+                "net=lstm",
+                "net.rows=true",
+                "net.encoder=mlp",
+                "+net.encoder_kwargs.hidden_sizes=[]",
+                "net.hidden_size=128",
+                f"agent.epochs={1 if q else 8}",
+                "agent.lr=2e-3",
+                "agent.lr_schedule=cosine",
+                "agent.max_grad_norm=1.0",
+                "agent.batch_size=128",
+            ],
+            ">= 98.5%",
+        ),
+        "dqn_lenet5": (
+            ["agent=dqn", "env=MNIST", "net=lenet5", *(["total_steps=20000"] if q else [])],
+            ">= 98% from reward only",
+        ),
         "labels1000_random": ([*labels1000, f"agent.epochs={5 if q else 60}", *FINETUNE], "baseline"),
-        "labels1000_pretrained": ([*labels1000,
-                                   f"net.pretrained={encoder_file}", f"agent.epochs={5 if q else 60}",
-                                   *FINETUNE], ">= random + 5 points"),
+        "labels1000_pretrained": (
+            [*labels1000, f"net.pretrained={encoder_file}", f"agent.epochs={5 if q else 60}", *FINETUNE],
+            ">= random + 5 points",
+        ),
     }
 
 
@@ -115,13 +174,22 @@ def run_train(name: str, args: list[str], runs: Path) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     summary["command"] = shown
     summary["process_s"] = round(time.perf_counter() - start, 1)
-    print(f"[{name}] test accuracy {100 * summary['test_accuracy']:.2f}% in {summary['wall_time_s']:.0f} s", flush=True)
+    print(
+        f"[{name}] test accuracy {100 * summary['test_accuracy']:.2f}% in {summary['wall_time_s']:.0f} s",
+        flush=True,
+    )
     return summary
 
 
 def pretrain_autoencoder(
-    out: Path, epochs: int, mask: float = AE_MASK, shift: int = 0, gaussian: float = 0.0,
-    hidden: list[int] | None = None, warp: tuple[float, float, int] = (0.0, 0.0, 0), seed: int = 0,
+    out: Path,
+    epochs: int,
+    mask: float = AE_MASK,
+    shift: int = 0,
+    gaussian: float = 0.0,
+    hidden: list[int] | None = None,
+    warp: tuple[float, float, int] = (0.0, 0.0, 0),
+    seed: int = 0,
 ) -> tuple[Path, list[float]]:
     """Denoising autoencoder (Vincent et al. 2008: masking noise, ``mask`` of the pixels zeroed, BCE on the clean
     pixels), trained end to end on all 60,000 train images with labels unused; saves the encoder for
@@ -155,7 +223,9 @@ def pretrain_autoencoder(
             batch = random_shift(images[order[start : start + 128]], shift, generator)
             corrupted = masking_noise(random_affine(batch, *warp, generator), mask, generator)
             if gaussian > 0:
-                corrupted = scale_observation(corrupted) + gaussian * torch.randn(corrupted.shape, generator=generator)
+                corrupted = scale_observation(corrupted) + gaussian * torch.randn(
+                    corrupted.shape, generator=generator
+                )
             reconstruction, _ = autoencoder(corrupted)
             loss = reconstruction_loss(reconstruction, Autoencoder.target(batch), "bce")
             optimizer.zero_grad(set_to_none=True)
@@ -201,26 +271,53 @@ def loop_speed(epochs: int) -> dict:
             optimizer.step()
         bare_s.append(time.perf_counter() - start)
         print(f"[speed] epoch {epoch}: ours {ours_s[-1]:.2f} s, bare {bare_s[-1]:.2f} s", flush=True)
-    return {"ours_epoch_s": min(ours_s), "bare_epoch_s": min(bare_s), "ratio": min(ours_s) / min(bare_s),
-            "ours_all_s": ours_s, "bare_all_s": bare_s, "net": "lenet5 (relu, max pool)", "batch_size": 64,
-            "threads": 1}
+    return {
+        "ours_epoch_s": min(ours_s),
+        "bare_epoch_s": min(bare_s),
+        "ratio": min(ours_s) / min(bare_s),
+        "ours_all_s": ours_s,
+        "bare_all_s": bare_s,
+        "net": "lenet5 (relu, max pool)",
+        "batch_size": 64,
+        "threads": 1,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test of the script")
     parser.add_argument("--only", default="", help="comma-separated row names (default: all), plus 'speed'")
-    parser.add_argument("--ae-hidden", type=widths, default=AE_HIDDEN,
-                        help="encoder widths of both 1,000-label arms (and the autoencoder), e.g. 1000,500,250")
+    parser.add_argument(
+        "--ae-hidden",
+        type=widths,
+        default=AE_HIDDEN,
+        help="encoder widths of both 1,000-label arms (and the autoencoder), e.g. 1000,500,250",
+    )
     parser.add_argument("--ae-epochs", type=int, default=AE_EPOCHS, help="pretraining epochs")
-    parser.add_argument("--ae-shift", type=int, default=0, help="pretraining: random shifts of up to this many pixels")
-    parser.add_argument("--ae-gaussian", type=float, default=0.0, help="pretraining: Gaussian noise std after masking")
-    parser.add_argument("--ae-warp", type=warp_spec, default=AE_WARP,
-                        help="pretraining: random rotation (degrees), zoom and shift (pixels) as part of the corruption; "
-                             "0,0,0 turns it off (default %(default)s)")
-    parser.add_argument("--finetune-shift", type=int, default=0, help="agent.augment_shift of both 1,000-label arms")
-    parser.add_argument("--seed", type=int, default=0, help="seed of both 1,000-label arms (labels, init, batches)")
-    parser.add_argument("--ae-seed", type=int, default=0, help="seed of the pretraining (init, batches, corruptions)")
+    parser.add_argument(
+        "--ae-shift", type=int, default=0, help="pretraining: random shifts of up to this many pixels"
+    )
+    parser.add_argument(
+        "--ae-gaussian", type=float, default=0.0, help="pretraining: Gaussian noise std after masking"
+    )
+    parser.add_argument(
+        "--ae-warp",
+        type=warp_spec,
+        default=AE_WARP,
+        help="pretraining: random rotation (degrees), zoom and shift (pixels) as part of the corruption; "
+        "0,0,0 turns it off (default %(default)s)",
+    )
+    parser.add_argument(
+        "--finetune-shift", type=int, default=0, help="agent.augment_shift of both 1,000-label arms"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of both 1,000-label arms (labels, init, batches)"
+    )
+    parser.add_argument(
+        "--ae-seed", type=int, default=0, help="seed of the pretraining (init, batches, corruptions)"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist.json"))
     args = parser.parse_args()
     if not os.environ.get("RLCORE_MNIST_DIR"):
@@ -235,6 +332,7 @@ def main() -> None:
     results: dict = {"quick": args.quick, "torch": torch.__version__, "rows": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+
     def save() -> None:
         """Merge this process's rows into the file (two benchmark processes may share it, e.g. --only a / --only b)."""
         merged = json.loads(out.read_text()) if out.exists() and args.only else {"rows": {}}
@@ -248,18 +346,46 @@ def main() -> None:
         if name == "labels1000_pretrained":
             start = time.perf_counter()
             ae_epochs = 1 if args.quick else args.ae_epochs
-            _, history = pretrain_autoencoder(encoder_file, ae_epochs, shift=args.ae_shift, gaussian=args.ae_gaussian,
-                                              hidden=hidden, warp=args.ae_warp, seed=args.ae_seed)
-            results["autoencoder"] = {"kind": "denoising MLP AE 784-" + "-".join(map(str, hidden)) + f" (mirrored decoder), masking {AE_MASK:.0%}, BCE",
-                                      "shift": args.ae_shift, "gaussian": args.ae_gaussian,
-                                      "warp_degrees_scale_pixels": list(args.ae_warp), "seed": args.ae_seed,
-                                      "epochs": ae_epochs, "bce_per_epoch": history,
-                                      "wall_time_s": round(time.perf_counter() - start, 1),
-                                      "pretrain_code": "benchmarks/mnist.py:pretrain_autoencoder"}
+            _, history = pretrain_autoencoder(
+                encoder_file,
+                ae_epochs,
+                shift=args.ae_shift,
+                gaussian=args.ae_gaussian,
+                hidden=hidden,
+                warp=args.ae_warp,
+                seed=args.ae_seed,
+            )
+            results["autoencoder"] = {
+                "kind": "denoising MLP AE 784-"
+                + "-".join(map(str, hidden))
+                + f" (mirrored decoder), masking {AE_MASK:.0%}, BCE",
+                "shift": args.ae_shift,
+                "gaussian": args.ae_gaussian,
+                "warp_degrees_scale_pixels": list(args.ae_warp),
+                "seed": args.ae_seed,
+                "epochs": ae_epochs,
+                "bce_per_epoch": history,
+                "wall_time_s": round(time.perf_counter() - start, 1),
+                "pretrain_code": "benchmarks/mnist.py:pretrain_autoencoder",
+            }
             print(f"[autoencoder] pretrained in {results['autoencoder']['wall_time_s']} s", flush=True)
         summary = run_train(name, train_args, scratch)
-        results["rows"][name] = {"target": target, **{k: summary.get(k) for k in (
-            "command", "test_accuracy", "epochs", "total_steps", "wall_time_s", "epoch_time_s", "train_sps", "error")}}
+        results["rows"][name] = {
+            "target": target,
+            **{
+                k: summary.get(k)
+                for k in (
+                    "command",
+                    "test_accuracy",
+                    "epochs",
+                    "total_steps",
+                    "wall_time_s",
+                    "epoch_time_s",
+                    "train_sps",
+                    "error",
+                )
+            },
+        }
         save()
     if "speed" in wanted:
         results["speed"] = loop_speed(2 if args.quick else 3)
@@ -268,11 +394,15 @@ def main() -> None:
     print("\n| row | test accuracy | epochs | wall s | target | command |\n|---|---|---|---|---|---|")
     for name, row in results["rows"].items():
         acc = "error" if row.get("test_accuracy") is None else f"{100 * row['test_accuracy']:.2f}%"
-        print(f"| {name} | {acc} | {row.get('epochs') or '-'} | {row.get('wall_time_s')} | {row['target']} | `{row['command']}` |")
+        print(
+            f"| {name} | {acc} | {row.get('epochs') or '-'} | {row.get('wall_time_s')} | {row['target']} | `{row['command']}` |"
+        )
     if "speed" in results:
         s = results["speed"]
-        print(f"\nLeNet-5 epoch (1 thread): ours {s['ours_epoch_s']:.2f} s, bare PyTorch {s['bare_epoch_s']:.2f} s, "
-              f"ratio {s['ratio']:.3f}")
+        print(
+            f"\nLeNet-5 epoch (1 thread): ours {s['ours_epoch_s']:.2f} s, bare PyTorch {s['bare_epoch_s']:.2f} s, "
+            f"ratio {s['ratio']:.3f}"
+        )
     print(f"\nwritten to {out}")
 
 

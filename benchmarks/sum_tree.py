@@ -38,7 +38,9 @@ def timed(fn, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--leaves", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2000)
@@ -56,8 +58,11 @@ def main() -> None:
         f"sample {args.batch}": timed(lambda: sampler.sample_indices(args.batch, args.leaves), args.repeats),
         f"weights of {args.batch}": timed(lambda: sampler.weights(indices, args.leaves), args.repeats),
         f"update {args.batch} priorities": timed(
-            lambda: sampler.update_priorities(rng.integers(0, args.leaves, args.batch), rng.normal(size=args.batch)),
-            args.repeats),
+            lambda: sampler.update_priorities(
+                rng.integers(0, args.leaves, args.batch), rng.normal(size=args.batch)
+            ),
+            args.repeats,
+        ),
         "add 1 (max priority)": timed(lambda: sampler.on_add(np.array([next(new_position)])), args.repeats),
     }
     print(f"sum-tree of {args.leaves:,} leaves (filled in {fill_s:.2f} s), {args.repeats} repeats each\n")
@@ -65,8 +70,18 @@ def main() -> None:
     for name, row in rows.items():
         print(f"{name:<24} {row['median_us']:>10.1f} {row['p90_us']:>10.1f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"leaves": args.leaves, "batch": args.batch, "repeats": args.repeats,
-                                          "fill_s": round(fill_s, 2), "rows": rows}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "leaves": args.leaves,
+                "batch": args.batch,
+                "repeats": args.repeats,
+                "fill_s": round(fill_s, 2),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten {args.out}")
 
 

@@ -26,9 +26,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-ZOO = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
-           target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-           exploration_final_eps=0.04)  # RL Zoo's CartPole-v1 DQN, as in cartpole_vs_sb3.py
+ZOO = dict(
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1000,
+    gamma=0.99,
+    target_update_interval=10,
+    train_freq=256,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+)  # RL Zoo's CartPole-v1 DQN, as in cartpole_vs_sb3.py
 ROUND, BATCH = 128, 64
 
 
@@ -63,15 +72,33 @@ class Ours:
         from rlcore.replay import ReplayBuffer
 
         space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
-        cfg = DQNConfig(lr=ZOO["learning_rate"], batch_size=BATCH, buffer_size=ZOO["buffer_size"],
-                        target_update_interval=10, train_freq=256, gradient_steps=ROUND)
+        cfg = DQNConfig(
+            lr=ZOO["learning_rate"],
+            batch_size=BATCH,
+            buffer_size=ZOO["buffer_size"],
+            target_update_interval=10,
+            train_freq=256,
+            gradient_steps=ROUND,
+        )
         torch.manual_seed(0)
-        self.agent = DQNAgent(cfg, MLPConfig(hidden_sizes=[256, 256]), space, gym.spaces.Discrete(2),
-                              total_steps=50_000, device=torch.device("cpu"))
+        self.agent = DQNAgent(
+            cfg,
+            MLPConfig(hidden_sizes=[256, 256]),
+            space,
+            gym.spaces.Discrete(2),
+            total_steps=50_000,
+            device=torch.device("cpu"),
+        )
         self.agent.epsilon = ZOO["exploration_final_eps"]
         self.replay = ReplayBuffer(ZOO["buffer_size"], space, seed=0)
-        self.replay.add(data["obs"].astype(np.float32), data["next_obs"].astype(np.float32), data["actions"],
-                        data["rewards"], data["terminated"], data["truncated"])
+        self.replay.add(
+            data["obs"].astype(np.float32),
+            data["next_obs"].astype(np.float32),
+            data["actions"],
+            data["rewards"],
+            data["terminated"],
+            data["truncated"],
+        )
         self.per_round = per_round
 
     def train_round(self) -> None:
@@ -96,8 +123,9 @@ class SB3:
         import numpy as np
         from stable_baselines3 import DQN
 
-        self.model = DQN("MlpPolicy", "CartPole-v1", seed=0, device="cpu", policy_kwargs=dict(net_arch=[256, 256]),
-                         **ZOO)
+        self.model = DQN(
+            "MlpPolicy", "CartPole-v1", seed=0, device="cpu", policy_kwargs=dict(net_arch=[256, 256]), **ZOO
+        )
         self.model._setup_learn(total_timesteps=50_000)  # the logger and schedules that train() uses
         self.model.exploration_rate = ZOO["exploration_final_eps"]
         buffer, n = self.model.replay_buffer, len(data["actions"])
@@ -129,7 +157,9 @@ def denormal_fraction(tensors: list) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per variant (interleaved)")
     parser.add_argument("--warmup", type=int, default=1536, help="updates each variant trains before timing")
     parser.add_argument("--acts", type=int, default=2000, help="single-observation actions timed per variant")
@@ -175,22 +205,47 @@ def main() -> None:
     rows = []
     for name, (learner, _) in variants.items():
         median = statistics.median(ms[name])
-        rows.append({"variant": name, "ms_per_update": round(median, 3), "min_ms": round(min(ms[name]), 3),
-                     "wall_ms_per_update": round(statistics.median(wall_ms[name]), 3),
-                     "sb3_over_this": round(sb3_ms / median, 2), "act_us": round(statistics.median(act_us[name]), 1),
-                     "adam_exp_avg_denormal": round(denormal_fraction(learner.adam_moments()), 3)})
+        rows.append(
+            {
+                "variant": name,
+                "ms_per_update": round(median, 3),
+                "min_ms": round(min(ms[name]), 3),
+                "wall_ms_per_update": round(statistics.median(wall_ms[name]), 3),
+                "sb3_over_this": round(sb3_ms / median, 2),
+                "act_us": round(statistics.median(act_us[name]), 1),
+                "adam_exp_avg_denormal": round(denormal_fraction(learner.adam_moments()), 3),
+            }
+        )
     width = max(len(r["variant"]) for r in rows)
-    header = (f"{'variant':<{width}} | {'CPU ms/update':>13} {'min':>6} {'wall ms':>7} | {'SB3/this':>8} | "
-              f"{'act CPU us':>10} | {'denormal Adam m':>15}")
+    header = (
+        f"{'variant':<{width}} | {'CPU ms/update':>13} {'min':>6} {'wall ms':>7} | {'SB3/this':>8} | "
+        f"{'act CPU us':>10} | {'denormal Adam m':>15}"
+    )
     print(header + "\n" + "-" * len(header))
     for r in rows:
-        print(f"{r['variant']:<{width}} | {r['ms_per_update']:>13.3f} {r['min_ms']:>6.3f} {r['wall_ms_per_update']:>7.3f} | "
-              f"{r['sb3_over_this']:>8.2f} | {r['act_us']:>10.1f} | {r['adam_exp_avg_denormal']:>15.3f}")
+        print(
+            f"{r['variant']:<{width}} | {r['ms_per_update']:>13.3f} {r['min_ms']:>6.3f} {r['wall_ms_per_update']:>7.3f} | "
+            f"{r['sb3_over_this']:>8.2f} | {r['act_us']:>10.1f} | {r['adam_exp_avg_denormal']:>15.3f}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"settings": {**ZOO, "net": [256, 256], "round": ROUND, "batch": BATCH,
-                                                      "warmup_updates": args.warmup, "repeats": args.repeats,
-                                                      "threads": args.threads, "torch": torch.__version__},
-                                         "rows": rows}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "settings": {
+                    **ZOO,
+                    "net": [256, 256],
+                    "round": ROUND,
+                    "batch": BATCH,
+                    "warmup_updates": args.warmup,
+                    "repeats": args.repeats,
+                    "threads": args.threads,
+                    "torch": torch.__version__,
+                },
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"written {args.out}")
 
 

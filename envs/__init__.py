@@ -20,6 +20,7 @@ SCHEMAS: dict[str, type] = {
     "dataset_schema": DatasetEnvConfig,
 }
 
+
 def register_gym_ids() -> None:
     """Register rlcore's Gymnasium ids (``rlcore/CartPoleNoVel-v0``, ``rlcore/MNIST-v0``, ``rlcore/Digits-v0``)
     in Gymnasium's global registry. Idempotent; :func:`make_env` calls it, so only code that calls
@@ -28,7 +29,9 @@ def register_gym_ids() -> None:
     register_classic_envs()
 
 
-def make_env(cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None) -> gym.vector.VectorEnv:
+def make_env(
+    cfg: object, seed: int, *, evaluation: bool = False, n_envs: int | None = None
+) -> gym.vector.VectorEnv:
     """Build the vector env ``cfg`` describes, seeded with ``seed``.
 
     ``evaluation=True`` gives the evaluation protocol of the family (e.g. full games for Atari, the whole

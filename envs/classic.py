@@ -63,7 +63,9 @@ def rescale_from_bounds(env: gym.Env, half_range: float) -> gym.Env:
     """``env`` with every observation feature mapped linearly from its Box bounds to
     [-half_range, half_range] (``env.rescale_obs``)."""
     space = env.observation_space
-    if not isinstance(space, gym.spaces.Box) or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+    if not isinstance(space, gym.spaces.Box) or not (
+        np.isfinite(space.low).all() and np.isfinite(space.high).all()
+    ):
         raise ConfigError(
             f"config key 'env.rescale_obs': needs an observation space with finite bounds; {env.spec.id if env.spec else env} "
             f"has {space}: leave out env.rescale_obs"
@@ -103,7 +105,9 @@ class NoVelocity(gym.ObservationWrapper):
         super().__init__(env)
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box)
-        self.observation_space = gym.spaces.Box(space.low[self.KEEP], space.high[self.KEEP], dtype=space.dtype)
+        self.observation_space = gym.spaces.Box(
+            space.low[self.KEEP], space.high[self.KEEP], dtype=space.dtype
+        )
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return observation[self.KEEP]
@@ -117,5 +121,9 @@ def cartpole_no_velocity(**kwargs: Any) -> gym.Env:
 def register_classic_envs() -> None:
     """Register ``rlcore/CartPoleNoVel-v0`` with CartPole-v1's 500-step limit (idempotent; through ``envs.register_gym_ids``)."""
     if CARTPOLE_NOVEL_ID not in gym.registry:
-        gym.register(CARTPOLE_NOVEL_ID, entry_point=f"{__name__}:cartpole_no_velocity", max_episode_steps=500,
-                     reward_threshold=475.0)
+        gym.register(
+            CARTPOLE_NOVEL_ID,
+            entry_point=f"{__name__}:cartpole_no_velocity",
+            max_episode_steps=500,
+            reward_threshold=475.0,
+        )

@@ -38,16 +38,24 @@ SPLITS = ("train", "test")
 @dataclass
 class DatasetEnvConfig:
     name: str = "MNIST"  # short name used in run directories
-    dataset: str = "mnist"  # mnist: IDX files (any dataset with MNIST's file names); digits: scikit-learn's 8x8 digits
-    data_dir: str | None = None  # folder of the IDX files; null: $RLCORE_MNIST_DIR, else ~/.cache/rlcore/mnist
+    dataset: str = (
+        "mnist"  # mnist: IDX files (any dataset with MNIST's file names); digits: scikit-learn's 8x8 digits
+    )
+    data_dir: str | None = (
+        None  # folder of the IDX files; null: $RLCORE_MNIST_DIR, else ~/.cache/rlcore/mnist
+    )
     download: bool = False  # fetch missing MNIST files from the standard mirrors (MD5-checked)
-    split: str = "train"  # split the training env serves; evaluation always uses the whole test split in order
+    split: str = (
+        "train"  # split the training env serves; evaluation always uses the whole test split in order
+    )
     n_envs: int = 32  # images answered per vector-env step
     correct_reward: float = 1.0
     wrong_reward: float = 0.0
     validation_fraction: float = 0.1  # share of the train split held out (by seed) for early stopping
     clip_rewards: bool = False  # store sign(reward) in the replay; logged returns stay raw
-    labels_per_class: int = 0  # keep only this many training examples per class (0 = all), e.g. 100 for 1,000 MNIST labels
+    labels_per_class: int = (
+        0  # keep only this many training examples per class (0 = all), e.g. 100 for 1,000 MNIST labels
+    )
 
     def __post_init__(self) -> None:
         require_choice(self.dataset, "env.dataset", DATASETS)
@@ -58,7 +66,9 @@ class DatasetEnvConfig:
             "env.validation_fraction",
             f"must be in [0, 1) (got {self.validation_fraction})",
         )
-        require(self.labels_per_class >= 0, "env.labels_per_class", f"must be >= 0 (got {self.labels_per_class})")
+        require(
+            self.labels_per_class >= 0, "env.labels_per_class", f"must be >= 0 (got {self.labels_per_class})"
+        )
         require(
             self.correct_reward > self.wrong_reward,
             "env.correct_reward",
@@ -108,7 +118,12 @@ class ClassificationEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(
-        self, dataset: ImageDataset, *, correct_reward: float = 1.0, wrong_reward: float = 0.0, shuffle: bool = True
+        self,
+        dataset: ImageDataset,
+        *,
+        correct_reward: float = 1.0,
+        wrong_reward: float = 0.0,
+        shuffle: bool = True,
     ) -> None:
         self.dataset = dataset
         self.correct_reward, self.wrong_reward = float(correct_reward), float(wrong_reward)
@@ -125,7 +140,9 @@ class ClassificationEnv(gym.Env):
     def labels(self) -> np.ndarray:
         return self.dataset.labels
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         if seed is not None or self._stream is None:
             self._stream = _IndexStream(len(self.dataset), self.shuffle, self.np_random)
@@ -161,7 +178,11 @@ class DigitsEnv(ClassificationEnv):
     """scikit-learn's bundled 8x8 digits: a seconds-long sanity check that needs no download."""
 
     def __init__(
-        self, split: str = "train", correct_reward: float = 1.0, wrong_reward: float = 0.0, shuffle: bool = True
+        self,
+        split: str = "train",
+        correct_reward: float = 1.0,
+        wrong_reward: float = 0.0,
+        shuffle: bool = True,
     ) -> None:
         dataset = load_dataset("digits", split)
         super().__init__(dataset, correct_reward=correct_reward, wrong_reward=wrong_reward, shuffle=shuffle)
@@ -278,7 +299,9 @@ def register_envs() -> None:
         ("rlcore/Digits-v0", "DigitsEnv", "digits_vector_env"),
     ):
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=f"{__name__}:{single}", vector_entry_point=f"{__name__}:{vector}")
+            gym.register(
+                env_id, entry_point=f"{__name__}:{single}", vector_entry_point=f"{__name__}:{vector}"
+            )
 
 
 def per_class_subset(dataset: ImageDataset, per_class: int, seed: int) -> ImageDataset:

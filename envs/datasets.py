@@ -58,9 +58,13 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise DatasetError(f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+            raise DatasetError(
+                f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}"
+            )
         if self.labels.shape != (self.images.shape[0],):
-            raise DatasetError(f"{self.name}: {self.images.shape[0]} images but labels of shape {self.labels.shape}")
+            raise DatasetError(
+                f"{self.name}: {self.images.shape[0]} images but labels of shape {self.labels.shape}"
+            )
         if len(self.labels) == 0:
             raise DatasetError(f"{self.name}: the dataset is empty")
         if self.labels.min() < 0 or self.labels.max() >= self.num_classes:
@@ -93,7 +97,11 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 
 def _missing_message(folder: Path, missing: list[str], data_dir: str | os.PathLike | None) -> str:
-    where = "env.data_dir" if data_dir else (f"${MNIST_DIR_ENV}" if os.environ.get(MNIST_DIR_ENV) else "the default cache folder")
+    where = (
+        "env.data_dir"
+        if data_dir
+        else (f"${MNIST_DIR_ENV}" if os.environ.get(MNIST_DIR_ENV) else "the default cache folder")
+    )
     return (
         f"MNIST files missing in {folder} (from {where}): {', '.join(missing)} (plain or .gz). "
         f"Point env.data_dir=/path/to/mnist or ${MNIST_DIR_ENV} at a folder holding the IDX files, "
@@ -175,7 +183,9 @@ def load_mnist(split: str, data_dir: str | os.PathLike | None = None, download: 
         raise DatasetError(_missing_message(folder, missing, data_dir))
     images_path, labels_path = (_find(folder, stem) for stem in stems)
     assert images_path is not None and labels_path is not None
-    key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (images_path, labels_path))
+    key = tuple(
+        (str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in (images_path, labels_path)
+    )
     if key not in _CACHE:
         images, labels = read_image_label_pair(images_path, labels_path)
         _cache(key, ImageDataset(f"MNIST-{split}", images[:, None], labels, _num_classes(folder, labels)))
@@ -214,7 +224,9 @@ def load_digits(split: str) -> ImageDataset:
     return _CACHE[key]
 
 
-def load_dataset(dataset: str, split: str, data_dir: str | os.PathLike | None = None, download: bool = False) -> ImageDataset:
+def load_dataset(
+    dataset: str, split: str, data_dir: str | os.PathLike | None = None, download: bool = False
+) -> ImageDataset:
     """Dispatch on the dataset name (``mnist`` or ``digits``)."""
     if dataset == "mnist":
         return load_mnist(split, data_dir, download)
@@ -223,7 +235,9 @@ def load_dataset(dataset: str, split: str, data_dir: str | os.PathLike | None = 
     raise DatasetError(f"unknown dataset {dataset!r}; allowed: mnist, digits")
 
 
-def train_val_split(train: ImageDataset, fraction: float, seed: int) -> tuple[ImageDataset, ImageDataset | None]:
+def train_val_split(
+    train: ImageDataset, fraction: float, seed: int
+) -> tuple[ImageDataset, ImageDataset | None]:
     """Carve a validation set (``fraction`` of the examples, chosen by ``seed``) out of a training split.
 
     The same (dataset, fraction, seed) always gives the same two disjoint parts, so the training env and a

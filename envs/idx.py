@@ -46,7 +46,9 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DatasetError(f"{path}: cannot read the gzip data ({exc}); the file is corrupt or truncated") from None
+        raise DatasetError(
+            f"{path}: cannot read the gzip data ({exc}); the file is corrupt or truncated"
+        ) from None
 
 
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
@@ -58,7 +60,9 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
-        raise DatasetError(f"{path}: too short to be an IDX file ({len(data)} bytes, the header alone needs 4+)")
+        raise DatasetError(
+            f"{path}: too short to be an IDX file ({len(data)} bytes, the header alone needs 4+)"
+        )
     magic = struct.unpack(">I", data[:4])[0]
     zero, type_code, ndim = magic >> 16, (magic >> 8) & 0xFF, magic & 0xFF
     if zero != 0 or type_code not in _DTYPES or ndim == 0:
@@ -67,10 +71,14 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
             f"bytes, a type code in {sorted(_DTYPES)} and the number of dimensions)"
         )
     if expected_magic is not None and magic != expected_magic:
-        raise DatasetError(f"{path}: magic number {magic}, expected {expected_magic} ({_kind(expected_magic)})")
+        raise DatasetError(
+            f"{path}: magic number {magic}, expected {expected_magic} ({_kind(expected_magic)})"
+        )
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise DatasetError(f"{path}: header truncated ({len(data)} bytes, a {ndim}-dimensional header needs {header_len})")
+        raise DatasetError(
+            f"{path}: header truncated ({len(data)} bytes, a {ndim}-dimensional header needs {header_len})"
+        )
     dims = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = _DTYPES[type_code]
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
@@ -101,7 +109,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     codes = {dtype.newbyteorder("="): code for code, dtype in _DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
-        raise DatasetError(f"{path}: IDX cannot store dtype {array.dtype} (supported: {', '.join(str(d) for d in codes)})")
+        raise DatasetError(
+            f"{path}: IDX cannot store dtype {array.dtype} (supported: {', '.join(str(d) for d in codes)})"
+        )
     if array.ndim == 0 or array.ndim > 255:
         raise DatasetError(f"{path}: IDX stores arrays of 1 to 255 dimensions, got {array.ndim}")
     header = struct.pack(f">I{array.ndim}I", (codes[native] << 8) | array.ndim, *array.shape)
@@ -115,7 +125,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     return path
 
 
-def read_image_label_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_image_label_pair(
+    images_path: str | os.PathLike, labels_path: str | os.PathLike
+) -> tuple[np.ndarray, np.ndarray]:
     """Read an MNIST-style (images, labels) file pair and check they describe the same examples.
 
     Returns uint8 images of shape (N, rows, cols) and int64 labels of shape (N,).
@@ -130,6 +142,8 @@ def read_image_label_pair(images_path: str | os.PathLike, labels_path: str | os.
     if images.shape[0] == 0:
         raise DatasetError(f"{images_path}: the dataset is empty (0 images)")
     if min(images.shape[1:]) == 0:
-        raise DatasetError(f"{images_path}: its images are {images.shape[1]}x{images.shape[2]} pixels; an image needs "
-                           "at least one pixel per side")
+        raise DatasetError(
+            f"{images_path}: its images are {images.shape[1]}x{images.shape[2]} pixels; an image needs "
+            "at least one pixel per side"
+        )
     return images, labels.astype(np.int64)

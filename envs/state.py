@@ -72,10 +72,12 @@ def env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
         copies = []
         for env in envs.envs:
             layers = _layers(env)
-            copies.append({
-                "layers": [_plain_attributes(layer) for layer in layers],
-                "np_random": layers[-1].np_random.bit_generator.state,
-            })
+            copies.append(
+                {
+                    "layers": [_plain_attributes(layer) for layer in layers],
+                    "np_random": layers[-1].np_random.bit_generator.state,
+                }
+            )
         return {"kind": "sync", "vector": _plain_attributes(envs), "copies": copies}
     if isinstance(envs, DatasetVectorEnv):
         stream = envs._stream
@@ -97,12 +99,16 @@ def load_env_state(envs: gym.vector.VectorEnv, state: dict[str, Any]) -> None:
     """Write a snapshot from :func:`env_state` into ``envs`` (built from the same config)."""
     if state["kind"] == "sync":
         if not isinstance(envs, SyncVectorEnv) or len(envs.envs) != len(state["copies"]):
-            raise CheckpointError("the saved env state is for another kind or number of envs than this config builds")
+            raise CheckpointError(
+                "the saved env state is for another kind or number of envs than this config builds"
+            )
         _load_plain_attributes(envs, state["vector"])
         for env, saved in zip(envs.envs, state["copies"], strict=True):
             layers = _layers(env)
             if len(layers) != len(saved["layers"]):
-                raise CheckpointError("the saved env state has another stack of wrappers than this config builds")
+                raise CheckpointError(
+                    "the saved env state has another stack of wrappers than this config builds"
+                )
             for layer, attributes in zip(layers, saved["layers"], strict=True):
                 _load_plain_attributes(layer, attributes)
             layers[-1].np_random.bit_generator.state = saved["np_random"]

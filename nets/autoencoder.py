@@ -83,7 +83,9 @@ class ConvDecoder(nn.Module):
             size = (int(in_shape[1]), int(in_shape[2]))
             if isinstance(layer, nn.Conv2d):
                 k, s = _pair(layer.kernel_size), _pair(layer.stride)
-                p = _pair(layer.padding)  # ConvNet builds explicit (int, int) paddings; 'same' is resolved there
+                p = _pair(
+                    layer.padding
+                )  # ConvNet builds explicit (int, int) paddings; 'same' is resolved there
                 out_pad = []
                 for d in range(2):
                     # A conv maps n -> floor((n + 2p - k) / s) + 1; a transposed conv maps m ->
@@ -92,7 +94,12 @@ class ConvDecoder(nn.Module):
                     out_pad.append(size[d] - ((m - 1) * s[d] - 2 * p[d] + k[d]))
                 mirrored += [
                     nn.ConvTranspose2d(
-                        layer.out_channels, layer.in_channels, k, s, p, output_padding=(out_pad[0], out_pad[1])
+                        layer.out_channels,
+                        layer.in_channels,
+                        k,
+                        s,
+                        p,
+                        output_padding=(out_pad[0], out_pad[1]),
                     ),
                     nn.ReLU(),
                 ]

@@ -179,7 +179,9 @@ class RecurrentConfig:
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
     hidden_size: int = 128
     num_layers: int = 1
-    rows: bool = False  # read each (C, H, W) image as a sequence of its H rows (e.g. an LSTM over MNIST's rows)
+    rows: bool = (
+        False  # read each (C, H, W) image as a sequence of its H rows (e.g. an LSTM over MNIST's rows)
+    )
     pretrained: str | None = None
     freeze: bool = False
 

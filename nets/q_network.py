@@ -14,7 +14,9 @@ from nets.base import FeatureExtractor
 
 def dueling_q(value: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     """Q = V + A − mean_a A: the mean-subtracted aggregation of Wang et al. 2016 (eq. 9), identifiable and stable."""
-    return value + advantages - advantages.mean(dim=-1, keepdim=True)  # over actions (last axis; DRQN: B, T, A)
+    return (
+        value + advantages - advantages.mean(dim=-1, keepdim=True)
+    )  # over actions (last axis; DRQN: B, T, A)
 
 
 class QNetwork(nn.Module):

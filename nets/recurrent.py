@@ -24,7 +24,11 @@ from torch import nn
 
 from nets.base import FeatureExtractor
 
-CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {
+    "rnn": nn.RNN,
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+}
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -124,8 +128,12 @@ class RowSequenceNet(FeatureExtractor):
     """
 
     def __init__(
-        self, image_shape: tuple[int, int, int], encoder: FeatureExtractor, cell: str = "lstm",
-        hidden_size: int = 128, num_layers: int = 1,
+        self,
+        image_shape: tuple[int, int, int],
+        encoder: FeatureExtractor,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
     ) -> None:
         c, h, w = image_shape
         if encoder.input_shape != (c * w,):
@@ -147,7 +155,9 @@ def flatten_state(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> to
     return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=1)
 
 
-def unflatten_state(flat: torch.Tensor, num_layers: int, lstm: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def unflatten_state(
+    flat: torch.Tensor, num_layers: int, lstm: bool
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The inverse of :func:`flatten_state`."""
     parts = flat.chunk(2, dim=1) if lstm else (flat,)
     out = [p.reshape(p.shape[0], num_layers, -1).transpose(0, 1).contiguous() for p in parts]

@@ -82,8 +82,9 @@ def to_typed(cfg: DictConfig) -> TrainConfig:
     try:
         typed = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as exc:
-        raise ConfigError(f"config key '{exc.full_key}' has no value; set it on the command line "
-                          f"({exc.full_key}=...)") from None
+        raise ConfigError(
+            f"config key '{exc.full_key}' has no value; set it on the command line ({exc.full_key}=...)"
+        ) from None
     except OmegaConfBaseException as exc:  # one line: OmegaConf's first line, naming the key
         key = getattr(exc, "full_key", None)
         first = str(exc).strip().splitlines()[0]
@@ -126,12 +127,16 @@ def typed_from_container(container: dict, schemas: dict[str, str]) -> TrainConfi
     merged = OmegaConf.structured(TrainConfig)
     for group, name in schemas.items():
         if name not in groups[group]:
-            raise ConfigError(f"the saved config uses {group} schema {name!r}, which this rlcore does not know")
+            raise ConfigError(
+                f"the saved config uses {group} schema {name!r}, which this rlcore does not know"
+            )
         merged[group] = OmegaConf.structured(groups[group][name])
     try:
         merged = OmegaConf.merge(merged, container)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"the saved config does not fit this rlcore's schemas: {str(exc).strip()}") from None
+        raise ConfigError(
+            f"the saved config does not fit this rlcore's schemas: {str(exc).strip()}"
+        ) from None
     assert isinstance(merged, DictConfig)
     return to_typed(merged)
 
@@ -144,14 +149,26 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
         overrides = OverridesParser.create().parse_overrides(overrides=[a for a in args if "=" in a])
     except Exception:  # a malformed override: Hydra says what is wrong with it
         return
-    groups: dict[str, dict[str, type]] = {**_group_schemas(), "replay": {"": ReplayConfig},
-                                          "checkpoint": {"": CheckpointConfig}, "tune": {"": TuneConfig}}
-    top = sorted({f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "search"})
+    groups: dict[str, dict[str, type]] = {
+        **_group_schemas(),
+        "replay": {"": ReplayConfig},
+        "checkpoint": {"": CheckpointConfig},
+        "tune": {"": TuneConfig},
+    }
+    top = sorted(
+        {f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "search"}
+    )
     chosen = {"agent": "dqn", "env": "CartPole"}  # configs/config.yaml's defaults (the net follows the env)
     chosen.update({o.key_or_group: str(o.value()) for o in overrides if o.key_or_group in chosen})
     for override in overrides:
         key = override.key_or_group
-        if override.is_add() or override.is_delete() or override.package or key.startswith("hydra") or "/" in key:
+        if (
+            override.is_add()
+            or override.is_delete()
+            or override.package
+            or key.startswith("hydra")
+            or "/" in key
+        ):
             continue
         head, _, rest = key.partition(".")
         if head not in top:
@@ -163,12 +180,16 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
         if schema is not None:
             known = sorted(f.name for f in dataclasses.fields(schema))
             if name not in known:
-                raise ConfigError(f"config key '{head}.{name}' is not a setting of {head}={chosen[head]} "
-                                  f"({schema.__name__}){_close(name, known)}")
+                raise ConfigError(
+                    f"config key '{head}.{name}' is not a setting of {head}={chosen[head]} "
+                    f"({schema.__name__}){_close(name, known)}"
+                )
         else:
             known = sorted({f.name for schema in groups[head].values() for f in dataclasses.fields(schema)})
             if name not in known:
-                raise ConfigError(f"config key '{head}.{name}' is unknown: no {head} option has it{_close(name, known)}")
+                raise ConfigError(
+                    f"config key '{head}.{name}' is unknown: no {head} option has it{_close(name, known)}"
+                )
 
 
 def _option_schema(config_dir: Path, group: str, option: str | None) -> type | None:
@@ -182,4 +203,8 @@ def _option_schema(config_dir: Path, group: str, option: str | None) -> type | N
 
 def _close(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known: {', '.join(choices)}"
+    return (
+        f"; did you mean {' or '.join(repr(c) for c in close)}?"
+        if close
+        else f"; known: {', '.join(choices)}"
+    )

@@ -56,7 +56,9 @@ def _finite(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], dtype=float)
 
 
-def interval_estimates(values: Sequence[float | None], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict | None:
+def interval_estimates(
+    values: Sequence[float | None], reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> dict | None:
     """IQM and mean of one group's final evaluations with their 95 % bootstrap CIs; None below MIN_SEEDS runs."""
     scores = _finite(values)
     if scores.size < MIN_SEEDS or not rliable_available():
@@ -67,15 +69,27 @@ def interval_estimates(values: Sequence[float | None], reps: int = BOOTSTRAP_REP
         points, intervals = library.get_interval_estimates(
             {"group": scores[:, None]},
             lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
-            reps=reps, confidence_interval_size=CONFIDENCE, random_state=np.random.RandomState(seed))
+            reps=reps,
+            confidence_interval_size=CONFIDENCE,
+            random_state=np.random.RandomState(seed),
+        )
     (iqm, mean), ((iqm_lo, mean_lo), (iqm_hi, mean_hi)) = points["group"], intervals["group"]
-    return {"n": int(scores.size), "iqm": float(iqm), "iqm_ci": [float(iqm_lo), float(iqm_hi)],
-            "mean": float(mean), "mean_ci": [float(mean_lo), float(mean_hi)],
-            "ci": f"{int(100 * CONFIDENCE)}% stratified bootstrap (percentile), {reps} resamples"}
+    return {
+        "n": int(scores.size),
+        "iqm": float(iqm),
+        "iqm_ci": [float(iqm_lo), float(iqm_hi)],
+        "mean": float(mean),
+        "mean_ci": [float(mean_lo), float(mean_hi)],
+        "ci": f"{int(100 * CONFIDENCE)}% stratified bootstrap (percentile), {reps} resamples",
+    }
 
 
-def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None]]], out_png: Path,
-                         reps: int = PROFILE_REPS, seed: int = 0) -> bool:
+def performance_profiles(
+    panels: Mapping[str, Mapping[str, Sequence[float | None]]],
+    out_png: Path,
+    reps: int = PROFILE_REPS,
+    seed: int = 0,
+) -> bool:
     """One panel per env: for each group, the fraction of its runs whose final evaluation exceeds tau, with a 95 %
     bootstrap band. Groups with fewer than MIN_SEEDS runs, and envs with more than PROFILE_MAX_GROUPS groups
     (unreadable), are left out; returns False when nothing is left."""
@@ -85,8 +99,10 @@ def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None
 
     from rlcore.training.plots import subplots
 
-    kept = {env: {label: _finite(v)[:, None] for label, v in groups.items() if _finite(v).size >= MIN_SEEDS}
-            for env, groups in panels.items()}
+    kept = {
+        env: {label: _finite(v)[:, None] for label, v in groups.items() if _finite(v).size >= MIN_SEEDS}
+        for env, groups in panels.items()
+    }
     kept = {env: groups for env, groups in kept.items() if 0 < len(groups) <= PROFILE_MAX_GROUPS}
     if not kept:
         return False
@@ -107,8 +123,13 @@ def performance_profiles(panels: Mapping[str, Mapping[str, Sequence[float | None
         ax.set_ylabel(r"fraction of runs with return > $\tau$")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(lines, [textwrap.fill(label, 70) for label in groups], fontsize=7, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.15))  # below the axes: a group's label lists its settings
+        ax.legend(
+            lines,
+            [textwrap.fill(label, 70) for label in groups],
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.15),
+        )  # below the axes: a group's label lists its settings
     fig.savefig(out_png, dpi=110)
     return True
 

@@ -33,7 +33,9 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
     for name in (f"{which}.pt", "last.pt"):
         if (folder / name).exists():
             return folder / name
-    raise CheckpointError(f"{run} has no checkpoints/{which}.pt or checkpoints/last.pt; is it a run directory?")
+    raise CheckpointError(
+        f"{run} has no checkpoints/{which}.pt or checkpoints/last.pt; is it a run directory?"
+    )
 
 
 def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig, dict]:
@@ -45,13 +47,17 @@ def load_agent(path: Path | str, device: str = "auto") -> tuple[Any, TrainConfig
         raise CheckpointError(f"{path} lacks the '{exc.args[0]}' entry every rlcore checkpoint has") from None
     cfg.device = device
     env = make_env(cfg.env, cfg.seed, evaluation=True, n_envs=1)
-    context = BuildContext.for_run(cfg, env.single_observation_space, env.single_action_space, resolve_device(device))
+    context = BuildContext.for_run(
+        cfg, env.single_observation_space, env.single_action_space, resolve_device(device)
+    )
     agent = make_agent(cfg.agent, context)
     env.close()
     try:
         agent.load_state_dict(ckpt["agent"])
     except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: the saved weights do not fit the saved config ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: the saved weights do not fit the saved config ({str(exc).splitlines()[0]})"
+        ) from None
     return agent, cfg, ckpt
 
 

@@ -81,9 +81,14 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
         for key, value in tree.items():
             out.update(flatten(value, f"{prefix}{key}."))
         return out
-    if isinstance(tree, dict | list):  # an empty mapping (env.kwargs: {}) or a list (net.hidden_sizes) is one value
-        return {prefix[:-1]: json.dumps(tree, sort_keys=True) if isinstance(tree, dict) else
-                tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in tree)}
+    if isinstance(
+        tree, dict | list
+    ):  # an empty mapping (env.kwargs: {}) or a list (net.hidden_sizes) is one value
+        return {
+            prefix[:-1]: json.dumps(tree, sort_keys=True)
+            if isinstance(tree, dict)
+            else tuple(json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in tree)
+        }
     return {prefix[:-1]: tree}
 
 
@@ -108,11 +113,15 @@ def find_runs(root: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
     """Every finished run below ``root`` and, with the reason, every run folder that is not usable."""
     root = Path(root)
     if not root.is_dir():
-        raise RLCoreError(f"{root} is not a folder; give the folder of a multirun (multirun/<time>) or of runs")
+        raise RLCoreError(
+            f"{root} is not a folder; give the folder of a multirun (multirun/<time>) or of runs"
+        )
     # train.log is Hydra's log of the job: the one file a job that stopped before training began leaves behind
     names = ("summary.json", "metrics.csv", "train.log")
     folders = {p.parent for name in names for p in root.rglob(name) if not _hidden(p, root)}
-    folders -= {p.parent for p in root.rglob("trial.json")}  # an Optuna trial's job folder: its runs are below it
+    folders -= {
+        p.parent for p in root.rglob("trial.json")
+    }  # an Optuna trial's job folder: its runs are below it
     runs, skipped = [], []
     for folder in sorted(folders):
         if not (folder / "summary.json").is_file():
@@ -181,7 +190,9 @@ def aggregate_curves(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) 
     """Per step present in any curve: mean, sample std, min, max and how many seeds have a value there."""
     at_step: dict[float, list[float]] = defaultdict(list)
     for steps, values in curves:
-        for step, value in dict(zip(steps, values, strict=True)).items():  # a repeated step keeps its last value
+        for step, value in dict(
+            zip(steps, values, strict=True)
+        ).items():  # a repeated step keeps its last value
             if math.isfinite(value):
                 at_step[step].append(value)
     out: dict[str, list] = {"step": [], "mean": [], "std": [], "min": [], "max": [], "n": []}
@@ -209,7 +220,10 @@ def _read_columns(metrics_csv: Path, keys: Sequence[str]) -> dict[str, tuple[lis
                         step, value = float(step), float(value)
                         out[key][0].append(step)
                         out[key][1].append(value)
-    except (OSError, ValueError):  # a missing or damaged metrics.csv leaves the run out of the curves, not the table
+    except (
+        OSError,
+        ValueError,
+    ):  # a missing or damaged metrics.csv leaves the run out of the curves, not the table
         return {key: ([], []) for key in keys}
     return out
 
@@ -257,7 +271,9 @@ def summarize_group(group: Group, root: Path) -> dict[str, Any]:
     accuracy = [r.summary["test_accuracy"] for r in group.runs if "test_accuracy" in r.summary]
     if accuracy:
         record["test_accuracy"] = stats(accuracy)
-    record["rliable"] = interval_estimates(final)  # IQM and mean with 95 % CIs from 3 seeds on (rlcore/intervals.py)
+    record["rliable"] = interval_estimates(
+        final
+    )  # IQM and mean with 95 % CIs from 3 seeds on (rlcore/intervals.py)
     record["curves"] = group_curves(group)
     return record
 
@@ -273,16 +289,41 @@ def format_table(records: Sequence[dict]) -> str:
     """A Markdown table, one row per group (ready to paste into a README)."""
     accuracy = any("test_accuracy" in r for r in records)
     intervals = any(r.get("rliable") for r in records)
-    header = ["env", "agent", "variant", "seeds", "final eval (mean ± std)", "best eval (mean ± std)", "steps"]
+    header = [
+        "env",
+        "agent",
+        "variant",
+        "seeds",
+        "final eval (mean ± std)",
+        "best eval (mean ± std)",
+        "steps",
+    ]
     header += ["test accuracy % (mean ± std)"] if accuracy else []
     header += ["final eval IQM [95% CI]", "final eval mean [95% CI]"] if intervals else []
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|",
+    ]
     for r in records:
-        seeds = f"{r['n_runs']}" + (" (repeated seed)" if len(set(map(str, r["seeds"]))) < r["n_runs"] else "")
+        seeds = f"{r['n_runs']}" + (
+            " (repeated seed)" if len(set(map(str, r["seeds"]))) < r["n_runs"] else ""
+        )
         steps = "/".join(f"{s:,}" if isinstance(s, int) else str(s) for s in r["steps"])
-        row = [r["env"], r["agent"], r["settings"] or "–", seeds, _pm(r["final_eval"]), _pm(r["best_eval"]), steps]
+        row = [
+            r["env"],
+            r["agent"],
+            r["settings"] or "–",
+            seeds,
+            _pm(r["final_eval"]),
+            _pm(r["best_eval"]),
+            steps,
+        ]
         row += [_pm(r.get("test_accuracy"), 100.0, 2)] if accuracy else []
-        row += [format_interval(r.get("rliable")), format_interval(r.get("rliable"), "mean")] if intervals else []
+        row += (
+            [format_interval(r.get("rliable")), format_interval(r.get("rliable"), "mean")]
+            if intervals
+            else []
+        )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -298,7 +339,9 @@ def sweep_command(root: Path) -> str | None:
     return shlex.join(["python", "train.py", "-m", *task, *hydra])
 
 
-def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plot: bool = True) -> dict[str, Any]:
+def aggregate(
+    root: Path, out_dir: Path | None = None, band: str = "minmax", plot: bool = True
+) -> dict[str, Any]:
     """Find, group and summarize the runs below ``root``; write aggregate.json (and aggregate.png) to ``out_dir``."""
     root = Path(root)
     runs, skipped = find_runs(root)
@@ -326,7 +369,9 @@ def aggregate(root: Path, out_dir: Path | None = None, band: str = "minmax", plo
         scores: dict[str, dict[str, list]] = defaultdict(dict)
         for r in records:
             scores[r["env"]][r["label"]] = r["final_eval"]["values"]
-        if any(r.get("rliable") for r in records) and performance_profiles(scores, out_dir / "performance_profile.png"):
+        if any(r.get("rliable") for r in records) and performance_profiles(
+            scores, out_dir / "performance_profile.png"
+        ):
             report["performance_profile"] = str(out_dir / "performance_profile.png")
     (out_dir / "aggregate.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -346,9 +391,15 @@ def format_report(report: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rlcore.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a multirun folder (multirun/<time>) or any folder of runs")
-    parser.add_argument("--out", type=Path, default=None, help="where aggregate.json/png go (default: the folder)")
-    parser.add_argument("--band", choices=("minmax", "std"), default="minmax",
-                        help="shaded spread across seeds: min-max (default) or mean ± 1 std")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where aggregate.json/png go (default: the folder)"
+    )
+    parser.add_argument(
+        "--band",
+        choices=("minmax", "std"),
+        default="minmax",
+        help="shaded spread across seeds: min-max (default) or mean ± 1 std",
+    )
     parser.add_argument("--no-plot", action="store_true", help="write aggregate.json only")
     args = parser.parse_args(argv)
     try:
@@ -358,8 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = args.out if args.out is not None else args.folder
     print(format_report(report))
-    print(f"\nwrote {out / 'aggregate.json'}" + ("" if args.no_plot else f" and {out / 'aggregate.png'}")
-          + (" and performance_profile.png" if report.get("performance_profile") else ""))
+    print(
+        f"\nwrote {out / 'aggregate.json'}"
+        + ("" if args.no_plot else f" and {out / 'aggregate.png'}")
+        + (" and performance_profile.png" if report.get("performance_profile") else "")
+    )
     return 0
 
 

@@ -17,8 +17,20 @@ from rlcore.config import schema_names, to_typed, typed_from_container
 from rlcore.schema import TrainConfig
 
 # top-level keys (and groups) a resume may change: when and how much to train, evaluate, save and log
-HARMLESS = ("total_steps", "eval_every", "eval_episodes", "final_eval_episodes", "checkpoint_every", "threads",
-            "device", "overlap", "logger", "checkpoint", "resume", "run_dir")
+HARMLESS = (
+    "total_steps",
+    "eval_every",
+    "eval_episodes",
+    "final_eval_episodes",
+    "checkpoint_every",
+    "threads",
+    "device",
+    "overlap",
+    "logger",
+    "checkpoint",
+    "resume",
+    "run_dir",
+)
 
 
 # ------------------------------------------------------------------------------------------- the config
@@ -48,20 +60,28 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[TrainConfig, d
     """
     run_dir = Path(str(cfg.resume))
     if cfg.run_dir and Path(str(cfg.run_dir)).resolve() != run_dir.resolve():
-        raise ConfigError(f"config key 'run_dir': a resumed run continues in its own folder; "
-                          f"drop run_dir={cfg.run_dir} or set it to the resume folder {run_dir}")
+        raise ConfigError(
+            f"config key 'run_dir': a resumed run continues in its own folder; "
+            f"drop run_dir={cfg.run_dir} or set it to the resume folder {run_dir}"
+        )
     last = run_dir / "checkpoints" / "last.pt"
     if not last.exists():
         if (run_dir / "metrics.csv").exists():  # started, but stopped before its first checkpoint
-            raise CheckpointError(f"resume={run_dir}: that run stopped before its first checkpoint, so there is "
-                                  f"nothing to resume; start it again with run_dir={run_dir} (the folder is reused)")
-        raise CheckpointError(f"resume={run_dir}: no checkpoints/last.pt there; pass the folder of a run "
-                              "(the one holding config.yaml and checkpoints/)")
+            raise CheckpointError(
+                f"resume={run_dir}: that run stopped before its first checkpoint, so there is "
+                f"nothing to resume; start it again with run_dir={run_dir} (the folder is reused)"
+            )
+        raise CheckpointError(
+            f"resume={run_dir}: no checkpoints/last.pt there; pass the folder of a run "
+            "(the one holding config.yaml and checkpoints/)"
+        )
     ckpt = load_checkpoint(last)
     if "train" not in ckpt:
         agent = ckpt.get("config", {}).get("agent", {}).get("name", "?")
-        raise CheckpointError(f"resume={run_dir}: {last} holds weights only (agent {agent}); resume works for "
-                              "DQN runs saved by this rlcore or later. Start a new run instead")
+        raise CheckpointError(
+            f"resume={run_dir}: {last} holds weights only (agent {agent}); resume works for "
+            "DQN runs saved by this rlcore or later. Start a new run instead"
+        )
     composed = to_typed(cfg)  # the new values pass their range checks first
     saved = OmegaConf.create(ckpt["config"])
     schemas = dict(ckpt["schemas"])
@@ -78,8 +98,11 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[TrainConfig, d
     saved.run_dir = str(run_dir)
     new = OmegaConf.to_container(saved, resolve=True)
     old_flat, new_flat = _flatten(ckpt["config"]), _flatten(new)
-    changed = sorted(k for k in set(old_flat) | set(new_flat)
-                     if old_flat.get(k) != new_flat.get(k) and k.split(".")[0] not in HARMLESS)
+    changed = sorted(
+        k
+        for k in set(old_flat) | set(new_flat)
+        if old_flat.get(k) != new_flat.get(k) and k.split(".")[0] not in HARMLESS
+    )
     if changed:
         key = changed[0]
         raise ConfigError(

@@ -37,8 +37,10 @@ def check_supported(typed: TrainConfig, spec: AgentSpec, overrides: list[str]) -
     if typed.checkpoint.replay is not None and not spec.capabilities.replay:
         raise ConfigError(f"config key 'checkpoint.replay': agent={typed.agent.name} has no replay buffer")
     if "total_steps" in override_keys(overrides) and not spec.capabilities.step_budget:
-        raise ConfigError(f"config key 'total_steps': agent={typed.agent.name} trains for agent.epochs, not a number "
-                          "of env steps; set agent.epochs (or agent.max_steps / agent.steps) instead")
+        raise ConfigError(
+            f"config key 'total_steps': agent={typed.agent.name} trains for agent.epochs, not a number "
+            "of env steps; set agent.epochs (or agent.max_steps / agent.steps) instead"
+        )
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -51,7 +53,9 @@ def prepare_run_dir(run_dir: Path) -> None:
             "or leave it out to get a fresh timestamped folder"
         )
     if (run_dir / "metrics.csv").exists():
-        print(f"[rlcore] run_dir {run_dir} holds a run that stopped before its first checkpoint; starting it again")
+        print(
+            f"[rlcore] run_dir {run_dir} holds a run that stopped before its first checkpoint; starting it again"
+        )
         (run_dir / "metrics.csv").unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -104,17 +108,25 @@ def _resume(cfg: DictConfig, overrides: list[str]) -> dict:
     typed, config, ckpt = resume_config(cfg, overrides)
     spec = agent_spec(typed.agent)
     if not spec.capabilities.resume:
-        raise ConfigError(f"config key 'resume': agent={typed.agent.name} runs cannot be resumed; start a new run")
+        raise ConfigError(
+            f"config key 'resume': agent={typed.agent.name} runs cannot be resumed; start a new run"
+        )
     run_dir = Path(typed.run_dir)
     steps = ckpt["counters"]["env_steps"]
     if steps >= typed.total_steps and (run_dir / "summary.json").exists():
-        raise ConfigError(f"config key 'total_steps': resume={run_dir} already finished at step {steps}; "
-                          f"pass a larger total_steps= to train it longer")
+        raise ConfigError(
+            f"config key 'total_steps': resume={run_dir} already finished at step {steps}; "
+            f"pass a larger total_steps= to train it longer"
+        )
     if steps > typed.total_steps:
-        raise ConfigError(f"config key 'total_steps': resume={run_dir} is at step {steps}, past total_steps="
-                          f"{typed.total_steps}; pass total_steps={steps} or more to continue it")
+        raise ConfigError(
+            f"config key 'total_steps': resume={run_dir} is at step {steps}, past total_steps="
+            f"{typed.total_steps}; pass total_steps={steps} or more to continue it"
+        )
     remove_torn_writes(run_dir)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))  # the settings in force (e.g. a new total_steps)
+    (run_dir / "config.yaml").write_text(
+        OmegaConf.to_yaml(config)
+    )  # the settings in force (e.g. a new total_steps)
     return launch(typed, run_dir, config, resume=ckpt)
 
 

@@ -26,8 +26,12 @@ class LoggerConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     mode: str = "auto"  # auto: online when an API key is configured, else offline; never prompts
-    tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (rlcore/training/tensorboard.py)
-    video: bool = False  # film one greedy episode of the final policy (eval_video.mp4) and log it to W&B/TensorBoard
+    tensorboard: bool = (
+        False  # also write TensorBoard event files to <run_dir>/tensorboard (rlcore/training/tensorboard.py)
+    )
+    video: bool = (
+        False  # film one greedy episode of the final policy (eval_video.mp4) and log it to W&B/TensorBoard
+    )
 
     def __post_init__(self) -> None:
         require_choice(self.mode, "logger.mode", ["auto", "online", "offline", "disabled"])
@@ -76,13 +80,24 @@ class TuneConfig:
 
     seeds: int = 3
     statistic: str = "mean"  # mean | median | q25 (lower quartile) | min
-    metric: str = "eval_mean_return"  # the final greedy evaluation; supervised: best_val_accuracy (not the test set)
+    metric: str = (
+        "eval_mean_return"  # the final greedy evaluation; supervised: best_val_accuracy (not the test set)
+    )
 
     def __post_init__(self) -> None:
         require(self.seeds >= 1, "tune.seeds", f"must be >= 1 (got {self.seeds})")
         require_choice(self.statistic, "tune.statistic", ["mean", "median", "q25", "min"])
-        require_choice(self.metric, "tune.metric", ["eval_mean_return", "best_eval_mean_return", "test_accuracy",
-                                                    "best_val_accuracy", "best_val_recon_loss"])
+        require_choice(
+            self.metric,
+            "tune.metric",
+            [
+                "eval_mean_return",
+                "best_eval_mean_return",
+                "test_accuracy",
+                "best_val_accuracy",
+                "best_val_recon_loss",
+            ],
+        )
 
 
 @dataclass
@@ -92,11 +107,15 @@ class TrainConfig:
     agent: Any = MISSING
     env: Any = MISSING
     net: Any = MISSING
-    logger: LoggerConfig = field(default_factory=LoggerConfig)  # typed here, so logger=[wandb,tensorboard] merges
+    logger: LoggerConfig = field(
+        default_factory=LoggerConfig
+    )  # typed here, so logger=[wandb,tensorboard] merges
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
-    resume: str | None = None  # a run directory: continue that run from its checkpoints/last.pt (docs/resume.md)
+    resume: str | None = (
+        None  # a run directory: continue that run from its checkpoints/last.pt (docs/resume.md)
+    )
     seed: int = 0
     device: str = "auto"
     total_steps: int = 50_000
@@ -105,12 +124,16 @@ class TrainConfig:
     final_eval_episodes: int = 20  # episodes of the evaluation written to summary.json
     checkpoint_every: int = 0  # env steps between checkpoints/last.pt writes (0 = at evals and at the end)
     run_dir: str = MISSING  # where the run's files go; resolved by Hydra (hydra.run.dir follows it)
-    threads: int = 1  # torch intra-op threads; 1 is robust on shared/small machines (0 = torch's default, all cores)
+    threads: int = (
+        1  # torch intra-op threads; 1 is robust on shared/small machines (0 = torch's default, all cores)
+    )
     amp: bool = False  # bf16 autocast for network passes (GPUs; slower on CPUs without AMX)
     compile: bool = False  # torch.compile the networks
     channels_last: bool = True  # NHWC memory format for conv nets (faster convolutions on CPU)
     overlap: bool = False  # learn in a background thread while the env steps; acting is one update stale
-    flush_denormal: bool = True  # CPU: denormal floats count as 0 (Adam's moments of dead units; docs/performance.md)
+    flush_denormal: bool = (
+        True  # CPU: denormal floats count as 0 (Adam's moments of dead units; docs/performance.md)
+    )
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", f"must be >= 0 (got {self.seed})")

@@ -55,7 +55,9 @@ class SweepCallback(Callback):
         if optuna_sweep(config.hydra):  # Hydra's basic sweeper saves this; the Optuna sweeper does not
             sweep_dir = Path(str(config.hydra.sweep.dir))
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(config, sweep_dir / "multirun.yaml")  # the search space, for rlcore.tuning and report
+            OmegaConf.save(
+                config, sweep_dir / "multirun.yaml"
+            )  # the search space, for rlcore.tuning and report
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the mean ± std table of the sweep and write aggregate.json/png into its folder."""
@@ -71,8 +73,10 @@ class SweepCallback(Callback):
             return
         print(f"\n[rlcore] sweep {sweep_dir}: final greedy evaluation across seeds\n")
         print(format_report(report))
-        print(f"\n[rlcore] wrote {sweep_dir / 'aggregate.json'} and aggregate.png "
-              f"(again, e.g. with --band std: python -m rlcore.report {sweep_dir})")
+        print(
+            f"\n[rlcore] wrote {sweep_dir / 'aggregate.json'} and aggregate.png "
+            f"(again, e.g. with --band std: python -m rlcore.report {sweep_dir})"
+        )
 
 
 def write_search_study(sweep_dir: Path, config: DictConfig) -> None:
@@ -86,8 +90,10 @@ def write_search_study(sweep_dir: Path, config: DictConfig) -> None:
         print(f"[rlcore] no study for {sweep_dir}: {exc}", file=sys.stderr)
         return
     print(f"\n[rlcore] search {sweep_dir}: {format_study(result)}")
-    print(f"[rlcore] wrote {result['table']} (and study.csv, study.png)"
-          + (f"; best settings as a tuned file: {result['tuned']}" if result["tuned"] else ""))
+    print(
+        f"[rlcore] wrote {result['table']} (and study.csv, study.png)"
+        + (f"; best settings as a tuned file: {result['tuned']}" if result["tuned"] else "")
+    )
 
 
 def parallel_job() -> bool:

@@ -51,7 +51,11 @@ def objective(values: Sequence[float | None], statistic: str) -> float:
     if array.size == 0 or not np.isfinite(array).all():
         return math.nan  # Optuna records the trial as failed and the search goes on
     reduce: dict[str, Callable[[np.ndarray], Any]] = {
-        "mean": np.mean, "median": np.median, "min": np.min, "q25": lambda a: np.quantile(a, 0.25)}
+        "mean": np.mean,
+        "median": np.median,
+        "min": np.min,
+        "q25": lambda a: np.quantile(a, 0.25),
+    }
     return float(reduce[statistic](array))
 
 
@@ -60,24 +64,35 @@ def _value(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int | None = None,
-              multirun: bool = True) -> float:
+def run_trial(
+    cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int | None = None, multirun: bool = True
+) -> float:
     """Train one trial's seeds into ``job_dir/seed<k>`` and return its objective (see the module docstring)."""
     from rlcore.config import to_typed
     from rlcore.run import run
 
     if not multirun:  # the Optuna sweeper only runs with -m; without it Hydra would make this one plain run
-        raise ConfigError("hydra/sweeper=optuna (a +search= file) is a search: run it with -m, e.g. "
-                          "python train.py -m +search=dqn_CartPole")
+        raise ConfigError(
+            "hydra/sweeper=optuna (a +search= file) is a search: run it with -m, e.g. "
+            "python train.py -m +search=dqn_CartPole"
+        )
     typed = to_typed(cfg)  # the trial's settings pass their checks once, before any seed trains
     if cfg.get("resume"):
-        raise ConfigError("config key 'resume': a search trial trains fresh runs; drop resume= from the search")
+        raise ConfigError(
+            "config key 'resume': a search trial trains fresh runs; drop resume= from the search"
+        )
     seeds = [typed.seed + k for k in range(typed.tune.seeds)]
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     record: dict[str, Any] = {
         "trial": trial,
-        "params": {k: _value(cfg, k) for k in keys if k and not k.startswith("hydra") and k != "seed"
-                   and OmegaConf.select(cfg, k, default=_ABSENT) is not _ABSENT},  # not +search= (a group)
+        "params": {
+            k: _value(cfg, k)
+            for k in keys
+            if k
+            and not k.startswith("hydra")
+            and k != "seed"
+            and OmegaConf.select(cfg, k, default=_ABSENT) is not _ABSENT
+        },  # not +search= (a group)
         "seeds": seeds,
         "statistic": typed.tune.statistic,
         "metric": typed.tune.metric,
@@ -97,8 +112,10 @@ def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int |
             break
         if not isinstance(summary.get(typed.tune.metric), int | float):
             numbers = ", ".join(k for k, v in summary.items() if isinstance(v, int | float))
-            raise ConfigError(f"config key 'tune.metric': {typed.tune.metric!r} is no number in this run's "
-                              f"summary.json; numbers there: {numbers}")
+            raise ConfigError(
+                f"config key 'tune.metric': {typed.tune.metric!r} is no number in this run's "
+                f"summary.json; numbers there: {numbers}"
+            )
         record["values"].append(summary[typed.tune.metric])
         record["runs"].append(run_dir.name)
     record["objective"] = objective(record["values"], typed.tune.statistic)
@@ -107,8 +124,11 @@ def run_trial(cfg: DictConfig, job_dir: Path, overrides: list[str], trial: int |
     searched = searched_keys() or list(record["params"])
     shown = " ".join(f"{k}={_show(v)}" for k, v in record["params"].items() if k in searched)
     evals = ", ".join("diverged" if v is None else f"{v:.1f}" for v in record["values"])
-    print(f"[rlcore] trial {trial}: {shown} -> seeds {seeds[0]}..{seeds[-1]}: {evals} -> "
-          f"{typed.tune.statistic} {value:.2f}", flush=True)
+    print(
+        f"[rlcore] trial {trial}: {shown} -> seeds {seeds[0]}..{seeds[-1]}: {evals} -> "
+        f"{typed.tune.statistic} {value:.2f}",
+        flush=True,
+    )
     return value
 
 
@@ -161,7 +181,9 @@ def load_trials(sweep_dir: Path) -> list[dict]:
     return trials
 
 
-def importances(trials: Sequence[dict], distributions: dict[str, Any], direction: str = "maximize") -> dict[str, float]:
+def importances(
+    trials: Sequence[dict], distributions: dict[str, Any], direction: str = "maximize"
+) -> dict[str, float]:
     """Optuna's parameter importances (mean decrease in impurity) of the finished trials; {} when it cannot say."""
     finished = [t for t in trials if t.get("objective") is not None and math.isfinite(t["objective"])]
     if len(finished) < 2 or not distributions:
@@ -176,11 +198,17 @@ def importances(trials: Sequence[dict], distributions: dict[str, Any], direction
         study = optuna.create_study(direction=direction)
         for t in finished:
             params = {k: t["params"][k] for k in distributions if k in t["params"]}
-            study.add_trial(optuna.trial.create_trial(
-                params=params, distributions={k: distributions[k] for k in params}, value=t["objective"]))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions={k: distributions[k] for k in params}, value=t["objective"]
+                )
+            )
         # fANOVA, Optuna's default, breaks on scikit-learn >= 1.3 in the optuna 2.x the sweeper pins
         evaluator = optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0)
-        return {k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()}
+        return {
+            k: float(v)
+            for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
+        }
     except Exception:  # a parameter outside its distribution, too few distinct values, no optuna: none given
         return {}
 
@@ -229,12 +257,22 @@ def write_study(sweep_dir: Path, direction: str = "maximize") -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     trials = load_trials(sweep_dir)
     if not trials:
-        raise RLCoreError(f"no {TRIAL_FILE} below {sweep_dir}: not an Optuna sweep of train.py, or no trial finished")
+        raise RLCoreError(
+            f"no {TRIAL_FILE} below {sweep_dir}: not an Optuna sweep of train.py, or no trial finished"
+        )
     distributions = search_space(sweep_dir)
     searched = list(distributions) or sorted({k for t in trials for k in t["params"]} - {"tune.seeds"})
     columns = ["trial", *searched, "objective", "values", "job"]
-    rows = [[t.get("trial"), *(t["params"].get(k) for k in searched), t.get("objective"),
-             " ".join("nan" if v is None else f"{v:g}" for v in t["values"]), t["job"]] for t in trials]
+    rows = [
+        [
+            t.get("trial"),
+            *(t["params"].get(k) for k in searched),
+            t.get("objective"),
+            " ".join("nan" if v is None else f"{v:g}" for v in t["values"]),
+            t["job"],
+        ]
+        for t in trials
+    ]
     with open(sweep_dir / "study.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
@@ -249,15 +287,28 @@ def write_study(sweep_dir: Path, direction: str = "maximize") -> dict[str, Any]:
     statistic, metric = trials[0].get("statistic", "mean"), trials[0].get("metric", "eval_mean_return")
     (sweep_dir / "study.md").write_text(
         f"Objective: the {statistic} of summary.json's {metric} over each trial's seeds "
-        f"{trials[0]['seeds']}.\n\n" + "\n".join(table) + "\n")
+        f"{trials[0]['seeds']}.\n\n" + "\n".join(table) + "\n"
+    )
     weights = importances(trials, distributions, direction)
     from rlcore.training.plots import plot_study
 
-    plot_study([t.get("trial") for t in trials], [t.get("objective") for t in trials], weights,
-               sweep_dir / "study.png", direction=direction)
-    result: dict[str, Any] = {"trials": len(trials), "best": best, "importances": weights,
-                              "table": sweep_dir / "study.md", "csv": sweep_dir / "study.csv",
-                              "plot": sweep_dir / "study.png", "tuned": None, "searched": searched}
+    plot_study(
+        [t.get("trial") for t in trials],
+        [t.get("objective") for t in trials],
+        weights,
+        sweep_dir / "study.png",
+        direction=direction,
+    )
+    result: dict[str, Any] = {
+        "trials": len(trials),
+        "best": best,
+        "importances": weights,
+        "table": sweep_dir / "study.md",
+        "csv": sweep_dir / "study.csv",
+        "plot": sweep_dir / "study.png",
+        "tuned": None,
+        "searched": searched,
+    }
     if best is not None and best.get("runs"):
         settings, agent, env = tuned_settings(best, sweep_dir / best["job"], searched)
         tuned = sweep_dir / f"tuned_{agent}_{env}.yaml"
@@ -281,7 +332,9 @@ def format_study(result: dict[str, Any]) -> str:
     params = " ".join(f"{k}={_show(v)}" for k, v in best["params"].items() if k in result["searched"])
     text = f"{result['trials']} trial(s); best: trial {best.get('trial')} ({best['objective']:.2f}): {params}"
     if result["importances"]:
-        text += "\nparameter importances: " + ", ".join(f"{k} {v:.2f}" for k, v in result["importances"].items())
+        text += "\nparameter importances: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in result["importances"].items()
+        )
     return text
 
 
@@ -296,8 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_study(result))
-    print(f"wrote {result['table']}, {result['csv'].name}, {result['plot'].name}"
-          + (f" and {result['tuned'].name}" if result["tuned"] else ""))
+    print(
+        f"wrote {result['table']}, {result['csv'].name}, {result['plot'].name}"
+        + (f" and {result['tuned'].name}" if result["tuned"] else "")
+    )
     return 0
 
 

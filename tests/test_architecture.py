@@ -19,8 +19,14 @@ from rlcore.config import to_typed
 from rlcore.run import LOOPS, launch, run
 from tests.conftest import ROOT, compose_config
 
-TINY_DQN = ["total_steps=300", "agent.learning_starts=100", "eval_every=0", "final_eval_episodes=1",
-            "logger.progress=false", "device=cpu"]
+TINY_DQN = [
+    "total_steps=300",
+    "agent.learning_starts=100",
+    "eval_every=0",
+    "final_eval_episodes=1",
+    "logger.progress=false",
+    "device=cpu",
+]
 
 
 def test_every_agent_option_file_has_a_registry_entry_and_a_loop():
@@ -54,7 +60,9 @@ def test_checkpoint_replay_is_accepted_by_every_agent_with_a_replay(agent, tmp_p
 
 
 def test_checkpoint_replay_is_refused_for_an_agent_without_a_replay(tmp_path):
-    cfg = compose_config(["agent=supervised", "env=Digits", "net=mlp", "checkpoint.replay=true", f"run_dir={tmp_path}"])
+    cfg = compose_config(
+        ["agent=supervised", "env=Digits", "net=mlp", "checkpoint.replay=true", f"run_dir={tmp_path}"]
+    )
     with pytest.raises(ConfigError, match="checkpoint.replay': agent=supervised has no replay buffer"):
         run(cfg, tmp_path)
     assert not (tmp_path / "config.yaml").exists()
@@ -82,7 +90,9 @@ def test_importing_the_packages_changes_no_process_state():
         "envs.register_gym_ids()\n"
         "assert 'rlcore/CartPoleNoVel-v0' in gym.registry and 'rlcore/MNIST-v0' in gym.registry\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -123,7 +133,9 @@ def test_help_and_config_errors_import_no_torch(args):
         "    code = exc.code\n"
         "print('torch' in sys.modules, code)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     torch_loaded, code = result.stdout.split()[-2:]
     assert torch_loaded == "False", result.stdout[-500:]
     assert code in ("0", "None") if args == ["--help"] else code in ("1", "2")
@@ -139,8 +151,14 @@ def test_a_checkpoint_written_before_the_dqn_drqn_split_still_loads():
     from nets import MLPConfig
 
     space = gym.spaces.Box(-1, 1, (4,), np.float32)
-    context = BuildContext(net=MLPConfig(hidden_sizes=[8]), observation_space=space,
-                           action_space=gym.spaces.Discrete(2), device=torch.device("cpu"), seed=0, total_steps=100)
+    context = BuildContext(
+        net=MLPConfig(hidden_sizes=[8]),
+        observation_space=space,
+        action_space=gym.spaces.Discrete(2),
+        device=torch.device("cpu"),
+        seed=0,
+        total_steps=100,
+    )
     old = {**make_agent(DQNConfig(), context).state_dict(), "hidden": None, "pending_starts": None}
     fresh = make_agent(DQNConfig(), context)
     fresh.load_state_dict(old)

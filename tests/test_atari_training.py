@@ -93,18 +93,26 @@ def test_breakout_trains_through_the_cli_then_evaluates(tmp_path):
     run_dir = tmp_path / "breakout"
     train = subprocess.run(
         [sys.executable, "train.py", *SMALL_ATARI, "total_steps=600", f"run_dir={run_dir}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert train.returncode == 0, train.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["total_steps"] == 600 and summary["updates"] == (600 - 200) // 4 + 1
     assert (run_dir / "learning_curve.png").stat().st_size > 0
     with open(run_dir / "metrics.csv", newline="") as handle:
-        returns = [float(r["rollout/episode_return"]) for r in csv.DictReader(handle) if r["rollout/episode_return"]]
+        returns = [
+            float(r["rollout/episode_return"]) for r in csv.DictReader(handle) if r["rollout/episode_return"]
+        ]
     assert returns and all(r == int(r) and r >= 0 for r in returns)  # raw game scores, not clipped sums
     evaluate = subprocess.run(
         [sys.executable, "evaluate.py", f"run={run_dir}", "episodes=1", "epsilon=0.05"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert evaluate.returncode == 0, evaluate.stderr[-2000:]
     result = json.loads((run_dir / "checkpoints" / "eval.json").read_text())
@@ -117,8 +125,15 @@ def checkpoint_of(run_dir: Path) -> dict:
 
 def test_two_envs_count_env_steps_with_overlap(tmp_path):
     """n_envs=2: ε, target syncs, train_freq and total_steps are counted in env steps (with overlap on)."""
-    _, cfg = typed(*SMALL_ATARI, "env.n_envs=2", "total_steps=300", "agent.learning_starts=100",
-                   "agent.exploration_fraction=0.5", "overlap=true", "threads=1")
+    _, cfg = typed(
+        *SMALL_ATARI,
+        "env.n_envs=2",
+        "total_steps=300",
+        "agent.learning_starts=100",
+        "agent.exploration_fraction=0.5",
+        "overlap=true",
+        "threads=1",
+    )
     summary = launch(cfg, tmp_path, {"note": "test"})
     assert summary["total_steps"] == 300
     assert summary["updates"] == (300 - 100) // 4 + 1  # one update every 4 env steps = every 2 vector steps

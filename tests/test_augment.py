@@ -51,13 +51,19 @@ def test_reference_shift_by_hand() -> None:
 
 @pytest.mark.parametrize("pixels", [1, 2])
 def test_each_image_is_translated_by_its_own_offset_within_bounds(pixels: int) -> None:
-    images = torch.randint(1, 256, (400, 2, 6, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        1, 256, (400, 2, 6, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     out = random_shift(images, pixels, torch.Generator().manual_seed(1))
     assert out.shape == images.shape and out.dtype == torch.uint8 and out.device == images.device
     offsets = [which_shift(a, b, pixels) for a, b in zip(images, out, strict=True)]
-    assert None not in offsets  # every output is its own input shifted by at most ±pixels (both channels alike)
+    assert (
+        None not in offsets
+    )  # every output is its own input shifted by at most ±pixels (both channels alike)
     # all (2p+1)^2 offsets occur (400 draws), the extremes included: the shift is per image, not per batch
-    assert set(offsets) == {(dy, dx) for dy in range(-pixels, pixels + 1) for dx in range(-pixels, pixels + 1)}
+    assert set(offsets) == {
+        (dy, dx) for dy in range(-pixels, pixels + 1) for dx in range(-pixels, pixels + 1)
+    }
 
 
 def test_float_batches_and_the_same_seed_give_the_same_shifts() -> None:
@@ -86,13 +92,17 @@ def test_bad_input_is_refused() -> None:
 # ------------------------------------------------------------------------------------------ affine warps
 
 
-def warp(images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
+def warp(
+    images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, offset: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
     n = images.shape[0]
     return affine_warp(images, torch.full((n,), angle), torch.full((n,), scale), torch.tensor([offset] * n))
 
 
 def test_affine_warp_by_hand() -> None:
-    images = torch.randint(0, 256, (3, 2, 7, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (3, 2, 7, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(warp(images), images)  # the identity samples every pixel at its own centre
     assert torch.equal(warp(images, angle=math.pi / 2), torch.rot90(images, 1, (-2, -1)))
     assert torch.equal(warp(images, angle=math.pi), torch.rot90(images, 2, (-2, -1)))
@@ -107,7 +117,9 @@ def test_affine_warp_by_hand() -> None:
 
 
 def test_random_affine_draws_per_image_and_repeats_with_the_seed() -> None:
-    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     a = random_affine(images, 10, 0.1, 2, torch.Generator().manual_seed(7))
     b = random_affine(images, 10, 0.1, 2, torch.Generator().manual_seed(7))
     c = random_affine(images, 10, 0.1, 2, torch.Generator().manual_seed(8))
@@ -117,7 +129,9 @@ def test_random_affine_draws_per_image_and_repeats_with_the_seed() -> None:
     assert all(which_shift(i, o, 2) is not None for i, o in zip(images, only_shifts, strict=True))
     generator = torch.Generator().manual_seed(3)
     before = generator.get_state()
-    assert random_affine(images, 0, 0.0, 0, generator) is images and torch.equal(generator.get_state(), before)
+    assert random_affine(images, 0, 0.0, 0, generator) is images and torch.equal(
+        generator.get_state(), before
+    )
     with pytest.raises(ValueError, match="degrees >= 0"):
         random_affine(images, 10, 1.0, 2)
     with pytest.raises(ValueError, match="N, C, H, W"):
@@ -131,13 +145,16 @@ def digits_agent(**overrides: object) -> tuple[SupervisedAgent, dict]:
     torch.manual_seed(0)
     splits = dataset_splits(DatasetEnvConfig(name="Digits", dataset="digits"), 0)
     space = gym.spaces.Box(0, 255, splits["train"].images.shape[1:], np.uint8)
-    agent = SupervisedAgent(SupervisedConfig(**overrides), MLPConfig(), space, gym.spaces.Discrete(10),
-                            device=torch.device("cpu"))
+    agent = SupervisedAgent(
+        SupervisedConfig(**overrides), MLPConfig(), space, gym.spaces.Discrete(10), device=torch.device("cpu")
+    )
     return agent, splits
 
 
 def batch(splits: dict, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.array(splits["train"].images[:n])), torch.from_numpy(np.array(splits["train"].labels[:n]))
+    return torch.from_numpy(np.array(splits["train"].images[:n])), torch.from_numpy(
+        np.array(splits["train"].labels[:n])
+    )
 
 
 def test_augment_shift_is_validated() -> None:
@@ -147,8 +164,13 @@ def test_augment_shift_is_validated() -> None:
         digits_agent(augment_shift=8)
     vector = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
     with pytest.raises(ConfigError, match="agent.augment_shift"):
-        SupervisedAgent(SupervisedConfig(augment_shift=1), MLPConfig(), vector, gym.spaces.Discrete(2),
-                        device=torch.device("cpu"))
+        SupervisedAgent(
+            SupervisedConfig(augment_shift=1),
+            MLPConfig(),
+            vector,
+            gym.spaces.Discrete(2),
+            device=torch.device("cpu"),
+        )
 
 
 def test_augmentation_changes_training_steps_only() -> None:
@@ -174,7 +196,12 @@ def test_state_dict_carries_the_augmentation_stream(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_a_negative_shift_with_one_message() -> None:
-    done = subprocess.run([sys.executable, "train.py", "agent=supervised", "env=Digits", "agent.augment_shift=-2"],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "train.py", "agent=supervised", "env=Digits", "agent.augment_shift=-2"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "agent.augment_shift" in done.stderr and "Traceback" not in done.stderr

@@ -41,8 +41,13 @@ def compose_cfg(*overrides: str) -> DictConfig:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "train.py", "logger.progress=false", "threads=1", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "train.py", "logger.progress=false", "threads=1", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def digits_images(n: int = 256) -> torch.Tensor:
@@ -62,7 +67,10 @@ VARIANTS = {
     "weight_decay": ({"weight_decay": 1e-4}, {}),
     "l2_penalty": ({"l2_weight": 1e-4}, {}),
     "stacked": ({"stacked": True, "layerwise_epochs": 2}, {}),
-    "warped": ({"noise": "masking", "mask_prob": 0.3, "warp_degrees": 10, "warp_scale": 0.1, "warp_shift": 1}, {}),
+    "warped": (
+        {"noise": "masking", "mask_prob": 0.3, "warp_degrees": 10, "warp_scale": 0.1, "warp_shift": 1},
+        {},
+    ),
     "stacked_warped": ({"stacked": True, "layerwise_epochs": 2, "noise": "masking", "warp_degrees": 10}, {}),
 }
 
@@ -81,8 +89,15 @@ def test_each_variant_lowers_the_loss(variant: str) -> None:
     for step in range(60):
         metrics = agent.update(data[(step * 64) % 256 :][:64])
     assert agent.validation_loss(data) < before
-    expected = {"loss", "recon_loss"} | {k for k, key in (("l1_activity", "l1_activity"), ("kl_sparsity", "kl_weight"),
-                                                          ("l2_weight", "l2_weight")) if agent_kwargs.get(key)}
+    expected = {"loss", "recon_loss"} | {
+        k
+        for k, key in (
+            ("l1_activity", "l1_activity"),
+            ("kl_sparsity", "kl_weight"),
+            ("l2_weight", "l2_weight"),
+        )
+        if agent_kwargs.get(key)
+    }
     assert set(metrics) == expected and all(torch.isfinite(v) for v in metrics.values())
 
 
@@ -100,8 +115,12 @@ def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError, match="agent.warp_shift"):
         AutoencoderConfig(warp_shift=-1)
     with pytest.raises(ConfigError, match="agent.warp_degrees/warp_scale/warp_shift.*shape \\(4,\\)"):
-        AutoencoderAgent(AutoencoderConfig(warp_degrees=5), MLPConfig(), gym.spaces.Box(-5, 5, (4,)), device=CPU)
-    with pytest.raises(ConfigError, match="agent.warp_degrees/warp_scale/warp_shift"):  # as large as the 8x8 image
+        AutoencoderAgent(
+            AutoencoderConfig(warp_degrees=5), MLPConfig(), gym.spaces.Box(-5, 5, (4,)), device=CPU
+        )
+    with pytest.raises(
+        ConfigError, match="agent.warp_degrees/warp_scale/warp_shift"
+    ):  # as large as the 8x8 image
         AutoencoderAgent(AutoencoderConfig(warp_shift=8), MLPConfig(), DIGITS, device=CPU)
     agent = AutoencoderAgent(AutoencoderConfig(), MLPConfig(), DIGITS, device=CPU)
     with pytest.raises(RLCoreError, match="no policy; use its encoder via net.pretrained="):
@@ -109,19 +128,28 @@ def test_config_errors_name_the_key() -> None:
 
 
 def test_warp_corrupts_the_input_and_the_target_stays_the_original() -> None:
-    agent = AutoencoderAgent(AutoencoderConfig(warp_degrees=15, warp_shift=1), MLPConfig(), DIGITS, device=CPU)
+    agent = AutoencoderAgent(
+        AutoencoderConfig(warp_degrees=15, warp_shift=1), MLPConfig(), DIGITS, device=CPU
+    )
     clean = agent.model.target(digits_images(32))
     corrupted = agent.corrupt(clean)
     assert corrupted.shape == clean.shape and not torch.equal(corrupted, clean)
     reconstruction, _ = agent.model(corrupted)
     expected = torch.nn.functional.mse_loss(reconstruction, clean)
-    agent.warp_generator.manual_seed(0)  # the same warps again: the loss compares them with the unwarped images
+    agent.warp_generator.manual_seed(
+        0
+    )  # the same warps again: the loss compares them with the unwarped images
     torch.testing.assert_close(agent.losses(digits_images(32))["recon_loss"], expected)
 
 
-@pytest.mark.parametrize("cfg", [AutoencoderConfig(noise="masking"),
-                                 AutoencoderConfig(noise="masking", warp_degrees=10, warp_scale=0.1, warp_shift=1)],
-                         ids=["masking", "masking_warped"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        AutoencoderConfig(noise="masking"),
+        AutoencoderConfig(noise="masking", warp_degrees=10, warp_scale=0.1, warp_shift=1),
+    ],
+    ids=["masking", "masking_warped"],
+)
 def test_state_dict_round_trip(cfg: AutoencoderConfig) -> None:
     net = MLPConfig(hidden_sizes=[16])
     a, b = (AutoencoderAgent(cfg, net, DIGITS, device=CPU, seed=s) for s in (0, 1))
@@ -137,15 +165,30 @@ def test_state_dict_round_trip(cfg: AutoencoderConfig) -> None:
 @pytest.fixture(scope="module")
 def ae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ae") / "digits"
-    result = cli("agent=autoencoder", "env=Digits", "net=mlp", "agent.epochs=3", "agent.batch_size=32",
-                 "agent.warp_degrees=5", "agent.warp_shift=1", f"run_dir={run_dir}")  # the warp keys, from the CLI
+    result = cli(
+        "agent=autoencoder",
+        "env=Digits",
+        "net=mlp",
+        "agent.epochs=3",
+        "agent.batch_size=32",
+        "agent.warp_degrees=5",
+        "agent.warp_shift=1",
+        f"run_dir={run_dir}",
+    )  # the warp keys, from the CLI
     assert result.returncode == 0, result.stderr
     return run_dir
 
 
 def test_cli_writes_the_run_files(ae_run: Path) -> None:
-    for name in ("encoder.pt", "reconstructions.png", "learning_curve.png", "metrics.csv", "config.yaml",
-                 "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in (
+        "encoder.pt",
+        "reconstructions.png",
+        "learning_curve.png",
+        "metrics.csv",
+        "config.yaml",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (ae_run / name).is_file(), name
     with open(ae_run / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -160,18 +203,31 @@ def test_cli_writes_the_run_files(ae_run: Path) -> None:
 
 
 def test_dqn_loads_the_encoder_and_keeps_it_frozen(ae_run: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg("agent=dqn", "env=Digits", "net=mlp", f"net.pretrained={ae_run}", "net.freeze=true",
-                      "total_steps=640", "agent.learning_starts=64", "final_eval_episodes=1", "eval_every=0",
-                      f"run_dir={tmp_path / 'dqn'}")
+    cfg = compose_cfg(
+        "agent=dqn",
+        "env=Digits",
+        "net=mlp",
+        f"net.pretrained={ae_run}",
+        "net.freeze=true",
+        "total_steps=640",
+        "agent.learning_starts=64",
+        "final_eval_episodes=1",
+        "eval_every=0",
+        f"run_dir={tmp_path / 'dqn'}",
+    )
     summary = run(cfg, tmp_path / "dqn")
     assert summary["updates"] > 0
     dqn = load_checkpoint(tmp_path / "dqn" / "checkpoints" / "last.pt")["agent"]
     ae = load_checkpoint(ae_run / "checkpoints" / "best.pt")["agent"]["model"]  # encoder.pt = best epoch
     from_file = build_extractor(MLPConfig(pretrained=str(ae_run)), DIGITS)
     from_ae = build_extractor(MLPConfig(), DIGITS)
-    from_ae.load_state_dict({k.removeprefix("encoder."): v for k, v in ae.items() if k.startswith("encoder.")})
+    from_ae.load_state_dict(
+        {k.removeprefix("encoder."): v for k, v in ae.items() if k.startswith("encoder.")}
+    )
     after_dqn = build_extractor(MLPConfig(), DIGITS)
-    after_dqn.load_state_dict({k.removeprefix("extractor."): v for k, v in dqn["online"].items() if k.startswith("extractor.")})
+    after_dqn.load_state_dict(
+        {k.removeprefix("extractor."): v for k, v in dqn["online"].items() if k.startswith("extractor.")}
+    )
     obs = digits_images(16)
     reference = from_ae(obs)[0]
     torch.testing.assert_close(from_file(obs)[0], reference, rtol=0, atol=0)
@@ -196,8 +252,15 @@ def test_frozen_encoder_is_unchanged_and_in_eval_mode(tmp_path: Path) -> None:
 
 
 def test_mismatched_encoder_is_a_clean_cli_error(ae_run: Path, tmp_path: Path) -> None:
-    result = cli("agent=dqn", "env=Digits", "net=mlp", "net.hidden_sizes=[32,32]", f"net.pretrained={ae_run}",
-                 "total_steps=64", f"run_dir={tmp_path / 'bad'}")
+    result = cli(
+        "agent=dqn",
+        "env=Digits",
+        "net=mlp",
+        "net.hidden_sizes=[32,32]",
+        f"net.pretrained={ae_run}",
+        "total_steps=64",
+        f"run_dir={tmp_path / 'bad'}",
+    )
     assert result.returncode == 2
     assert "saved shape (64, 64), expected shape (32, 64)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -208,8 +271,16 @@ def test_mismatched_encoder_is_a_clean_cli_error(ae_run: Path, tmp_path: Path) -
 
 def test_cnn_autoencoder_from_breakout_frames(tmp_path: Path) -> None:
     start = time.perf_counter()
-    cfg = compose_cfg("agent=autoencoder", "env=Breakout", "net=nature_cnn", "net.features_dim=64",
-                      "agent.frames=192", "agent.epochs=1", "agent.batch_size=32", f"run_dir={tmp_path / 'ae'}")
+    cfg = compose_cfg(
+        "agent=autoencoder",
+        "env=Breakout",
+        "net=nature_cnn",
+        "net.features_dim=64",
+        "agent.frames=192",
+        "agent.epochs=1",
+        "agent.batch_size=32",
+        f"run_dir={tmp_path / 'ae'}",
+    )
     summary = run(cfg, tmp_path / "ae")
     assert summary["train_frames"] + summary["val_frames"] == 192 and summary["updates"] == 6
     assert np.isfinite(summary["val_recon_loss"])
@@ -222,13 +293,40 @@ def test_cnn_autoencoder_from_breakout_frames(tmp_path: Path) -> None:
 def test_frames_from_a_trained_policy(cli, tmp_path):
     """agent.policy=<run>: a trained agent (ε-greedy) plays to collect the frames; another env's policy is refused."""
     policy_run = tmp_path / "dqn"
-    result = cli("train.py", "total_steps=300", "agent.learning_starts=100", "eval_every=0", "final_eval_episodes=1",
-                 "logger=none", f"run_dir={policy_run}")
+    result = cli(
+        "train.py",
+        "total_steps=300",
+        "agent.learning_starts=100",
+        "eval_every=0",
+        "final_eval_episodes=1",
+        "logger=none",
+        f"run_dir={policy_run}",
+    )
     assert result.returncode == 0, result.stderr
-    result = cli("train.py", "agent=autoencoder", "env=CartPole", f"agent.policy={policy_run}", "agent.frames=500",
-                 "agent.epochs=1", "logger=none", f"run_dir={tmp_path / 'ae'}")
+    result = cli(
+        "train.py",
+        "agent=autoencoder",
+        "env=CartPole",
+        f"agent.policy={policy_run}",
+        "agent.frames=500",
+        "agent.epochs=1",
+        "logger=none",
+        f"run_dir={tmp_path / 'ae'}",
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ae" / "encoder.pt").is_file()
-    result = cli("train.py", "agent=autoencoder", "env=Acrobot", f"agent.policy={policy_run}", "agent.frames=500",
-                 "agent.epochs=1", "logger=none", f"run_dir={tmp_path / 'ae2'}")
-    assert result.returncode == 2 and "config key 'agent.policy'" in result.stderr and "Traceback" not in result.stderr
+    result = cli(
+        "train.py",
+        "agent=autoencoder",
+        "env=Acrobot",
+        f"agent.policy={policy_run}",
+        "agent.frames=500",
+        "agent.epochs=1",
+        "logger=none",
+        f"run_dir={tmp_path / 'ae2'}",
+    )
+    assert (
+        result.returncode == 2
+        and "config key 'agent.policy'" in result.stderr
+        and "Traceback" not in result.stderr
+    )

@@ -16,10 +16,29 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_config, run_cli
 
-SHORT = ["total_steps=600", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
-         "eval_every=300", "eval_episodes=2", "final_eval_episodes=3", "logger=none", "device=cpu"]
-SUMMARY_KEYS = {"env", "agent", "seed", "total_steps", "wall_time_s", "train_sps", "eval_mean_return",
-                "eval_std_return", "eval_episodes", "checkpoint"}
+SHORT = [
+    "total_steps=600",
+    "agent.learning_starts=100",
+    "agent.train_freq=4",
+    "agent.gradient_steps=1",
+    "eval_every=300",
+    "eval_episodes=2",
+    "final_eval_episodes=3",
+    "logger=none",
+    "device=cpu",
+]
+SUMMARY_KEYS = {
+    "env",
+    "agent",
+    "seed",
+    "total_steps",
+    "wall_time_s",
+    "train_sps",
+    "eval_mean_return",
+    "eval_std_return",
+    "eval_episodes",
+    "checkpoint",
+}
 
 
 def read_metrics(path, drop_time=True):
@@ -72,6 +91,7 @@ def script(name: str):
             runpy.run_path(str(ROOT / name), run_name="__main__")
         finally:
             sys.argv = saved
+
     return call
 
 
@@ -86,8 +106,14 @@ def trained_run(tmp_path_factory):
 
 def test_train_then_evaluate(cli, trained_run):
     run_dir = trained_run
-    for name in ("config.yaml", "metrics.csv", "summary.json", "learning_curve.png", "checkpoints/last.pt",
-                 "checkpoints/best.pt"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "learning_curve.png",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary) >= SUMMARY_KEYS and summary["total_steps"] == 600 and summary["eval_episodes"] == 3
@@ -115,8 +141,15 @@ def test_same_seed_twice_gives_identical_metrics(trained_run, tmp_path):
 def test_learns_cartpole(tmp_path):
     """A learning test with a threshold: RL Zoo settings, 10,000 steps, periodic greedy eval reaches 300."""
     run_dir = tmp_path / "run"
-    train_in_process("total_steps=10000", "eval_every=2000", "eval_episodes=5", "final_eval_episodes=5",
-                     "logger=none", "device=cpu", f"run_dir={run_dir}")
+    train_in_process(
+        "total_steps=10000",
+        "eval_every=2000",
+        "eval_episodes=5",
+        "final_eval_episodes=5",
+        "logger=none",
+        "device=cpu",
+        f"run_dir={run_dir}",
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_eval_mean_return"] >= 300, summary
 
@@ -136,8 +169,9 @@ BAD_INPUT = [
 @pytest.mark.parametrize(("args", "message"), BAD_INPUT)
 def test_bad_input_is_one_clear_message(tmp_path, capsys, args, message):
     # train.py's main (Hydra's command-line parsing and error report included) in this process
-    code, _, err = main_in_process(script("train.py"), [*args, f"run_dir={tmp_path / 'run'}", "logger=none"],
-                                   capsys)
+    code, _, err = main_in_process(
+        script("train.py"), [*args, f"run_dir={tmp_path / 'run'}", "logger=none"], capsys
+    )
     assert code == 2  # rlcore's and Hydra's refusals alike (README: exit codes)
     assert message in err
     assert "Traceback" not in err
@@ -180,8 +214,16 @@ def test_help_lists_groups_and_options(capsys):
     assert code == 0
     groups_section = stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     lines = {line.split(":")[0]: line for line in groups_section.splitlines() if ":" in line}
-    for group, option in [("agent", "dqn"), ("agent", "supervised"), ("agent", "autoencoder"), ("env", "CartPole"),
-                          ("env", "Breakout"), ("env", "MNIST"), ("net", "lenet5"), ("logger", "wandb")]:
+    for group, option in [
+        ("agent", "dqn"),
+        ("agent", "supervised"),
+        ("agent", "autoencoder"),
+        ("env", "CartPole"),
+        ("env", "Breakout"),
+        ("env", "MNIST"),
+        ("net", "lenet5"),
+        ("logger", "wandb"),
+    ]:
         assert option in lines[group], (group, option)
     assert "evaluate.py" in stdout
 
@@ -192,8 +234,15 @@ def test_wandb_offline_without_an_account_never_prompts(cli, tmp_path):
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(env_home), WANDB_SILENT="true")  # no API key, no netrc: logger.mode=auto -> offline
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *SHORT, "logger=wandb", f"run_dir={run_dir}"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *SHORT, "logger=wandb", f"run_dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr
     assert list((run_dir / "wandb").glob("offline-run-*")), "an offline W&B run is written in the run dir"
 
@@ -201,7 +250,20 @@ def test_wandb_offline_without_an_account_never_prompts(cli, tmp_path):
 def test_wandb_online_without_a_key_is_refused_not_prompted(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path))
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *SHORT, "logger=wandb", "logger.mode=online",
-                             f"run_dir={tmp_path / 'run'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *SHORT,
+            "logger=wandb",
+            "logger.mode=online",
+            f"run_dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2 and "needs a W&B API key" in result.stderr

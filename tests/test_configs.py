@@ -19,7 +19,14 @@ def env_overrides(env: str) -> list[str]:
 
 
 def default_net(env: str) -> str:
-    expected = {"MNIST": "lenet5", "Digits": "mlp", "CartPole": "mlp", "CartPoleNoVel": "lstm", "Acrobot": "mlp", "MountainCar": "mlp"}
+    expected = {
+        "MNIST": "lenet5",
+        "Digits": "mlp",
+        "CartPole": "mlp",
+        "CartPoleNoVel": "lstm",
+        "Acrobot": "mlp",
+        "MountainCar": "mlp",
+    }
     return expected.get(env, "nature_cnn")
 
 
@@ -60,8 +67,9 @@ def test_every_option_and_option_pair_composes_and_validates():
     combos = combinations()
     assert len(combos) >= 3 * 8
     assert {env_family(e) for e in options("env")} == {"classic_schema", "atari_schema", "dataset_schema"}
-    configs = compose_many([[f"agent={a}", f"env={e}", *([f"net={n}"] if n else []), *env_overrides(e)]
-                            for a, e, n in combos])
+    configs = compose_many(
+        [[f"agent={a}", f"env={e}", *([f"net={n}"] if n else []), *env_overrides(e)] for a, e, n in combos]
+    )
     for (agent, env, net), cfg in zip(combos, configs, strict=True):
         typed = to_typed(cfg)
         assert typed.agent.name == agent and typed.net.name == (net or default_net(env)), (agent, env, net)

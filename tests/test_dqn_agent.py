@@ -15,8 +15,15 @@ ACT = gym.spaces.Discrete(3)
 
 def make(cfg: DQNConfig | None = None, seed: int = 0) -> DQNAgent:
     torch.manual_seed(seed)
-    return DQNAgent(cfg or DQNConfig(), MLPConfig(hidden_sizes=[16]), OBS, ACT, total_steps=1000,
-                    device=torch.device("cpu"), seed=seed)
+    return DQNAgent(
+        cfg or DQNConfig(),
+        MLPConfig(hidden_sizes=[16]),
+        OBS,
+        ACT,
+        total_steps=1000,
+        device=torch.device("cpu"),
+        seed=seed,
+    )
 
 
 def filled_buffer(n: int = 64) -> ReplayBuffer:
@@ -97,7 +104,14 @@ def test_save_load_gives_identical_greedy_actions_and_state():
 
 def test_continuous_actions_are_refused_clearly():
     with pytest.raises(ConfigError, match="Discrete action space"):
-        DQNAgent(DQNConfig(), MLPConfig(), OBS, gym.spaces.Box(-1, 1, (2,)), total_steps=10, device=torch.device("cpu"))
+        DQNAgent(
+            DQNConfig(),
+            MLPConfig(),
+            OBS,
+            gym.spaces.Box(-1, 1, (2,)),
+            total_steps=10,
+            device=torch.device("cpu"),
+        )
 
 
 def test_linear_learning_rate_decay():
@@ -133,9 +147,15 @@ def one_hot(states: list[int]) -> torch.Tensor:
 
 def table_batch(discounts: list[float] | None = None) -> Batch:
     # (s, a, r, s', terminated): (0, 2, 1, 1, no), (1, 0, -1, 2, no), (2, 1, 2, 3, yes)
-    return Batch(obs=one_hot([0, 1, 2]), actions=torch.tensor([2, 0, 1]), rewards=torch.tensor([1.0, -1.0, 2.0]),
-                 next_obs=one_hot([1, 2, 3]), terminated=torch.tensor([0.0, 0.0, 1.0]),
-                 discounts=None if discounts is None else torch.tensor(discounts), indices=np.arange(3))
+    return Batch(
+        obs=one_hot([0, 1, 2]),
+        actions=torch.tensor([2, 0, 1]),
+        rewards=torch.tensor([1.0, -1.0, 2.0]),
+        next_obs=one_hot([1, 2, 3]),
+        terminated=torch.tensor([0.0, 0.0, 1.0]),
+        discounts=None if discounts is None else torch.tensor(discounts),
+        indices=np.arange(3),
+    )
 
 
 # Q_online(s, a) of the batch: Q_online[0][2] = 3, Q_online[1][0] = 4, Q_online[2][1] = 5.
@@ -184,8 +204,9 @@ def test_td_target_and_loss_on_hand_computed_numbers(double, loss, targets, expe
 def test_n_step_td_target_uses_the_per_sample_discounts(double, targets, expected_loss):
     agent, _ = table_agent(double)
     metrics = agent.update(table_batch(discounts=[0.125, 0.25, 0.5]))
-    torch.testing.assert_close(metrics["td_errors"], torch.tensor(targets) - torch.tensor([3.0, 4.0, 5.0]),
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        metrics["td_errors"], torch.tensor(targets) - torch.tensor([3.0, 4.0, 5.0]), rtol=0, atol=1e-6
+    )
     assert metrics["loss"].item() == pytest.approx(expected_loss, abs=1e-6)
 
 
@@ -195,9 +216,15 @@ def test_update_round_gives_the_same_targets(double):
     one_step = [4.5, -0.5, 2.0] if double else [5.5, 2.0, 2.0]
     n_step = [1.875, -0.75, 2.0] if double else [2.125, 0.5, 2.0]  # the discounts [0.125, 0.25, 0.5] above
     discounts = [0.125, 0.25, 0.5]
-    for batches, expected in [([table_batch(), table_batch()], one_step),
-                              ([table_batch(discounts), table_batch(discounts)], n_step)]:
+    for batches, expected in [
+        ([table_batch(), table_batch()], one_step),
+        ([table_batch(discounts), table_batch(discounts)], n_step),
+    ]:
         agent, _ = table_agent(double)
         for metrics in agent.update_round(batches):
-            torch.testing.assert_close(metrics["td_errors"], torch.tensor(expected) - torch.tensor([3.0, 4.0, 5.0]),
-                                       rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                metrics["td_errors"],
+                torch.tensor(expected) - torch.tensor([3.0, 4.0, 5.0]),
+                rtol=0,
+                atol=1e-6,
+            )

@@ -60,14 +60,24 @@ def test_importance_weights_scale_each_sample_loss_on_hand_values():
 
 def test_update_reports_the_td_errors_that_become_priorities():
     torch.manual_seed(0)
-    cfg = DQNConfig(batch_size=16, n_step=3, prioritized=True, per_alpha=0.5, per_eps=0.01, dueling=True, double=True)
-    agent = DQNAgent(cfg, MLPConfig(hidden_sizes=[16]), OBS, gym.spaces.Discrete(3), total_steps=1000,
-                     device=torch.device("cpu"))
+    cfg = DQNConfig(
+        batch_size=16, n_step=3, prioritized=True, per_alpha=0.5, per_eps=0.01, dueling=True, double=True
+    )
+    agent = DQNAgent(
+        cfg,
+        MLPConfig(hidden_sizes=[16]),
+        OBS,
+        gym.spaces.Discrete(3),
+        total_steps=1000,
+        device=torch.device("cpu"),
+    )
     buffer = ReplayBuffer(128, OBS, n_step=3, gamma=cfg.gamma, sampler=PrioritizedSampler(128, 0.5, eps=0.01))
     rng = np.random.default_rng(0)
     for _ in range(64):
         obs = rng.uniform(-1, 1, (1, 4)).astype(np.float32)
-        buffer.add(obs, obs * 0.9, rng.integers(0, 3, 1), rng.normal(size=1), rng.random(1) < 0.1, np.zeros(1))
+        buffer.add(
+            obs, obs * 0.9, rng.integers(0, 3, 1), rng.normal(size=1), rng.random(1) < 0.1, np.zeros(1)
+        )
     events = []
 
     def sample():
@@ -91,7 +101,9 @@ def test_update_reports_the_td_errors_that_become_priorities():
     assert [e[0] for e in events] == ["sample", "priorities", "sample", "priorities"]
     assert "train/td_errors" not in learner.metrics.pop()  # priorities, not a logged metric
     _, indices, td_errors = events[-1]
-    np.testing.assert_allclose(buffer.sampler.tree.get(indices), (np.abs(td_errors.numpy()) + 0.01) ** 0.5, rtol=1e-6)
+    np.testing.assert_allclose(
+        buffer.sampler.tree.get(indices), (np.abs(td_errors.numpy()) + 0.01) ** 0.5, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -111,7 +123,9 @@ def test_bad_switch_values_name_the_key(override, message):
 
 def test_every_switch_combination_composes_builds_and_updates():
     combos = list(itertools.product(*SWITCHES.values()))
-    configs = compose_many([[f"{k}={v}" for k, v in zip(SWITCHES, c, strict=True)] + ["run_dir=x"] for c in combos])
+    configs = compose_many(
+        [[f"{k}={v}" for k, v in zip(SWITCHES, c, strict=True)] + ["run_dir=x"] for c in combos]
+    )
     env = make_env(to_typed(configs[0]).env, 0)
     for combo, cfg in zip(combos, configs, strict=True):
         typed = to_typed(cfg)
@@ -143,12 +157,23 @@ RAINBOW_OWN_TUNING = {("CartPoleNoVel", "batch_size"): 128}
 def test_rainbow_lite_gets_dqns_tuning_on_every_env_plus_its_switches():
     envs = tuned_envs()
     extra = lambda e: ["env.game=breakout"] if e == "atari" else []  # noqa: E731
-    pairs = compose_many([[f"agent={agent}", f"env={e}", *extra(e), "run_dir=x"] for e in envs for agent in ("dqn", "rainbow_lite")])
+    pairs = compose_many(
+        [
+            [f"agent={agent}", f"env={e}", *extra(e), "run_dir=x"]
+            for e in envs
+            for agent in ("dqn", "rainbow_lite")
+        ]
+    )
     switches = {"name", "double", "dueling", "n_step", "prioritized", "per_alpha", "per_beta0", "per_eps"}
     for e, dqn, rainbow in zip(envs, pairs[0::2], pairs[1::2], strict=True):
         d, r = to_typed(dqn), to_typed(rainbow)
         assert (r.agent.name, r.agent.double, r.agent.dueling, r.agent.n_step, r.agent.prioritized) == (
-            "rainbow_lite", True, True, 3, True), e
+            "rainbow_lite",
+            True,
+            True,
+            3,
+            True,
+        ), e
         assert r.agent.per_alpha == 0.5 and r.agent.per_beta0 == 0.4
         for key in set(vars(d.agent)) - switches:
             expected = RAINBOW_OWN_TUNING.get((e, key), getattr(d.agent, key))
@@ -158,32 +183,73 @@ def test_rainbow_lite_gets_dqns_tuning_on_every_env_plus_its_switches():
 
 
 def test_every_dqn_tuning_has_a_rainbow_lite_twin():
-    assert {p.stem.removeprefix("rainbow_lite_") for p in (ROOT / "configs" / "tuned").glob("rainbow_lite_*.yaml")} == set(tuned_envs())
+    assert {
+        p.stem.removeprefix("rainbow_lite_") for p in (ROOT / "configs" / "tuned").glob("rainbow_lite_*.yaml")
+    } == set(tuned_envs())
 
 
 def test_rainbow_lite_trains_from_the_cli_and_prioritized_nstep_runs_with_overlap(cli, tmp_path):
-    run = cli("train.py", "agent=rainbow_lite", "total_steps=1500", "agent.learning_starts=500", "eval_every=0",
-              "final_eval_episodes=2", "logger=none", f"run_dir={tmp_path / 'rainbow'}")
+    run = cli(
+        "train.py",
+        "agent=rainbow_lite",
+        "total_steps=1500",
+        "agent.learning_starts=500",
+        "eval_every=0",
+        "final_eval_episodes=2",
+        "logger=none",
+        f"run_dir={tmp_path / 'rainbow'}",
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads((tmp_path / "rainbow" / "summary.json").read_text())
-    assert summary["agent"] == "rainbow_lite" and summary["updates"] == 4 * 128  # rounds at steps 500, 756, 1012, 1268
+    assert (
+        summary["agent"] == "rainbow_lite" and summary["updates"] == 4 * 128
+    )  # rounds at steps 500, 756, 1012, 1268
     state = torch.load(tmp_path / "rainbow" / "checkpoints" / "last.pt", weights_only=True)
     assert "value.weight" in state["agent"]["online"]
-    typed = to_typed(compose_config(["agent.prioritized=true", "agent.n_step=3", "env.n_envs=2", "overlap=true",
-                                     "total_steps=1200", "agent.learning_starts=200", "agent.train_freq=4",
-                                     "agent.gradient_steps=2", "eval_every=600", "eval_episodes=1",
-                                     "final_eval_episodes=1", "logger=none", f"run_dir={tmp_path / 'overlap'}"]))
+    typed = to_typed(
+        compose_config(
+            [
+                "agent.prioritized=true",
+                "agent.n_step=3",
+                "env.n_envs=2",
+                "overlap=true",
+                "total_steps=1200",
+                "agent.learning_starts=200",
+                "agent.train_freq=4",
+                "agent.gradient_steps=2",
+                "eval_every=600",
+                "eval_episodes=1",
+                "final_eval_episodes=1",
+                "logger=none",
+                f"run_dir={tmp_path / 'overlap'}",
+            ]
+        )
+    )
     (tmp_path / "overlap").mkdir()
     summary = launch(typed, tmp_path / "overlap", {})
     assert summary["updates"] == 2 * ((1200 - 200) // 4 + 1)
 
 
 def test_rainbow_lite_on_atari_uses_the_frame_replay_with_two_envs_and_overlap(tmp_path):
-    typed = to_typed(compose_config([
-        "agent=rainbow_lite", "env=Breakout", "env.n_envs=2", "agent.buffer_size=2000", "agent.learning_starts=100",
-        "agent.target_update_interval=100", "total_steps=300", "eval_every=0", "final_eval_episodes=1",
-        "env.eval_max_episode_frames=500", "logger=none", "device=cpu", f"run_dir={tmp_path}",
-    ]))
+    typed = to_typed(
+        compose_config(
+            [
+                "agent=rainbow_lite",
+                "env=Breakout",
+                "env.n_envs=2",
+                "agent.buffer_size=2000",
+                "agent.learning_starts=100",
+                "agent.target_update_interval=100",
+                "total_steps=300",
+                "eval_every=0",
+                "final_eval_episodes=1",
+                "env.eval_max_episode_frames=500",
+                "logger=none",
+                "device=cpu",
+                f"run_dir={tmp_path}",
+            ]
+        )
+    )
     assert typed.overlap and typed.agent.n_step == 3 and typed.agent.lr == 1e-4  # Atari tuning kept
     summary = launch(typed, tmp_path, {})
     assert summary["total_steps"] == 300 and summary["updates"] == (300 - 100) // 4 + 1

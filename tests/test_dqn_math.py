@@ -17,11 +17,15 @@ def test_td_target_by_hand():
 
 def test_truncation_bootstraps_because_only_terminated_is_passed():
     # a time-limit end is stored as truncated, never terminated: the target keeps gamma * V(s')
-    assert td_target(torch.tensor([1.0]), torch.tensor([5.0]), torch.tensor([0.0]), 0.5).item() == pytest.approx(3.5)
+    assert td_target(
+        torch.tensor([1.0]), torch.tensor([5.0]), torch.tensor([0.0]), 0.5
+    ).item() == pytest.approx(3.5)
 
 
 def test_per_sample_discounts_for_n_step():
-    out = td_target(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 1.0]), torch.zeros(2), torch.tensor([0.5, 0.25]))
+    out = td_target(
+        torch.tensor([1.0, 1.0]), torch.tensor([1.0, 1.0]), torch.zeros(2), torch.tensor([0.5, 0.25])
+    )
     assert torch.allclose(out, torch.tensor([1.5, 1.25]))
 
 

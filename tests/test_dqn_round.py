@@ -25,8 +25,15 @@ ACT = gym.spaces.Discrete(3)
 def make(double: bool = False, dropout: float = 0.0) -> DQNAgent:
     torch.manual_seed(0)
     cfg = DQNConfig(batch_size=16, learning_starts=0, target_update_interval=10_000, double=double, lr=1e-2)
-    return DQNAgent(cfg, MLPConfig(hidden_sizes=[32, 32], dropout=dropout), OBS, ACT, total_steps=1000,
-                    device=torch.device("cpu"), seed=0)
+    return DQNAgent(
+        cfg,
+        MLPConfig(hidden_sizes=[32, 32], dropout=dropout),
+        OBS,
+        ACT,
+        total_steps=1000,
+        device=torch.device("cpu"),
+        seed=0,
+    )
 
 
 def batches(n: int, seed: int = 0) -> list:
@@ -34,8 +41,14 @@ def batches(n: int, seed: int = 0) -> list:
     rng = np.random.default_rng(seed)
     for _ in range(200):
         obs = rng.uniform(-1, 1, (1, 4)).astype(np.float32)
-        buffer.add(obs, rng.uniform(-1, 1, (1, 4)).astype(np.float32), rng.integers(0, 3, 1), rng.normal(size=1),
-                   (rng.random(1) < 0.1).astype(np.float32), np.zeros(1))
+        buffer.add(
+            obs,
+            rng.uniform(-1, 1, (1, 4)).astype(np.float32),
+            rng.integers(0, 3, 1),
+            rng.normal(size=1),
+            (rng.random(1) < 0.1).astype(np.float32),
+            np.zeros(1),
+        )
     return [buffer.sample(16) for _ in range(n)]
 
 
@@ -97,9 +110,22 @@ def test_training_loop_sets_flush_denormal(flush, tmp_path, monkeypatch):
     from rlcore.config import to_typed
     from rlcore.training import offpolicy
 
-    cfg = to_typed(compose_config(["total_steps=300", "eval_every=0", "final_eval_episodes=1", "logger=none",
-                                   "device=cpu", f"flush_denormal={flush}", f"run_dir={tmp_path}",
-                                   "agent.learning_starts=100", "agent.train_freq=100", "agent.gradient_steps=2"]))
+    cfg = to_typed(
+        compose_config(
+            [
+                "total_steps=300",
+                "eval_every=0",
+                "final_eval_episodes=1",
+                "logger=none",
+                "device=cpu",
+                f"flush_denormal={flush}",
+                f"run_dir={tmp_path}",
+                "agent.learning_starts=100",
+                "agent.train_freq=100",
+                "agent.gradient_steps=2",
+            ]
+        )
+    )
     flushed_in_run = []
 
     def evaluate(*args, **kwargs):  # the final evaluation runs inside the run's settings
@@ -149,7 +175,10 @@ def test_flat_gradient_update_equals_per_tensor_zero_grad_and_clip():
         assert norm.item() > 0.01
     for p_ref, p in zip(reference.parameters(), agent.online.parameters(), strict=True):
         torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
-    start, end = agent.fast.flat_grad.data_ptr(), agent.fast.flat_grad.data_ptr() + agent.fast.flat_grad.numel() * 4
+    start, end = (
+        agent.fast.flat_grad.data_ptr(),
+        agent.fast.flat_grad.data_ptr() + agent.fast.flat_grad.numel() * 4,
+    )
     assert all(start <= p.grad.data_ptr() < end for p in agent.fast.params)  # still views after the updates
 
 
@@ -157,7 +186,9 @@ def test_adam_step_gives_the_numbers_of_optimizer_step():
     from agents.fastpath import adam_step
 
     torch.manual_seed(0)
-    nets_ = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)) for _ in range(2)]
+    nets_ = [
+        torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)) for _ in range(2)
+    ]
     nets_[1].load_state_dict(nets_[0].state_dict())
     initial = copy.deepcopy(nets_[0])
     opts = [torch.optim.Adam(n.parameters(), lr=1e-2, eps=1e-5, weight_decay=1e-3, fused=True) for n in nets_]
@@ -184,7 +215,14 @@ def test_sample_round_is_one_draw_split_into_batches():
         rng = np.random.default_rng(0)
         for _ in range(50):
             obs = rng.uniform(-1, 1, (1, 4)).astype(np.float32)
-            buffer.add(obs, obs + 1, rng.integers(0, 3, 1), rng.normal(size=1), rng.random(1) < 0.2, rng.random(1) < 0.1)
+            buffer.add(
+                obs,
+                obs + 1,
+                rng.integers(0, 3, 1),
+                rng.normal(size=1),
+                rng.random(1) < 0.2,
+                rng.random(1) < 0.1,
+            )
         return buffer
 
     for kwargs in ({}, {"n_step": 3, "gamma": 0.9}):
@@ -207,7 +245,14 @@ def test_round_with_n_step_discounts_equals_one_update_per_batch():
     rng = np.random.default_rng(0)
     for _ in range(200):
         obs = rng.uniform(-1, 1, (1, 4)).astype(np.float32)
-        buffer.add(obs, obs * 0.5, rng.integers(0, 3, 1), rng.normal(size=1), rng.random(1) < 0.1, rng.random(1) < 0.05)
+        buffer.add(
+            obs,
+            obs * 0.5,
+            rng.integers(0, 3, 1),
+            rng.normal(size=1),
+            rng.random(1) < 0.1,
+            rng.random(1) < 0.05,
+        )
     round_batches = buffer.sample_round(16, 6)
     assert round_batches[0].discounts is not None
     per_batch, per_round = make(), make()
@@ -239,15 +284,33 @@ def test_overlap_on_cartpole_is_deterministic_and_syncs_between_rounds(tmp_path)
 
     rows = []
     for name in ("a", "b"):
-        cfg = to_typed(compose_config(["total_steps=640", "eval_every=320", "eval_episodes=2", "final_eval_episodes=2",
-                                       "logger=none", "device=cpu", "overlap=true", f"run_dir={tmp_path / name}",
-                                       "agent.learning_starts=128", "agent.train_freq=64", "agent.gradient_steps=16",
-                                       "agent.target_update_interval=10", "agent.lr_final=0.0", "threads=1"]))
+        cfg = to_typed(
+            compose_config(
+                [
+                    "total_steps=640",
+                    "eval_every=320",
+                    "eval_episodes=2",
+                    "final_eval_episodes=2",
+                    "logger=none",
+                    "device=cpu",
+                    "overlap=true",
+                    f"run_dir={tmp_path / name}",
+                    "agent.learning_starts=128",
+                    "agent.train_freq=64",
+                    "agent.gradient_steps=16",
+                    "agent.target_update_interval=10",
+                    "agent.lr_final=0.0",
+                    "threads=1",
+                ]
+            )
+        )
         (tmp_path / name).mkdir()
         summary = launch(cfg, tmp_path / name, {})
         assert summary["updates"] == (640 - 128) // 64 * 16 + 16
         state = torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=True)["agent"]
         assert state["target_syncs"] == 64  # the sync due at the end was applied when the last round ended
         with open(tmp_path / name / "metrics.csv") as handle:
-            rows.append([{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(handle)])
+            rows.append(
+                [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(handle)]
+            )
     assert rows[0] == rows[1] and any(r["train/loss"] for r in rows[0])

@@ -72,7 +72,9 @@ def test_sequences_never_mix_episodes_nor_cross_the_write_head(n_envs, capacity,
         last = valid[-1]
         for j in range(first, last + 2):  # burn-in, trained steps and the last one's next obs: one episode
             assert tuple(obs[i, j]) == (env, episode, step + j - burn_in), (i, j)
-        np.testing.assert_array_equal(rewards[i, first : last + 1], step + np.arange(first, last + 1) - burn_in)
+        np.testing.assert_array_equal(
+            rewards[i, first : last + 1], step + np.arange(first, last + 1) - burn_in
+        )
         if first > 0:  # left padding only where the episode (or the stored part of it) begins
             assert step - burn_in + first == 0 or replay.filled == replay.rows
         if last < burn_in + length - 1:  # cut short: the episode ended here, or this is the write head
@@ -120,7 +122,9 @@ def recurrent_agent(cell: str = "lstm", seed: int = 0, **agent_kwargs) -> DRQNAg
     torch.manual_seed(seed)
     net = RecurrentConfig(name=cell, encoder="mlp", encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6)
     cfg = DQNConfig(batch_size=8, sequence_length=5, burn_in=3, **agent_kwargs)
-    return DRQNAgent(cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"), seed=seed)
+    return DRQNAgent(
+        cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"), seed=seed
+    )
 
 
 def unrolled_loss(agent: DQNAgent, batch) -> float:
@@ -130,7 +134,9 @@ def unrolled_loss(agent: DQNAgent, batch) -> float:
     for i in range(len(batch.obs)):
         state = None
         if batch.initial_state is not None:
-            state = unflatten_state(batch.initial_state[i : i + 1], 1, lstm=agent.online.extractor.cell_type == "lstm")
+            state = unflatten_state(
+                batch.initial_state[i : i + 1], 1, lstm=agent.online.extractor.cell_type == "lstm"
+            )
         s_online, s_target, qs, qt = state, state, [], []
         for t in range(batch.obs.shape[1]):
             start = batch.starts[i : i + 1, t]
@@ -148,8 +154,10 @@ def unrolled_loss(agent: DQNAgent, batch) -> float:
     return total / count
 
 
-@pytest.mark.parametrize(("cell", "double", "stored", "dueling"),
-                         [("lstm", False, False, False), ("gru", True, True, False), ("lstm", True, False, True)])
+@pytest.mark.parametrize(
+    ("cell", "double", "stored", "dueling"),
+    [("lstm", False, False, False), ("gru", True, True, False), ("lstm", True, False, True)],
+)
 def test_sequence_update_matches_a_step_by_step_unroll(cell, double, stored, dueling):
     agent = recurrent_agent(cell, double=double, stored_state=stored, dueling=dueling)
     with torch.no_grad():  # a target that differs from the online net, so mixing them up would show
@@ -159,10 +167,19 @@ def test_sequence_update_matches_a_step_by_step_unroll(cell, double, stored, due
     rng = np.random.default_rng(0)
     for _ in range(100):
         o = rng.normal(size=(2, 2)).astype(np.float32)
-        replay.add(o, o + 0.5, rng.integers(0, 3, 2), rng.normal(size=2), rng.random(2) < 0.1, rng.random(2) < 0.05,
-                   states=rng.normal(size=(2, agent.state_size)).astype(np.float32) if stored else None)
+        replay.add(
+            o,
+            o + 0.5,
+            rng.integers(0, 3, 2),
+            rng.normal(size=2),
+            rng.random(2) < 0.1,
+            rng.random(2) < 0.05,
+            states=rng.normal(size=(2, agent.state_size)).astype(np.float32) if stored else None,
+        )
     batch = replay.sample(8)
-    assert batch.starts.any() and (batch.mask[:, 3:] == 0).any() and (batch.initial_state is not None) == stored
+    assert (
+        batch.starts.any() and (batch.mask[:, 3:] == 0).any() and (batch.initial_state is not None) == stored
+    )
     with torch.no_grad():
         expected = unrolled_loss(agent, batch)
     before = [p.detach().clone() for p in agent.online.parameters()]
@@ -202,8 +219,9 @@ def test_stored_state_is_the_state_before_the_step_with_resets_applied():
 
 def test_evaluation_starts_fresh_and_gives_the_training_state_back():
     def make_env():
-        env = gym.vector.SyncVectorEnv([lambda: gym.make("rlcore/CartPoleNoVel-v0")],
-                                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        env = gym.vector.SyncVectorEnv(
+            [lambda: gym.make("rlcore/CartPoleNoVel-v0")], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
         env.reset(seed=0)
         return env
 
@@ -237,8 +255,15 @@ def test_sequence_replay_state_dict_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(50):
         o = np.full((2, 3), i, np.float32)
-        replay.add(o, o + 1, np.zeros(2), np.zeros(2), rng.random(2) < 0.2, np.zeros(2),
-                   states=np.full((2, 4), i, np.float32))
+        replay.add(
+            o,
+            o + 1,
+            np.zeros(2),
+            np.zeros(2),
+            rng.random(2) < 0.2,
+            np.zeros(2),
+            states=np.full((2, 4), i, np.float32),
+        )
     atomic_torch_save(replay.state_dict(), tmp_path / "r.pt")
     other = SequenceReplay(ReplayBuffer(60, TAGGED, n_envs=2), 2, 3, state_size=4, seed=9)
     other.load_state_dict(torch.load(tmp_path / "r.pt", weights_only=True))
@@ -254,7 +279,9 @@ def test_sequence_replay_refuses_extras_that_do_not_fit(monkeypatch):
 
     monkeypatch.setattr(sequence_replay, "available_memory_bytes", lambda: 10_000_000)  # 10 MB free
     # 100,000 steps x (8-byte episode id + 128 stored floats) = 52 MB: refused before allocating, naming the keys
-    with pytest.raises(RLCoreError, match=r"agent.buffer_size \(about 17,307 would fit\) or set agent.stored_state=false"):
+    with pytest.raises(
+        RLCoreError, match=r"agent.buffer_size \(about 17,307 would fit\) or set agent.stored_state=false"
+    ):
         SequenceReplay(ReplayBuffer(100_000, TAGGED), 2, 3, state_size=128)
     assert sequence_extra_bytes(100_000, 128) == 52_000_000
     SequenceReplay(ReplayBuffer(100_000, TAGGED), 2, 3)  # episode ids alone: 0.8 MB fits
@@ -263,17 +290,27 @@ def test_sequence_replay_refuses_extras_that_do_not_fit(monkeypatch):
 def test_sequence_replay_counts_a_host_frame_buffer_but_not_a_gpu_one(monkeypatch):
     import rlcore.replay.sequences as sequence_replay
 
-    frames = FrameReplayBuffer(20_000, gym.spaces.Box(0, 255, (1, 84, 84), np.uint8))  # ~0.15 GB of host arrays
+    frames = FrameReplayBuffer(
+        20_000, gym.spaces.Box(0, 255, (1, 84, 84), np.uint8)
+    )  # ~0.15 GB of host arrays
     monkeypatch.setattr(sequence_replay, "available_memory_bytes", lambda: frames.nbytes() // 2)
     with pytest.raises(RLCoreError, match="DRQN sequence replay of 20,000 steps"):
-        SequenceReplay(frames, 2, 3)  # the 0.16 MB of episode ids would fit alone; with the frames they do not
+        SequenceReplay(
+            frames, 2, 3
+        )  # the 0.16 MB of episode ids would fit alone; with the frames they do not
     frames.on_torch, frames.device = True, torch.device("cuda")  # GPU-resident frames take no host memory
     SequenceReplay(frames, 2, 3)
 
 
 def test_feed_forward_agents_ignore_the_recurrent_calls():
-    agent = DQNAgent(DQNConfig(), MLPConfig(hidden_sizes=[8]), OBS2, gym.spaces.Discrete(2), total_steps=10,
-                     device=torch.device("cpu"))
+    agent = DQNAgent(
+        DQNConfig(),
+        MLPConfig(hidden_sizes=[8]),
+        OBS2,
+        gym.spaces.Discrete(2),
+        total_steps=10,
+        device=torch.device("cpu"),
+    )
     agent.reset_state(np.ones(3, bool))
     assert not agent.recurrent and agent.state_size == 0 and agent.replay_state(3) is None
 
@@ -301,10 +338,16 @@ def test_rescale_obs_maps_the_observation_bounds_to_the_range(half_range):
     assert np.abs(obs).max() <= r
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["env=CartPole", "env.rescale_obs=1"], "'env.rescale_obs': needs an observation space with finite bounds"),
-    (["env=CartPoleNoVel", "env.rescale_obs=0"], "'env.rescale_obs': must be > 0 or null"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["env=CartPole", "env.rescale_obs=1"],
+            "'env.rescale_obs': needs an observation space with finite bounds",
+        ),
+        (["env=CartPoleNoVel", "env.rescale_obs=0"], "'env.rescale_obs': must be > 0 or null"),
+    ],
+)
 def test_bad_rescale_obs_names_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         to_typed(compose_many([overrides])[0])
@@ -313,8 +356,12 @@ def test_bad_rescale_obs_names_the_key(overrides, message):
 def test_every_recurrent_switch_composes_from_the_command_line():
     combos = [
         [f"env={env}", f"net={net}", f"agent.stored_state={stored}", f"agent.double={double}", *extra]
-        for env, extra in [("CartPoleNoVel", []), ("CartPole", []), ("Acrobot", []),
-                           ("Breakout", ["env.frame_stack=1", "net.encoder=nature_cnn"])]
+        for env, extra in [
+            ("CartPoleNoVel", []),
+            ("CartPole", []),
+            ("Acrobot", []),
+            ("Breakout", ["env.frame_stack=1", "net.encoder=nature_cnn"]),
+        ]
         for net in ("lstm", "gru", "rnn")
         for stored in ("true", "false")
         for double in ("true", "false")
@@ -327,10 +374,13 @@ def test_every_recurrent_switch_composes_from_the_command_line():
     assert novel.net.name == "lstm" and novel.env.id == "rlcore/CartPoleNoVel-v0"
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("agent.sequence_length=0", "'agent.sequence_length': must be > 0"),
-    ("agent.burn_in=-1", "'agent.burn_in': must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("agent.sequence_length=0", "'agent.sequence_length': must be > 0"),
+        ("agent.burn_in=-1", "'agent.burn_in': must be >= 0"),
+    ],
+)
 def test_bad_sequence_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         to_typed(compose_many([["env=CartPoleNoVel", override]])[0])
@@ -338,9 +388,21 @@ def test_bad_sequence_settings_name_the_key(override, message):
 
 def test_cli_trains_and_evaluates_drqn_on_cartpole_without_velocities(cli, tmp_path):
     run = tmp_path / "run"
-    done = cli("train.py", "env=CartPoleNoVel", "net=lstm", "total_steps=400", "agent.learning_starts=100",
-               "agent.train_freq=50", "agent.gradient_steps=2", "agent.stored_state=true", "eval_every=200",
-               "eval_episodes=2", "final_eval_episodes=2", "logger=none", f"run_dir={run}")
+    done = cli(
+        "train.py",
+        "env=CartPoleNoVel",
+        "net=lstm",
+        "total_steps=400",
+        "agent.learning_starts=100",
+        "agent.train_freq=50",
+        "agent.gradient_steps=2",
+        "agent.stored_state=true",
+        "eval_every=200",
+        "eval_episodes=2",
+        "final_eval_episodes=2",
+        "logger=none",
+        f"run_dir={run}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["net"] == "lstm" and summary["updates"] > 0
@@ -351,11 +413,26 @@ def test_cli_trains_and_evaluates_drqn_on_cartpole_without_velocities(cli, tmp_p
 
 def test_cli_runs_drqn_on_atari_with_one_frame(cli, tmp_path):
     run = tmp_path / "atari"
-    done = cli("train.py", "env=Breakout", "env.frame_stack=1", "net=lstm", "net.encoder=nature_cnn",
-               "total_steps=300", "agent.buffer_size=1000", "agent.learning_starts=200", "agent.batch_size=4",
-               "agent.sequence_length=6", "agent.burn_in=2", "agent.target_update_interval=100", "eval_every=0",
-               "final_eval_episodes=1", "env.eval_max_episode_frames=400", "logger=none", "device=cpu",
-               f"run_dir={run}")
+    done = cli(
+        "train.py",
+        "env=Breakout",
+        "env.frame_stack=1",
+        "net=lstm",
+        "net.encoder=nature_cnn",
+        "total_steps=300",
+        "agent.buffer_size=1000",
+        "agent.learning_starts=200",
+        "agent.batch_size=4",
+        "agent.sequence_length=6",
+        "agent.burn_in=2",
+        "agent.target_update_interval=100",
+        "eval_every=0",
+        "final_eval_episodes=1",
+        "env.eval_max_episode_frames=400",
+        "logger=none",
+        "device=cpu",
+        f"run_dir={run}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["updates"] > 0 and summary["net"] == "lstm"
@@ -367,8 +444,17 @@ def test_drqn_learns_cartpole_without_velocities(cli, tmp_path):
     same POMDP (final eval ~44 for seed 0 at the same settings, net=mlp); seed 0 measured 485.9, the run of
     benchmarks/drqn_pomdp.py (docs/drqn.md). The margin allows for other CPUs' float rounding."""
     run = tmp_path / "learn"
-    done = cli("train.py", "env=CartPoleNoVel", "seed=0", "final_eval_episodes=20", "logger=none", "device=cpu",
-               "threads=1", f"run_dir={run}", timeout=3600)  # the benchmark's command for seed 0
+    done = cli(
+        "train.py",
+        "env=CartPoleNoVel",
+        "seed=0",
+        "final_eval_episodes=20",
+        "logger=none",
+        "device=cpu",
+        "threads=1",
+        f"run_dir={run}",
+        timeout=3600,
+    )  # the benchmark's command for seed 0
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["net"] == "lstm" and summary["eval_mean_return"] >= 150

@@ -142,7 +142,9 @@ def test_data_dir_defaults_to_env_var_then_user_cache(
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.delenv(MNIST_DIR_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    with pytest.raises(DatasetError, match=rf"missing in {cache / 'rlcore' / 'mnist'} \(from the default cache folder\)"):
+    with pytest.raises(
+        DatasetError, match=rf"missing in {cache / 'rlcore' / 'mnist'} \(from the default cache folder\)"
+    ):
         load_mnist("test")
 
 
@@ -159,7 +161,12 @@ def test_mnist_env_rewards_one_step_episodes(mnist_dir: Path) -> None:
         label = int(env.labels[index])
         action = label if answer_right else (label + 1) % 10
         _, reward, terminated, truncated, info = env.step(action)
-        assert (reward, terminated, truncated, info["label"]) == (2.0 if answer_right else -1.0, True, False, label)
+        assert (reward, terminated, truncated, info["label"]) == (
+            2.0 if answer_right else -1.0,
+            True,
+            False,
+            label,
+        )
     with pytest.raises(gym.error.ResetNeeded):
         env.step(0)
 
@@ -201,13 +208,18 @@ def test_digits_images_and_fixed_split() -> None:
 def test_vector_env_shapes_dtypes_and_final_obs(mnist_dir: Path) -> None:
     cfg = DatasetEnvConfig(data_dir=str(mnist_dir), n_envs=8, validation_fraction=0.0, correct_reward=1.0)
     env = make_env(cfg, seed=0)
-    assert isinstance(env, DatasetVectorEnv) and env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    assert (
+        isinstance(env, DatasetVectorEnv)
+        and env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    )
     assert env.single_observation_space.shape == (1, 28, 28) and env.single_action_space.n == 10
     obs, _ = env.reset(seed=0)
     assert obs.shape == (8, 1, 28, 28) and obs.dtype == np.uint8 and env.observation_space.contains(obs)
     for _ in range(3):
         answered = obs.copy()
-        matches = (env.images[None] == answered[:, None]).all(axis=(2, 3, 4))  # (batch, dataset) image equality
+        matches = (env.images[None] == answered[:, None]).all(
+            axis=(2, 3, 4)
+        )  # (batch, dataset) image equality
         assert (matches.sum(axis=1) == 1).all()
         true_labels = env.labels[matches.argmax(axis=1)]
         actions = true_labels.copy()
@@ -275,10 +287,14 @@ def test_validation_split_is_seeded_disjoint_and_excluded_from_training(mnist_di
     np.testing.assert_array_equal(a["val"].images, b["val"].images)
     assert not np.array_equal(a["val"].images, c["val"].images)
     full = load_mnist("train", mnist_dir).images.reshape(N_TRAIN, -1)
-    rows = {r.tobytes() for r in a["train"].images.reshape(40, -1)} | {r.tobytes() for r in a["val"].images.reshape(10, -1)}
+    rows = {r.tobytes() for r in a["train"].images.reshape(40, -1)} | {
+        r.tobytes() for r in a["val"].images.reshape(10, -1)
+    }
     assert rows == {r.tobytes() for r in full}
     np.testing.assert_array_equal(make_env(cfg, seed=0).images, a["train"].images)
-    assert dataset_splits(DatasetEnvConfig(data_dir=str(mnist_dir), validation_fraction=0.0), 0)["val"] is None
+    assert (
+        dataset_splits(DatasetEnvConfig(data_dir=str(mnist_dir), validation_fraction=0.0), 0)["val"] is None
+    )
 
 
 def test_make_vec_uses_the_batched_env(mnist_dir: Path) -> None:
@@ -302,7 +318,9 @@ def test_config_checks_name_their_keys() -> None:
         DatasetEnvConfig(correct_reward=0.0, wrong_reward=0.0)
 
 
-@pytest.mark.parametrize(("option", "dataset", "net"), [("MNIST", "mnist", "lenet5"), ("Digits", "digits", "mlp")])
+@pytest.mark.parametrize(
+    ("option", "dataset", "net"), [("MNIST", "mnist", "lenet5"), ("Digits", "digits", "mlp")]
+)
 def test_yaml_options_fit_the_schema(option: str, dataset: str, net: str) -> None:
     assert envs.SCHEMAS["dataset_schema"] is DatasetEnvConfig
     yaml = OmegaConf.load(CONFIGS / f"{option}.yaml")
@@ -337,7 +355,10 @@ def test_download_checks_md5_without_touching_the_network(
 
     import envs.datasets as datasets
 
-    served = {name: (mnist_dir / name).read_bytes() for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")}
+    served = {
+        name: (mnist_dir / name).read_bytes()
+        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+    }
     fake_md5 = {n: hashlib.md5(b).hexdigest() for n, b in served.items()}
     monkeypatch.setattr(datasets, "MNIST_MD5", {**datasets.MNIST_MD5, **fake_md5})
     requested = []

@@ -30,8 +30,14 @@ ADAM = {"lr": 1e-2, "eps": 1.0}
 
 def make() -> DQNAgent:
     torch.manual_seed(0)
-    cfg = DQNConfig(batch_size=16, learning_starts=0, target_update_interval=10_000, lr=ADAM["lr"],
-                    adam_eps=ADAM["eps"], max_grad_norm=MAX_NORM)
+    cfg = DQNConfig(
+        batch_size=16,
+        learning_starts=0,
+        target_update_interval=10_000,
+        lr=ADAM["lr"],
+        adam_eps=ADAM["eps"],
+        max_grad_norm=MAX_NORM,
+    )
     return DQNAgent(cfg, MLPConfig(hidden_sizes=[16]), OBS, ACT, total_steps=1000, device=torch.device("cpu"))
 
 
@@ -39,9 +45,14 @@ def batches(n: int) -> list:
     buffer = ReplayBuffer(256, OBS, seed=0)
     rng = np.random.default_rng(0)
     for _ in range(100):
-        buffer.add(rng.uniform(-1, 1, (1, 4)).astype(np.float32), rng.uniform(-1, 1, (1, 4)).astype(np.float32),
-                   rng.integers(0, 3, 1), rng.normal(size=1) * 10, (rng.random(1) < 0.1).astype(np.float32),
-                   np.zeros(1))
+        buffer.add(
+            rng.uniform(-1, 1, (1, 4)).astype(np.float32),
+            rng.uniform(-1, 1, (1, 4)).astype(np.float32),
+            rng.integers(0, 3, 1),
+            rng.normal(size=1) * 10,
+            (rng.random(1) < 0.1).astype(np.float32),
+            np.zeros(1),
+        )
     return [buffer.sample(16) for _ in range(n)]
 
 
@@ -80,7 +91,9 @@ def test_gradients_stay_views_into_the_flat_buffer_and_clipping_reaches_adam():
     agent = make()
     assert grads_are_views(agent.fast)
     clipped, unclipped = reference_updates(agent, 3, clip=True), reference_updates(agent, 3, clip=False)
-    for batch in batches(3):  # the first update goes through optimizer.step(), the later ones through adam_step
+    for batch in batches(
+        3
+    ):  # the first update goes through optimizer.step(), the later ones through adam_step
         metrics = agent.update(batch)
         assert metrics["grad_norm"].item() > 100 * MAX_NORM
         assert grads_are_views(agent.fast)
@@ -101,8 +114,10 @@ def test_the_checks_catch_gradients_that_are_no_longer_views():
     for batch in batches(3):
         agent.update(batch)
     assert not grads_are_views(agent.fast)
-    assert any(not torch.allclose(p.detach(), c, rtol=1e-5, atol=1e-7)
-               for p, c in zip(agent.fast.params, clipped, strict=True))
+    assert any(
+        not torch.allclose(p.detach(), c, rtol=1e-5, atol=1e-7)
+        for p, c in zip(agent.fast.params, clipped, strict=True)
+    )
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

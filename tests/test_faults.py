@@ -18,8 +18,14 @@ from rlcore.run import run
 from rlcore.training import offpolicy
 from tests.conftest import ROOT, compose_config
 
-TINY = ["total_steps=400", "agent.learning_starts=100", "eval_every=0", "final_eval_episodes=2",
-        "logger.progress=false", "device=cpu"]
+TINY = [
+    "total_steps=400",
+    "agent.learning_starts=100",
+    "eval_every=0",
+    "final_eval_episodes=2",
+    "logger.progress=false",
+    "device=cpu",
+]
 
 
 def _rows(path):
@@ -27,7 +33,9 @@ def _rows(path):
         return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(handle)]
 
 
-def test_a_signal_in_the_final_evaluation_keeps_the_training_and_resume_finishes_the_run(tmp_path, monkeypatch):
+def test_a_signal_in_the_final_evaluation_keeps_the_training_and_resume_finishes_the_run(
+    tmp_path, monkeypatch
+):
     reference = tmp_path / "reference"
     run(compose_config([f"run_dir={reference}", *TINY]), reference)
 
@@ -53,9 +61,16 @@ def test_a_signal_in_the_final_evaluation_keeps_the_training_and_resume_finishes
 
 def test_a_second_process_on_the_same_run_dir_is_refused_naming_the_holder(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom rlcore.base.rundir import hold_run_dir\n"
-         f"with hold_run_dir({str(tmp_path)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom rlcore.base.rundir import hold_run_dir\n"
+            f"with hold_run_dir({str(tmp_path)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RLCoreError, match=f"in use by another rlcore process \\(PID {holder.pid}\\)"):
@@ -88,8 +103,16 @@ def test_the_epoch_loops_stop_on_divergence_and_keep_no_nan_weights(agent, tmp_p
     from rlcore.base.checkpoint import load_checkpoint
     from rlcore.base.errors import DivergenceError
 
-    overrides = [f"agent={agent}", "env=Digits", "net=mlp", "agent.lr=1e30", "agent.epochs=3", f"run_dir={tmp_path}",
-                 "logger.progress=false", "device=cpu"]
+    overrides = [
+        f"agent={agent}",
+        "env=Digits",
+        "net=mlp",
+        "agent.lr=1e30",
+        "agent.epochs=3",
+        f"run_dir={tmp_path}",
+        "logger.progress=false",
+        "device=cpu",
+    ]
     with pytest.raises(DivergenceError, match="training diverged at epoch 1: .*non-finite.*Lower agent.lr"):
         run(compose_config(overrides), tmp_path)
     assert not (tmp_path / "summary.json").exists() and not (tmp_path / "encoder.pt").exists()
@@ -128,8 +151,14 @@ def test_bad_combinations_are_one_config_error(tmp_path):
     cases = [
         (["net=lenet5"], "config key 'net': LeNet5 needs .*env=CartPole.*net=mlp"),
         (["net=nature_cnn"], "config key 'net': .*env=CartPole"),
-        (["agent=supervised", "env=Digits", "net=mlp", "total_steps=100"], "config key 'total_steps': agent=supervised trains for agent.epochs"),
-        (["agent=autoencoder", "env=Digits", "net=mlp", "total_steps=100"], "config key 'total_steps': agent=autoencoder"),
+        (
+            ["agent=supervised", "env=Digits", "net=mlp", "total_steps=100"],
+            "config key 'total_steps': agent=supervised trains for agent.epochs",
+        ),
+        (
+            ["agent=autoencoder", "env=Digits", "net=mlp", "total_steps=100"],
+            "config key 'total_steps': agent=autoencoder",
+        ),
     ]
     for i, (overrides, message) in enumerate(cases):
         run_dir = tmp_path / str(i)
@@ -145,7 +174,9 @@ def test_resume_below_the_current_step_is_refused_and_a_run_without_updates_warn
     assert "this run makes no update" in capsys.readouterr().err
     (tmp_path / "summary.json").unlink()  # as if stopped after its last save (last.pt is at step 400)
     overrides = [f"resume={tmp_path}", "total_steps=300"]
-    with pytest.raises(ConfigError, match="is at step 400, past total_steps=300; pass total_steps=400 or more"):
+    with pytest.raises(
+        ConfigError, match="is at step 400, past total_steps=300; pass total_steps=400 or more"
+    ):
         run(compose_config(overrides), tmp_path, overrides)
 
 
@@ -175,7 +206,10 @@ def test_a_missing_mandatory_value_is_one_line(tmp_path):
     from rlcore.base.errors import ConfigError
     from rlcore.config import to_typed
 
-    with pytest.raises(ConfigError, match=r"^config key 'env.game' has no value; set it on the command line \(env.game=\.\.\.\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^config key 'env.game' has no value; set it on the command line \(env.game=\.\.\.\)$",
+    ):
         to_typed(compose_config(["env=atari"]))
 
 
@@ -191,8 +225,11 @@ def test_refused_invocations_leave_no_folder_and_do_not_touch_an_existing_runs_r
     assert first.returncode == 0, first.stderr[-2000:]
 
     def record() -> dict:
-        return {p.relative_to(existing).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
-                for p in sorted(existing.rglob("*")) if p.is_file() and p.name != "train.log"}
+        return {
+            p.relative_to(existing).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(existing.rglob("*"))
+            if p.is_file() and p.name != "train.log"
+        }
 
     before = record()
     again = cli("train.py", f"run_dir={existing}", "agent.lr=5", *TINY)
@@ -200,14 +237,26 @@ def test_refused_invocations_leave_no_folder_and_do_not_touch_an_existing_runs_r
     assert record() == before  # .hydra/ and every file of the run as they were
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["agnet.lr=1"], "config key 'agnet.lr' is unknown: there is no 'agnet'; did you mean 'agent'"),
-    (["agent.lrr=1"], "config key 'agent.lrr' is not a setting of agent=dqn (DQNConfig); did you mean 'lr'?"),
-    (["agent=supervised", "env=Digits", "agent.epocs=3"], "not a setting of agent=supervised (SupervisedConfig); did you mean 'epochs'?"),
-    (["net.hiden_sizes=[8]"], "config key 'net.hiden_sizes' is unknown: no net option has it; did you mean 'hidden_sizes'"),
-    (["tune.seed=3"], "config key 'tune.seed' is unknown: no tune option has it; did you mean 'seeds'?"),
-    (["env=Nope"], "Could not find 'env/Nope'"),  # Hydra's own refusal: exit 2 as well
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["agnet.lr=1"], "config key 'agnet.lr' is unknown: there is no 'agnet'; did you mean 'agent'"),
+        (
+            ["agent.lrr=1"],
+            "config key 'agent.lrr' is not a setting of agent=dqn (DQNConfig); did you mean 'lr'?",
+        ),
+        (
+            ["agent=supervised", "env=Digits", "agent.epocs=3"],
+            "not a setting of agent=supervised (SupervisedConfig); did you mean 'epochs'?",
+        ),
+        (
+            ["net.hiden_sizes=[8]"],
+            "config key 'net.hiden_sizes' is unknown: no net option has it; did you mean 'hidden_sizes'",
+        ),
+        (["tune.seed=3"], "config key 'tune.seed' is unknown: no tune option has it; did you mean 'seeds'?"),
+        (["env=Nope"], "Could not find 'env/Nope'"),  # Hydra's own refusal: exit 2 as well
+    ],
+)
 def test_a_misspelt_key_is_one_line_naming_the_close_ones_and_exits_2(args, message, cli, tmp_path):
     result = cli("train.py", *args, f"run_dir={tmp_path / 'run'}")
     assert result.returncode == 2, result.stderr
@@ -215,7 +264,9 @@ def test_a_misspelt_key_is_one_line_naming_the_close_ones_and_exits_2(args, mess
     assert not (tmp_path / "run").exists()
 
 
-def test_a_full_disk_while_checkpointing_is_one_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_a_full_disk_while_checkpointing_is_one_error_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
     import errno
 
     import torch
@@ -232,7 +283,10 @@ def test_a_full_disk_while_checkpointing_is_one_error_and_keeps_the_last_good_ch
         return real_save(obj, handle, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint.torch, "save", save_until_the_disk_fills)
-    with pytest.raises(CheckpointError, match="could not write .*replay-400.pt: No space left on device; .*last.pt is kept as it was"):
+    with pytest.raises(
+        CheckpointError,
+        match="could not write .*replay-400.pt: No space left on device; .*last.pt is kept as it was",
+    ):
         run(compose_config(overrides), tmp_path, overrides)
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
     assert checkpoint.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["counters"]["env_steps"] == 200
@@ -244,7 +298,10 @@ def test_a_run_dir_that_cannot_exist_is_one_line(tmp_path, cli):
     for run_dir in ("/proc/rlcore-test", str(tmp_path / "a_file" / "run")):
         result = cli("train.py", f"run_dir={run_dir}")
         assert result.returncode == 2, result.stderr
-        assert f"config key 'run_dir': {run_dir} cannot be created" in result.stderr and "Traceback" not in result.stderr
+        assert (
+            f"config key 'run_dir': {run_dir} cannot be created" in result.stderr
+            and "Traceback" not in result.stderr
+        )
 
 
 def test_images_without_pixels_are_refused_in_one_line(tmp_path):
@@ -254,5 +311,7 @@ def test_images_without_pixels_are_refused_in_one_line(tmp_path):
 
     write_idx(tmp_path / "images", np.zeros((5, 0, 0), np.uint8))
     write_idx(tmp_path / "labels", np.zeros(5, np.uint8))
-    with pytest.raises(DatasetError, match="images are 0x0 pixels; an image needs at least one pixel per side"):
+    with pytest.raises(
+        DatasetError, match="images are 0x0 pixels; an image needs at least one pixel per side"
+    ):
         read_image_label_pair(tmp_path / "images", tmp_path / "labels")

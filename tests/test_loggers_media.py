@@ -14,8 +14,16 @@ from rlcore.config import to_typed
 from rlcore.schema import LoggerConfig
 from rlcore.training.loggers import RunLogger
 
-TINY = ["total_steps=400", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
-        "eval_every=200", "eval_episodes=2", "final_eval_episodes=2", "device=cpu"]
+TINY = [
+    "total_steps=400",
+    "agent.learning_starts=100",
+    "agent.train_freq=4",
+    "agent.gradient_steps=1",
+    "eval_every=200",
+    "eval_episodes=2",
+    "final_eval_episodes=2",
+    "device=cpu",
+]
 
 
 def events(logdir) -> EventAccumulator:
@@ -30,8 +38,13 @@ def csv_column(path, key):
 
 
 def test_tensorboard_event_files_hold_the_logged_scalars(tmp_path):
-    logger = RunLogger(tmp_path, ["train/loss", "eval/mean_return"], LoggerConfig(tensorboard=True),
-                       {"agent": {"name": "dqn", "lr": 1e-3}, "net": {"hidden_sizes": [64, 64]}}, run_name="t")
+    logger = RunLogger(
+        tmp_path,
+        ["train/loss", "eval/mean_return"],
+        LoggerConfig(tensorboard=True),
+        {"agent": {"name": "dqn", "lr": 1e-3}, "net": {"hidden_sizes": [64, 64]}},
+        run_name="t",
+    )
     logger.log(10, {"train/loss": 0.5})
     logger.log(20, {"train/loss": 0.25, "eval/mean_return": 12.0})
     logger.log(30, {"train/loss": float("nan")})
@@ -46,7 +59,9 @@ def test_tensorboard_event_files_hold_the_logged_scalars(tmp_path):
 
 def test_missing_tensorboard_package_and_video_on_a_dataset_env_are_one_line_errors(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"'logger.video': env=Digits is a dataset env"):
-        RunLogger(tmp_path, [], LoggerConfig(video=True), {"env": {"name": "Digits", "correct_reward": 1.0}}, "t")
+        RunLogger(
+            tmp_path, [], LoggerConfig(video=True), {"env": {"name": "Digits", "correct_reward": 1.0}}, "t"
+        )
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"'logger.tensorboard': the tensorboard package is not installed"):
         RunLogger(tmp_path / "b", [], LoggerConfig(tensorboard=True), {}, "t")
@@ -66,14 +81,29 @@ def test_combined_wandb_offline_and_tensorboard_run_writes_both_with_curve_and_v
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(home), WANDB_SILENT="true", WANDB_MODE="offline", SDL_VIDEODRIVER="dummy")
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *TINY, "logger=[none,wandb,tensorboard]",
-                             "logger.video=true", f"run_dir={run_dir}"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=180, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *TINY,
+            "logger=[none,wandb,tensorboard]",
+            "logger.video=true",
+            f"run_dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, result.stderr
     # W&B: the offline run's folder and the exact command that uploads it, and the media inside that folder
     [offline] = (run_dir / "wandb").glob("offline-run-*")
     assert f"the run is in {offline}. Upload it with: wandb sync {offline}" in result.stdout
-    assert list((offline / "files" / "media" / "videos").rglob("*.mp4")), "the evaluation video is in the offline run"
+    assert list((offline / "files" / "media" / "videos").rglob("*.mp4")), (
+        "the evaluation video is in the offline run"
+    )
     assert list((offline / "files" / "media" / "images").rglob("learning_curve*.png"))
     # TensorBoard: the same scalars as metrics.csv, the learning curve and the video
     tb = events(run_dir / "tensorboard")
@@ -96,8 +126,11 @@ def test_wandb_groups_the_runs_of_a_sweep_by_its_folder(tmp_path):
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     try:
         assert sweep_group() == str(tmp_path / "sweep")

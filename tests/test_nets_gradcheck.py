@@ -75,8 +75,9 @@ def test_stochastic_pool_eval_gradient_is_the_hand_derived_one() -> None:
     windows = torch.nn.functional.unfold(x.detach(), 3, padding=1, stride=2).view(2, 2, 9, -1)
     total = windows.clamp(min=0).sum(2, keepdim=True)
     local = torch.where(windows > 0, (2 * windows - out.detach().flatten(2).unsqueeze(2)) / total, 0.0)
-    expected = torch.nn.functional.fold((local * upstream.flatten(2).unsqueeze(2)).view(2, 18, -1), (5, 5), 3,
-                                        padding=1, stride=2)
+    expected = torch.nn.functional.fold(
+        (local * upstream.flatten(2).unsqueeze(2)).view(2, 18, -1), (5, 5), 3, padding=1, stride=2
+    )
     torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
     assert (grad[x.detach() < 0] == 0).all() and (grad[x.detach() > 0] != 0).any()
 
@@ -103,7 +104,9 @@ def test_stochastic_pool_training_gradcheck_with_fixed_samples() -> None:
     (grad,) = torch.autograd.grad(out.sum(), x)
     windows = torch.nn.functional.unfold(x.detach(), 2, stride=1).view(2, 3, 4, -1)
     picked = (windows == out.detach().flatten(2).unsqueeze(2)).to(F64)
-    assert torch.equal(picked.sum(2), torch.ones_like(picked.sum(2)))  # one entry per window, never a negative
+    assert torch.equal(
+        picked.sum(2), torch.ones_like(picked.sum(2))
+    )  # one entry per window, never a negative
     assert (windows[picked.bool()] > 0).all()
     counts = torch.nn.functional.fold(picked.view(2, 12, -1), (6, 6), 2, stride=1)
     assert torch.equal(grad, counts)
@@ -112,7 +115,9 @@ def test_stochastic_pool_training_gradcheck_with_fixed_samples() -> None:
 @pytest.mark.parametrize("training", [False, True])
 def test_lenet5_with_stochastic_pooling_gradcheck(training: bool) -> None:
     torch.manual_seed(0)
-    net = LeNet5((1, 16, 16), features_dim=3, activation="relu", pooling="stochastic").double().train(training)
+    net = (
+        LeNet5((1, 16, 16), features_dim=3, activation="relu", pooling="stochastic").double().train(training)
+    )
     x = torch.rand(2, 1, 16, 16, dtype=F64, requires_grad=True)
 
     def forward(f, t: torch.Tensor) -> torch.Tensor:
@@ -135,8 +140,9 @@ RESETS = {0: 2, 1: 1, 2: 4}  # row -> the time step at which its episode restart
 
 def recurrent_case(cell: str) -> tuple[RecurrentNet, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
     torch.manual_seed(0)
-    net = RecurrentNet(MLP((2,), hidden_sizes=[3], activation="tanh"), cell=cell, hidden_size=3,
-                       num_layers=2).double()
+    net = RecurrentNet(
+        MLP((2,), hidden_sizes=[3], activation="tanh"), cell=cell, hidden_size=3, num_layers=2
+    ).double()
     x = torch.randn(4, 6, 2, dtype=F64, requires_grad=True)
     starts = torch.zeros(4, 6, dtype=torch.bool)
     for row, t in RESETS.items():
@@ -146,7 +152,9 @@ def recurrent_case(cell: str) -> tuple[RecurrentNet, torch.Tensor, tuple[torch.T
     return net, x, states, starts
 
 
-def run_recurrent(net: RecurrentNet, x: torch.Tensor, states: tuple[torch.Tensor, ...], starts) -> torch.Tensor:
+def run_recurrent(
+    net: RecurrentNet, x: torch.Tensor, states: tuple[torch.Tensor, ...], starts
+) -> torch.Tensor:
     out, _ = net(x, states if len(states) == 2 else states[0], starts)
     return out
 
@@ -174,7 +182,7 @@ def test_no_gradient_flows_across_a_reset(cell: str) -> None:
             # every output depends on its own row only, and on no later input
             others = [r for r in range(4) if r != row]
             assert (d_x[row, t][:, others] == 0).all()
-            assert (d_x[row, t, :, row, t + 1:] == 0).all()
+            assert (d_x[row, t, :, row, t + 1 :] == 0).all()
             if reset is not None and t >= reset:
                 # at and after the reset: exactly zero with respect to the inputs before it and the initial state
                 assert (d_x[row, t, :, row, :reset] == 0).all(), (cell, row, t)
@@ -210,7 +218,10 @@ def test_dueling_q_values_and_exact_jacobian() -> None:
             expected = (torch.eye(n, dtype=F64) - 1.0 / n) if b == other else torch.zeros(n, n, dtype=F64)
             torch.testing.assert_close(d_a[b, :, other], expected, rtol=0, atol=1e-15)
     # DRQN's (B, T, A): the mean runs over the actions, the last axis
-    v3, a3 = torch.randn(2, 4, 1, dtype=F64, requires_grad=True), torch.randn(2, 4, 5, dtype=F64, requires_grad=True)
+    v3, a3 = (
+        torch.randn(2, 4, 1, dtype=F64, requires_grad=True),
+        torch.randn(2, 4, 5, dtype=F64, requires_grad=True),
+    )
     assert gradcheck(dueling_q, (v3, a3))
     torch.testing.assert_close(dueling_q(v3, a3).mean(-1, keepdim=True), v3)
 

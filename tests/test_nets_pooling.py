@@ -75,6 +75,8 @@ def test_gradcheck_training_mode_with_fixed_sample() -> None:
 
 def test_a_draw_of_exactly_zero_never_picks_a_zero_probability_entry(monkeypatch):
     """torch.rand can return 0.0: the pick must still be an entry with positive weight (found by a test review)."""
-    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.zeros(*args[0], dtype=kwargs.get("dtype")))
+    monkeypatch.setattr(
+        torch, "rand", lambda *args, **kwargs: torch.zeros(*args[0], dtype=kwargs.get("dtype"))
+    )
     out = stochastic_pool2d(torch.tensor([[[[-1.0, 2.0], [0.0, 0.0]]]]), 2, training=True)
     assert out.item() == 2.0

@@ -18,7 +18,9 @@ from rlcore.replay.sum_tree import PrioritizedSampler
 FLAT = gym.spaces.Box(-1e6, 1e6, (1,), np.float32)
 
 
-def add_flat(buffer: ReplayBuffer, t: int, reward: float, terminated: bool = False, truncated: bool = False) -> None:
+def add_flat(
+    buffer: ReplayBuffer, t: int, reward: float, terminated: bool = False, truncated: bool = False
+) -> None:
     obs = np.array([[10.0 * t]], np.float32)
     buffer.add(obs, obs + 1, np.zeros(1), np.array([reward]), np.array([terminated]), np.array([truncated]))
 
@@ -26,9 +28,15 @@ def add_flat(buffer: ReplayBuffer, t: int, reward: float, terminated: bool = Fal
 def test_hand_built_episode_with_termination_truncation_and_the_write_head():
     buffer = ReplayBuffer(10, FLAT, n_step=3, gamma=0.5)
     for t, (reward, term, trunc) in enumerate(
-        [(1, False, False), (2, False, False), (4, True, False),  # episode 1 terminates at t = 2
-         (8, False, False), (16, False, True),  # episode 2 is cut by a time limit at t = 4
-         (32, False, False), (64, False, False)]  # episode 3 is still running: t = 6 is the newest
+        [
+            (1, False, False),
+            (2, False, False),
+            (4, True, False),  # episode 1 terminates at t = 2
+            (8, False, False),
+            (16, False, True),  # episode 2 is cut by a time limit at t = 4
+            (32, False, False),
+            (64, False, False),
+        ]  # episode 3 is still running: t = 6 is the newest
     ):
         add_flat(buffer, t, reward, term, trunc)
     batch = buffer.gather(np.arange(7))
@@ -47,8 +55,16 @@ def test_pure_function_stops_at_the_wrapped_write_head():
     # 4 rows, one env; the newest row is 1, so the walk from row 0 sees one later row and from row 1 none
     rewards = np.array([[1.0], [2.0], [4.0], [8.0]], np.float32)
     flags = np.zeros((4, 1), bool)
-    out = nstep_returns(rewards, flags, flags, np.array([2, 0, 1]), np.zeros(3, np.int64),
-                        ahead=(1 - np.array([2, 0, 1])) % 4, n=3, gamma=0.5)
+    out = nstep_returns(
+        rewards,
+        flags,
+        flags,
+        np.array([2, 0, 1]),
+        np.zeros(3, np.int64),
+        ahead=(1 - np.array([2, 0, 1])) % 4,
+        n=3,
+        gamma=0.5,
+    )
     assert out.returns.tolist() == [4 + 0.5 * 8 + 0.25 * 1, 1 + 0.5 * 2, 2.0]
     assert out.last_row.tolist() == [0, 1, 1] and out.discounts.tolist() == [0.125, 0.25, 0.5]
 
@@ -86,7 +102,9 @@ def check_against_reference(buffer, streams: list[list[tuple]], adds: int, n: in
             assert batch.discounts[p].item() == pytest.approx(disc, rel=1e-6), p
 
 
-@pytest.mark.parametrize(("capacity", "n_envs", "adds", "n"), [(40, 1, 30, 3), (40, 1, 130, 3), (30, 3, 57, 4), (12, 2, 45, 5)])
+@pytest.mark.parametrize(
+    ("capacity", "n_envs", "adds", "n"), [(40, 1, 30, 3), (40, 1, 130, 3), (30, 3, 57, 4), (12, 2, 45, 5)]
+)
 def test_flat_replay_matches_a_naive_reference_on_random_episodes(capacity, n_envs, adds, n):
     rng = np.random.default_rng(capacity + adds)
     gamma = 0.9
@@ -100,7 +118,9 @@ def test_flat_replay_matches_a_naive_reference_on_random_episodes(capacity, n_en
         truncated = ~terminated & (rng.random(n_envs) < 0.08)
         buffer.add(obs, next_obs, np.zeros(n_envs), rewards, terminated, truncated)
         for e in range(n_envs):
-            streams[e].append((obs[e], next_obs[e], float(rewards[e]), bool(terminated[e]), bool(truncated[e])))
+            streams[e].append(
+                (obs[e], next_obs[e], float(rewards[e]), bool(terminated[e]), bool(truncated[e]))
+            )
     check_against_reference(buffer, streams, adds, n, gamma)
 
 
@@ -120,17 +140,22 @@ def test_frame_replay_rebuilds_the_exact_stack_at_t_plus_k(capacity, n_envs, add
             obs, next_obs, actions, rewards, terminated, truncated = stream_source.step()
             buffer.add(obs, next_obs, actions, rewards, terminated, truncated)
             for e in range(n_envs):  # life losses are `terminated` without a reset: the walk stops there too
-                streams[e].append((obs[e], next_obs[e], float(rewards[e]), bool(terminated[e]), bool(truncated[e])))
+                streams[e].append(
+                    (obs[e], next_obs[e], float(rewards[e]), bool(terminated[e]), bool(truncated[e]))
+                )
     check_against_reference(buffer, streams, adds, n, gamma)
 
 
 def test_prioritized_nstep_frame_replay_samples_with_weights():
     stream_source = StackedStreams(2, 4, seed=0, max_len=10)
-    buffer = FrameReplayBuffer(40, space(4), n_envs=2, n_step=3, gamma=0.99,
-                               sampler=PrioritizedSampler(40, seed=0, total_steps=100))
+    buffer = FrameReplayBuffer(
+        40, space(4), n_envs=2, n_step=3, gamma=0.99, sampler=PrioritizedSampler(40, seed=0, total_steps=100)
+    )
     for _ in range(30):
         buffer.add(*stream_source.step())
     batch = buffer.sample(16)
-    assert batch.indices.max() < 40 and batch.weights.dtype == torch.float32 and batch.discounts.shape == (16,)
+    assert (
+        batch.indices.max() < 40 and batch.weights.dtype == torch.float32 and batch.discounts.shape == (16,)
+    )
     buffer.update_priorities(batch.indices, np.zeros(16))
     assert np.all(buffer.sampler.tree.get(batch.indices) < 1e-3)

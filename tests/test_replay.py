@@ -10,8 +10,14 @@ SPACE = gym.spaces.Box(-1, 1, (3,), np.float32)
 def fill(buffer: ReplayBuffer, start: int, count: int, n_envs: int = 1) -> None:
     for t in range(start, start + count):
         obs = np.full((n_envs, 3), t, np.float32) + np.arange(n_envs)[:, None] * 1000
-        buffer.add(obs, obs + 0.5, np.full(n_envs, t % 4), np.full(n_envs, float(t)),
-                   np.full(n_envs, t % 5 == 0, np.float32), np.full(n_envs, t % 7 == 0, np.float32))
+        buffer.add(
+            obs,
+            obs + 0.5,
+            np.full(n_envs, t % 4),
+            np.full(n_envs, float(t)),
+            np.full(n_envs, t % 5 == 0, np.float32),
+            np.full(n_envs, t % 7 == 0, np.float32),
+        )
 
 
 def test_wraps_around_and_keeps_the_newest():

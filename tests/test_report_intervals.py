@@ -19,8 +19,11 @@ def make_runs(root, finals, env="CartPole", double=False):
         config = {"env": {"name": env}, "agent": {"name": "dqn", "double": double}, "seed": seed}
         (folder / "config.yaml").write_text(yaml.safe_dump(config))
         (folder / "metrics.csv").write_text(f"step,eval/mean_return\n100,{final / 2}\n200,{final}\n")
-        (folder / "summary.json").write_text(json.dumps({"env": env, "agent": "dqn", "seed": seed,
-                                                         "total_steps": 200, "eval_mean_return": final}))
+        (folder / "summary.json").write_text(
+            json.dumps(
+                {"env": env, "agent": "dqn", "seed": seed, "total_steps": 200, "eval_mean_return": final}
+            )
+        )
 
 
 def test_iqm_and_mean_with_bootstrap_intervals_match_a_hand_computation(tmp_path):
@@ -40,7 +43,9 @@ def test_iqm_and_mean_with_bootstrap_intervals_match_a_hand_computation(tmp_path
             low, high = record[f"{key}_ci"]
             assert min(values) <= low <= record[key] <= high <= max(values)
             assert high - low > 0
-    assert eight["mean_ci"][1] - eight["mean_ci"][0] > eight["iqm_ci"][1] - eight["iqm_ci"][0]  # the lucky seed
+    assert (
+        eight["mean_ci"][1] - eight["mean_ci"][0] > eight["iqm_ci"][1] - eight["iqm_ci"][0]
+    )  # the lucky seed
     assert groups[("Acrobot", "")]["rliable"] is None
     table = format_table(report["groups"])
     assert "| 45.0 [" in table and "| 97.5 [" in table

@@ -23,15 +23,33 @@ from rlcore.training.resume import load_replay, write_last
 
 # small and quick, but with every moving part: updates, target syncs, evaluations, checkpoints
 TOTAL = 2000
-RUN = [f"total_steps={TOTAL}", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
-       "agent.buffer_size=1000", "agent.target_update_interval=250", "eval_every=500", "eval_episodes=2", "final_eval_episodes=2",
-       "checkpoint_every=150", "logger=none", "device=cpu", "net.hidden_sizes=[32,32]"]
+RUN = [
+    f"total_steps={TOTAL}",
+    "agent.learning_starts=100",
+    "agent.train_freq=4",
+    "agent.gradient_steps=1",
+    "agent.buffer_size=1000",
+    "agent.target_update_interval=250",
+    "eval_every=500",
+    "eval_episodes=2",
+    "final_eval_episodes=2",
+    "checkpoint_every=150",
+    "logger=none",
+    "device=cpu",
+    "net.hidden_sizes=[32,32]",
+]
 
 
 def start(*args, **env_vars):
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", **env_vars}
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for_checkpoint(proc, run_dir, newer_than=0.0, timeout=120):
@@ -78,7 +96,9 @@ def test_sigint_saves_and_resume_matches_uninterrupted_run(reference, tmp_path):
         assert ours[key] == theirs[key], key
     replays = sorted(p.name for p in (run_dir / "checkpoints").glob("replay-*.pt"))
     assert replays == [f"replay-{TOTAL}.pt"], "only the replay last.pt names is kept"
-    assert f"total_steps={TOTAL}" in (run_dir / ".hydra" / "overrides.yaml").read_text(), "Hydra's record is kept"
+    assert f"total_steps={TOTAL}" in (run_dir / ".hydra" / "overrides.yaml").read_text(), (
+        "Hydra's record is kept"
+    )
     assert list((run_dir / ".hydra").glob("resume-*/overrides.yaml")), "the resume's own record is beside it"
 
 
@@ -94,32 +114,65 @@ def test_sigterm_saves_and_exits_143(tmp_path):
 
 
 def test_incompatible_changes_are_refused_harmless_ones_allowed(reference):
-    for override, key in [("env=Acrobot", "env."), ("net.hidden_sizes=[64,64]", "net.hidden_sizes"),
-                          ("agent.lr=0.5", "agent.lr"), ("seed=3", "seed"), ("agent.buffer_size=5000", "agent.buffer_size")]:
+    for override, key in [
+        ("env=Acrobot", "env."),
+        ("net.hidden_sizes=[64,64]", "net.hidden_sizes"),
+        ("agent.lr=0.5", "agent.lr"),
+        ("seed=3", "seed"),
+        ("agent.buffer_size=5000", "agent.buffer_size"),
+    ]:
         cfg = compose_config([f"resume={reference}", override])
         with pytest.raises(ConfigError, match=f"config key '{key}.*cannot change it"):
             resume_config(cfg, [f"resume={reference}", override])
-    overrides = [f"resume={reference}", "total_steps=4000", "eval_every=1000", "logger=csv", "checkpoint_every=0"]
+    overrides = [
+        f"resume={reference}",
+        "total_steps=4000",
+        "eval_every=1000",
+        "logger=csv",
+        "checkpoint_every=0",
+    ]
     typed, config, ckpt = resume_config(compose_config(overrides), overrides)
     assert (typed.total_steps, typed.eval_every, typed.checkpoint_every) == (4000, 1000, 0)
     assert typed.agent.lr == ckpt["config"]["agent"]["lr"] and typed.run_dir == str(reference)
     assert typed.net.hidden_sizes == [32, 32], "the saved net, not this checkout's default"
     from rlcore.policy import load_agent
 
-    agent, _, _ = load_agent(reference / "checkpoints" / "last.pt", device="cpu")  # evaluate.py reads it as before
+    agent, _, _ = load_agent(
+        reference / "checkpoints" / "last.pt", device="cpu"
+    )  # evaluate.py reads it as before
     assert agent.act(np.zeros((1, 4), np.float32), explore=False).shape == (1,)
     with pytest.raises(ConfigError, match="continues in its own folder"):
         resume_config(compose_config([f"resume={reference}", "run_dir=/elsewhere"]), [])
 
 
-@pytest.mark.parametrize("switches", [
-    ["net.hidden_sizes=[16]"],
-    ["agent=rainbow_lite", "agent.per_beta0=1.0", "net.hidden_sizes=[16]"],
-    ["env=CartPoleNoVel", "net=lstm", "net.hidden_size=8", "agent.sequence_length=4", "agent.burn_in=2",
-     "agent.stored_state=true", "agent.batch_size=8"],
-    ["env=CartPoleNoVel", "net=lstm", "agent=rainbow_lite", "agent.per_beta0=1.0", "net.hidden_size=8",
-     "agent.sequence_length=4", "agent.burn_in=2", "agent.stored_state=true", "agent.batch_size=8"],
-], ids=["dqn", "rainbow_lite", "drqn", "drqn_rainbow_lite"])
+@pytest.mark.parametrize(
+    "switches",
+    [
+        ["net.hidden_sizes=[16]"],
+        ["agent=rainbow_lite", "agent.per_beta0=1.0", "net.hidden_sizes=[16]"],
+        [
+            "env=CartPoleNoVel",
+            "net=lstm",
+            "net.hidden_size=8",
+            "agent.sequence_length=4",
+            "agent.burn_in=2",
+            "agent.stored_state=true",
+            "agent.batch_size=8",
+        ],
+        [
+            "env=CartPoleNoVel",
+            "net=lstm",
+            "agent=rainbow_lite",
+            "agent.per_beta0=1.0",
+            "net.hidden_size=8",
+            "agent.sequence_length=4",
+            "agent.burn_in=2",
+            "agent.stored_state=true",
+            "agent.batch_size=8",
+        ],
+    ],
+    ids=["dqn", "rainbow_lite", "drqn", "drqn_rainbow_lite"],
+)
 def test_finished_run_continues_with_a_larger_total_steps(tmp_path, switches):
     """With ε, lr (and PER's β) constant (no schedule over total_steps), 600 steps then a resume to 900 equal 900
     steps; rainbow_lite also carries the sum-tree's priorities and the n-step replay across the resume, DRQN its
@@ -127,9 +180,21 @@ def test_finished_run_continues_with_a_larger_total_steps(tmp_path, switches):
     replay's priorities over training starts and its n-step lookahead."""
     from rlcore.run import run
 
-    common = [*switches, "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1", "agent.buffer_size=1000",
-              "agent.exploration_fraction=0", "agent.lr_final=null", "agent.target_update_interval=100", "eval_every=300",
-              "eval_episodes=2", "final_eval_episodes=2", "logger=none", "device=cpu"]
+    common = [
+        *switches,
+        "agent.learning_starts=100",
+        "agent.train_freq=4",
+        "agent.gradient_steps=1",
+        "agent.buffer_size=1000",
+        "agent.exploration_fraction=0",
+        "agent.lr_final=null",
+        "agent.target_update_interval=100",
+        "eval_every=300",
+        "eval_episodes=2",
+        "final_eval_episodes=2",
+        "logger=none",
+        "device=cpu",
+    ]
     whole, run_dir = tmp_path / "whole", tmp_path / "run"
     run(compose_config(o := [*common, "total_steps=900", f"run_dir={whole}"]), whole, o)
     run(compose_config(o := [*common, "total_steps=600", f"run_dir={run_dir}"]), run_dir, o)
@@ -145,21 +210,40 @@ def test_finished_run_continues_with_a_larger_total_steps(tmp_path, switches):
 
 def test_divergence_stops_with_step_and_keeps_the_last_good_checkpoint(tmp_path, cli):
     run_dir = tmp_path / "run"
-    result = cli("train.py", "total_steps=2000", "agent.learning_starts=400", "agent.lr=1e30", "agent.loss=mse",
-                 "checkpoint_every=100", "eval_every=0", "logger=none", "device=cpu", f"run_dir={run_dir}")
+    result = cli(
+        "train.py",
+        "total_steps=2000",
+        "agent.learning_starts=400",
+        "agent.lr=1e30",
+        "agent.loss=mse",
+        "checkpoint_every=100",
+        "eval_every=0",
+        "logger=none",
+        "device=cpu",
+        f"run_dir={run_dir}",
+    )
     assert result.returncode == 2, result.stderr
     assert "training diverged at step" in result.stderr and "Last metrics: step=" in result.stderr
     assert "Traceback" not in result.stderr
     kept = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert all(torch.isfinite(v).all() for v in kept["agent"]["online"].values())
-    assert kept["counters"]["env_steps"] == 300, "the checkpoint at 400 (after the first update) is not written"
-    assert "Last good checkpoint: " + str(run_dir / "checkpoints" / "last.pt") + " from step 300" in result.stderr
-    assert int(read_metrics(run_dir / "metrics.csv")[-1]["step"]) > 300, "rows after the checkpoint are flushed"
+    assert kept["counters"]["env_steps"] == 300, (
+        "the checkpoint at 400 (after the first update) is not written"
+    )
+    assert (
+        "Last good checkpoint: " + str(run_dir / "checkpoints" / "last.pt") + " from step 300"
+        in result.stderr
+    )
+    assert int(read_metrics(run_dir / "metrics.csv")[-1]["step"]) > 300, (
+        "rows after the checkpoint are flushed"
+    )
     assert not (run_dir / "checkpoints" / "best.pt").exists() and not (run_dir / "summary.json").exists()
 
 
 def test_weights_only_checkpoints_are_refused_with_a_clear_message(tmp_path):
-    save_checkpoint(tmp_path / "checkpoints" / "last.pt", {"config": {"agent": {"name": "supervised"}}, "agent": {}})
+    save_checkpoint(
+        tmp_path / "checkpoints" / "last.pt", {"config": {"agent": {"name": "supervised"}}, "agent": {}}
+    )
     with pytest.raises(CheckpointError, match="holds weights only \\(agent supervised\\)"):
         resume_config(compose_config([f"resume={tmp_path}"]), [])
     with pytest.raises(CheckpointError, match="no checkpoints/last.pt"):
@@ -169,8 +253,9 @@ def test_weights_only_checkpoints_are_refused_with_a_clear_message(tmp_path):
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"])
 def test_env_snapshot_continues_exactly(env_id):
     def make():
-        envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(2)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        envs = gym.vector.SyncVectorEnv(
+            [lambda: gym.make(env_id) for _ in range(2)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
         envs.reset(seed=5)
         return envs
 
@@ -189,8 +274,14 @@ def test_replay_file_pairs_with_last_pt_through_a_kill_between_writes(tmp_path):
     space = gym.spaces.Box(-1, 1, (3,), np.float32)
     replay = ReplayBuffer(50, space, seed=1)
     for i in range(30):
-        replay.add(np.full((1, 3), i, np.float32), np.full((1, 3), i + 1, np.float32), np.array([i % 2]),
-                   np.array([1.0]), np.array([0.0]), np.array([0.0]))
+        replay.add(
+            np.full((1, 3), i, np.float32),
+            np.full((1, 3), i + 1, np.float32),
+            np.array([i % 2]),
+            np.array([1.0]),
+            np.array([0.0]),
+            np.array([0.0]),
+        )
     payload = {"config": {}, "counters": {"env_steps": 30}, "train": {}}
     write_last(tmp_path, payload, replay, 30)
     expected = replay.sample_indices(8)
@@ -236,8 +327,17 @@ def test_divergence_in_a_logged_row_names_the_metric(tmp_path):
     from rlcore.run import run
 
     run_dir = tmp_path / "run"
-    overrides = ["total_steps=1500", "agent.learning_starts=100", "agent.lr=1e30", "agent.loss=mse",
-                 "checkpoint_every=0", "eval_every=0", "logger=none", "device=cpu", f"run_dir={run_dir}"]
+    overrides = [
+        "total_steps=1500",
+        "agent.learning_starts=100",
+        "agent.lr=1e30",
+        "agent.loss=mse",
+        "checkpoint_every=0",
+        "eval_every=0",
+        "logger=none",
+        "device=cpu",
+        f"run_dir={run_dir}",
+    ]
     with pytest.raises(DivergenceError, match=r"diverged at step \d+: train/loss.* became non-finite"):
         run(compose_config(overrides), run_dir, overrides)
     rows = read_metrics(run_dir / "metrics.csv")
@@ -249,11 +349,24 @@ def test_resume_without_a_saved_replay_waits_learning_starts(tmp_path):
     from rlcore.run import run
 
     run_dir = tmp_path / "run"
-    first = ["total_steps=400", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
-             "agent.buffer_size=1000", "checkpoint.replay=false", "eval_every=0", "final_eval_episodes=1",
-             "logger=none", "device=cpu", "net.hidden_sizes=[16]", f"run_dir={run_dir}"]
+    first = [
+        "total_steps=400",
+        "agent.learning_starts=100",
+        "agent.train_freq=4",
+        "agent.gradient_steps=1",
+        "agent.buffer_size=1000",
+        "checkpoint.replay=false",
+        "eval_every=0",
+        "final_eval_episodes=1",
+        "logger=none",
+        "device=cpu",
+        "net.hidden_sizes=[16]",
+        f"run_dir={run_dir}",
+    ]
     assert run(compose_config(first), run_dir, first)["updates"] == 76  # steps 100, 104, ..., 400
     assert not list((run_dir / "checkpoints").glob("replay-*.pt"))
     again = [f"resume={run_dir}", "total_steps=800"]
     summary = run(compose_config(again), run_dir, again)
-    assert summary["updates"] == 76 + 76, "an empty replay refills for learning_starts steps: 500, 504, ..., 800"
+    assert summary["updates"] == 76 + 76, (
+        "an empty replay refills for learning_starts steps: 500, 504, ..., 800"
+    )

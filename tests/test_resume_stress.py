@@ -19,9 +19,20 @@ from rlcore.base.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slow
 
 TOTAL = 30000
-RUN = [f"total_steps={TOTAL}", "agent.learning_starts=100", "agent.train_freq=4", "agent.gradient_steps=1",
-       "agent.buffer_size=2000", "agent.target_update_interval=250", "eval_every=5000", "eval_episodes=2", "final_eval_episodes=2",
-       "logger=none", "device=cpu", "net.hidden_sizes=[32,32]"]
+RUN = [
+    f"total_steps={TOTAL}",
+    "agent.learning_starts=100",
+    "agent.train_freq=4",
+    "agent.gradient_steps=1",
+    "agent.buffer_size=2000",
+    "agent.target_update_interval=250",
+    "eval_every=5000",
+    "eval_episodes=2",
+    "final_eval_episodes=2",
+    "logger=none",
+    "device=cpu",
+    "net.hidden_sizes=[32,32]",
+]
 KILLS = 20
 
 

@@ -33,12 +33,15 @@ def test_nstep_targets_by_hand():
     """n = 3, γ = 0.5 on four hand-built windows of 7 steps; next_values[t] = V(next obs of step t)."""
     r = torch.arange(1.0, 8.0).repeat(4, 1)  # rewards 1..7
     v = torch.arange(10.0, 80.0, 10.0).repeat(4, 1)  # V(s_{t+1}) = 10, 20, ..., 70
-    valid = torch.tensor([
-        [1, 1, 1, 0, 0, 0, 0],  # terminated at step 2 (then another episode: right padding)
-        [1, 1, 1, 1, 0, 0, 0],  # truncated at step 3: its next obs is the real final one, bootstrapped
-        [1, 1, 1, 1, 1, 1, 1],  # no end: the window's right edge shortens the last returns
-        [1, 1, 1, 1, 1, 1, 1],  # a life loss (terminated, the episode goes on) at step 1
-    ], dtype=torch.float32)
+    valid = torch.tensor(
+        [
+            [1, 1, 1, 0, 0, 0, 0],  # terminated at step 2 (then another episode: right padding)
+            [1, 1, 1, 1, 0, 0, 0],  # truncated at step 3: its next obs is the real final one, bootstrapped
+            [1, 1, 1, 1, 1, 1, 1],  # no end: the window's right edge shortens the last returns
+            [1, 1, 1, 1, 1, 1, 1],  # a life loss (terminated, the episode goes on) at step 1
+        ],
+        dtype=torch.float32,
+    )
     term = torch.zeros(4, 7)
     term[0, 2] = term[3, 1] = 1.0
     y = sequence_nstep_targets(r, term, valid, v, n=3, gamma=0.5)
@@ -91,17 +94,27 @@ def test_window_targets_match_the_flat_replays_nstep_walk(n_envs, capacity, step
     rng = np.random.default_rng(1)
     start, env = rng.integers(0, seq.filled, 300), rng.integers(0, n_envs, 300)
     batch = seq.gather(start, env)
-    assert batch.obs.shape[1] == burn_in + length + n - 1 + 1 and (batch.valid[:, burn_in + length :] > 0).any()
+    assert (
+        batch.obs.shape[1] == burn_in + length + n - 1 + 1 and (batch.valid[:, burn_in + length :] > 0).any()
+    )
     assert not batch.mask[:, burn_in + length :].any()  # the lookahead is never trained
-    y = sequence_nstep_targets(batch.rewards[:, burn_in:], batch.terminated[:, burn_in:], batch.valid[:, burn_in:],
-                               value(batch.obs[:, burn_in + 1 :]), n, gamma)
+    y = sequence_nstep_targets(
+        batch.rewards[:, burn_in:],
+        batch.terminated[:, burn_in:],
+        batch.valid[:, burn_in:],
+        value(batch.obs[:, burn_in + 1 :]),
+        n,
+        gamma,
+    )
     oldest = seq.pos if seq.filled == seq.rows else 0
     checked = 0
     for c in range(length):
         rows = np.flatnonzero(batch.mask[:, burn_in + c].numpy())
         positions = ((oldest + start[rows] + c) % seq.rows) * n_envs + env[rows]
         ref = flat.gather(positions)
-        torch.testing.assert_close(y[rows, c], td_target(ref.rewards, value(ref.next_obs), ref.terminated, ref.discounts))
+        torch.testing.assert_close(
+            y[rows, c], td_target(ref.rewards, value(ref.next_obs), ref.terminated, ref.discounts)
+        )
         checked += len(rows)
     assert checked > 600
 
@@ -163,20 +176,37 @@ def naive_target(r, term, valid, v, t: int, n: int, gamma: float) -> float:
 def test_prioritized_nstep_update_matches_a_step_by_step_unroll_and_sets_priorities(cell, double):
     torch.manual_seed(0)
     net = RecurrentConfig(name=cell, encoder="mlp", encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6)
-    cfg = DQNConfig(batch_size=8, sequence_length=5, burn_in=3, n_step=3, prioritized=True, double=double,
-                    dueling=True, stored_state=True, gamma=0.9)
+    cfg = DQNConfig(
+        batch_size=8,
+        sequence_length=5,
+        burn_in=3,
+        n_step=3,
+        prioritized=True,
+        double=double,
+        dueling=True,
+        stored_state=True,
+        gamma=0.9,
+    )
     agent = DRQNAgent(cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"))
     with torch.no_grad():
         for p in agent.target.parameters():
             p.add_(0.1 * torch.randn_like(p))
     sampler = PrioritizedSampler(300, alpha=0.5, beta0=0.4, total_steps=1000, seed=1)
-    replay = SequenceReplay(ReplayBuffer(300, OBS2, n_envs=2), 3, 5, state_size=agent.state_size, lookahead=2,
-                            sampler=sampler)
+    replay = SequenceReplay(
+        ReplayBuffer(300, OBS2, n_envs=2), 3, 5, state_size=agent.state_size, lookahead=2, sampler=sampler
+    )
     rng = np.random.default_rng(0)
     for _ in range(100):
         o = rng.normal(size=(2, 2)).astype(np.float32)
-        replay.add(o, o + 0.5, rng.integers(0, 3, 2), rng.normal(size=2), rng.random(2) < 0.1,
-                   rng.random(2) < 0.05, states=rng.normal(size=(2, agent.state_size)).astype(np.float32))
+        replay.add(
+            o,
+            o + 0.5,
+            rng.integers(0, 3, 2),
+            rng.normal(size=2),
+            rng.random(2) < 0.1,
+            rng.random(2) < 0.05,
+            states=rng.normal(size=(2, agent.state_size)).astype(np.float32),
+        )
     replay.update_priorities(np.arange(200), rng.uniform(0.1, 3.0, 200))  # unequal weights
     batch = replay.sample(8)
     assert batch.weights.min() < 1.0 and batch.valid[:, 8:].any()
@@ -195,10 +225,19 @@ def test_prioritized_nstep_update_matches_a_step_by_step_unroll_and_sets_priorit
             for t in range(3, 8):
                 if batch.mask[i, t] == 0:
                     continue
-                y = naive_target(batch.rewards[i].tolist(), batch.terminated[i].tolist(), batch.valid[i].tolist(),
-                                 v, t, 3, 0.9)
+                y = naive_target(
+                    batch.rewards[i].tolist(),
+                    batch.terminated[i].tolist(),
+                    batch.valid[i].tolist(),
+                    v,
+                    t,
+                    3,
+                    0.9,
+                )
                 qa = qs[t][batch.actions[i, t]]
-                weighted += batch.weights[i].item() * torch.nn.functional.smooth_l1_loss(qa, torch.tensor(y)).item()
+                weighted += (
+                    batch.weights[i].item() * torch.nn.functional.smooth_l1_loss(qa, torch.tensor(y)).item()
+                )
                 count += 1
                 errors.append(abs(y - qa.item()))
             priorities.append(0.9 * max(errors) + 0.1 * np.mean(errors))
@@ -212,8 +251,11 @@ def test_prioritized_nstep_update_matches_a_step_by_step_unroll_and_sets_priorit
     learner.submit(lambda: sampled.append(replay.sample(8)) or sampled[-1], 1)
     td = before.update(sampled[0])["td_errors"].numpy()  # what the learner's update computed
     last = {int(k): p for k, p in zip(sampled[0].indices, td, strict=True)}  # repeated starts: the last wins
-    np.testing.assert_allclose(replay.sampler.tree.get(np.array(list(last))),
-                               (np.array(list(last.values())) + 1e-6) ** 0.5, rtol=1e-5)
+    np.testing.assert_allclose(
+        replay.sampler.tree.get(np.array(list(last))),
+        (np.array(list(last.values())) + 1e-6) ** 0.5,
+        rtol=1e-5,
+    )
 
 
 def test_replay_state_dict_carries_the_priorities(tmp_path):
@@ -236,10 +278,23 @@ def test_replay_state_dict_carries_the_priorities(tmp_path):
 def test_cli_trains_rainbow_lite_on_a_recurrent_net(cli, tmp_path):
     """The issue's command, shortened (the GRU goes through the same code: the update test covers it)."""
     run = tmp_path / "run"
-    done = cli("train.py", "agent=rainbow_lite", "net=lstm", "env=CartPoleNoVel", "total_steps=400",
-               "agent.learning_starts=100", "agent.train_freq=50", "agent.gradient_steps=4", "agent.batch_size=16",
-               "eval_every=200", "eval_episodes=2", "final_eval_episodes=2", "logger=csv", "device=cpu",
-               f"run_dir={run}")
+    done = cli(
+        "train.py",
+        "agent=rainbow_lite",
+        "net=lstm",
+        "env=CartPoleNoVel",
+        "total_steps=400",
+        "agent.learning_starts=100",
+        "agent.train_freq=50",
+        "agent.gradient_steps=4",
+        "agent.batch_size=16",
+        "eval_every=200",
+        "eval_episodes=2",
+        "final_eval_episodes=2",
+        "logger=csv",
+        "device=cpu",
+        f"run_dir={run}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["net"] == "lstm" and summary["updates"] == 28  # 7 rounds (steps 100, 150, ..., 400) of 4
@@ -252,11 +307,27 @@ def test_cli_trains_rainbow_lite_drqn_on_atari_with_one_frame(cli, tmp_path):
     """The frame replay under the sequence replay: windows with a lookahead and priorities per sequence, with
     Atari's overlap=true (batches sampled in the main thread, priorities written by the learner thread)."""
     run = tmp_path / "atari"
-    done = cli("train.py", "agent=rainbow_lite", "env=Breakout", "env.frame_stack=1", "net=lstm",
-               "net.encoder=nature_cnn", "total_steps=300", "agent.buffer_size=1000", "agent.learning_starts=200",
-               "agent.batch_size=4", "agent.sequence_length=6", "agent.burn_in=2", "agent.target_update_interval=100",
-               "eval_every=0", "final_eval_episodes=1", "env.eval_max_episode_frames=400", "logger=none",
-               "device=cpu", f"run_dir={run}")
+    done = cli(
+        "train.py",
+        "agent=rainbow_lite",
+        "env=Breakout",
+        "env.frame_stack=1",
+        "net=lstm",
+        "net.encoder=nature_cnn",
+        "total_steps=300",
+        "agent.buffer_size=1000",
+        "agent.learning_starts=200",
+        "agent.batch_size=4",
+        "agent.sequence_length=6",
+        "agent.burn_in=2",
+        "agent.target_update_interval=100",
+        "eval_every=0",
+        "final_eval_episodes=1",
+        "env.eval_max_episode_frames=400",
+        "logger=none",
+        "device=cpu",
+        f"run_dir={run}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["updates"] > 0 and summary["net"] == "lstm" and summary["agent"] == "rainbow_lite"

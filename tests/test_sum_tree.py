@@ -17,7 +17,9 @@ from rlcore.replay.sum_tree import PrioritizedSampler, SumTree
 def check_invariants(tree: SumTree) -> None:
     inner = np.arange(1, tree.leaves)
     np.testing.assert_allclose(tree.sums[inner], tree.sums[2 * inner] + tree.sums[2 * inner + 1], rtol=1e-12)
-    np.testing.assert_array_equal(tree.mins[inner], np.minimum(tree.mins[2 * inner], tree.mins[2 * inner + 1]))
+    np.testing.assert_array_equal(
+        tree.mins[inner], np.minimum(tree.mins[2 * inner], tree.mins[2 * inner + 1])
+    )
 
 
 @pytest.mark.parametrize("capacity", [1, 2, 7, 64, 1000])

@@ -37,7 +37,9 @@ def one_thread() -> object:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -45,8 +47,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def supervised_digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "sup"
-    run_cli("train.py", "agent=supervised", "env=Digits", "agent.patience=10", f"run_dir={run_dir}", "threads=1",
-            "logger.progress=false")
+    run_cli(
+        "train.py",
+        "agent=supervised",
+        "env=Digits",
+        "agent.patience=10",
+        f"run_dir={run_dir}",
+        "threads=1",
+        "logger.progress=false",
+    )
     return run_dir
 
 
@@ -67,10 +76,23 @@ def test_supervised_digits_cli_reaches_90_percent_and_writes_run_files(supervise
     assert summary["eval_episodes"] == 359  # every Digits test image once
     assert summary["eval_mean_return"] == pytest.approx(summary["test_accuracy"])
     assert summary["total_steps"] == summary["epochs"] * 1294  # samples seen: whole epochs of the train part
-    for name in ("config.yaml", "metrics.csv", "checkpoints/last.pt", "checkpoints/best.pt", "learning_curve.png"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "learning_curve.png",
+    ):
         assert (supervised_digits_run / name).exists(), name
     header = (supervised_digits_run / "metrics.csv").read_text().splitlines()[0].split(",")
-    for key in ("train/loss", "train/accuracy", "val/accuracy", "eval/mean_return", "time/epoch_s", "time/sps"):
+    for key in (
+        "train/loss",
+        "train/accuracy",
+        "val/accuracy",
+        "eval/mean_return",
+        "time/epoch_s",
+        "time/sps",
+    ):
         assert key in header
 
 
@@ -87,8 +109,16 @@ def test_evaluate_cli_prints_accuracy_and_writes_confusion_png(supervised_digits
 
 def test_dqn_learns_digits_from_reward_alone(tmp_path: Path) -> None:
     run_dir = tmp_path / "dqn"
-    run_cli("train.py", "agent=dqn", "env=Digits", "total_steps=12000", "eval_every=0", f"run_dir={run_dir}",
-            "threads=1", "logger.progress=false")
+    run_cli(
+        "train.py",
+        "agent=dqn",
+        "env=Digits",
+        "total_steps=12000",
+        "eval_every=0",
+        f"run_dir={run_dir}",
+        "threads=1",
+        "logger.progress=false",
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_accuracy"] >= 0.5  # chance is 10%; the tuned 30k-step run reaches ~94%
     assert summary["eval_episodes"] == 359
@@ -219,7 +249,9 @@ def test_encoder_module_names_match_dqn() -> None:
 def test_lstm_over_rows_is_a_stateless_extractor() -> None:
     from nets import build_extractor
 
-    net = build_extractor(LSTMConfig(rows=True, encoder_kwargs={"hidden_sizes": []}, hidden_size=16), (1, 28, 28))
+    net = build_extractor(
+        LSTMConfig(rows=True, encoder_kwargs={"hidden_sizes": []}, hidden_size=16), (1, 28, 28)
+    )
     assert not net.is_recurrent and net.features_dim == 16
     features, state = net(torch.randint(0, 255, (3, 1, 28, 28), dtype=torch.uint8))
     assert features.shape == (3, 16) and state is None
@@ -238,8 +270,14 @@ def test_labels_per_class_subset() -> None:
 
 def test_limited_labels_get_a_budget_sized_validation_split() -> None:
     full = dataset_splits(DatasetEnvConfig(name="Digits", dataset="digits", validation_fraction=0.2), 0)
-    few = dataset_splits(DatasetEnvConfig(name="Digits", dataset="digits", validation_fraction=0.2, labels_per_class=8), 0)
-    assert validation_per_class(8, 0.2) == 2 and validation_per_class(100, 0.1) == 11 and validation_per_class(1, 0.1) == 1
+    few = dataset_splits(
+        DatasetEnvConfig(name="Digits", dataset="digits", validation_fraction=0.2, labels_per_class=8), 0
+    )
+    assert (
+        validation_per_class(8, 0.2) == 2
+        and validation_per_class(100, 0.1) == 11
+        and validation_per_class(1, 0.1) == 1
+    )
     assert np.bincount(few["val"].labels).tolist() == [2] * 10  # not the 288 of the full validation split
     assert len(full["val"]) > 250
     # drawn from the full split's validation part (disjoint from training), and the training part is unchanged
@@ -247,11 +285,22 @@ def test_limited_labels_get_a_budget_sized_validation_split() -> None:
     assert np.array_equal(few["train"].images, per_class_subset(full["train"], 8, 0).images)
 
 
-@pytest.mark.skipif(not os.environ.get("RLCORE_MNIST_DIR"), reason="set RLCORE_MNIST_DIR to run on real MNIST")
+@pytest.mark.skipif(
+    not os.environ.get("RLCORE_MNIST_DIR"), reason="set RLCORE_MNIST_DIR to run on real MNIST"
+)
 def test_mnist_one_supervised_epoch_beats_90_percent(tmp_path: Path) -> None:
     run_dir = tmp_path / "mnist"
-    run_cli("train.py", "agent=supervised", "env=MNIST", "net=mlp", "agent.epochs=1", "agent.batch_size=128",
-            f"run_dir={run_dir}", "threads=1", "logger.progress=false")
+    run_cli(
+        "train.py",
+        "agent=supervised",
+        "env=MNIST",
+        "net=mlp",
+        "agent.epochs=1",
+        "agent.batch_size=128",
+        f"run_dir={run_dir}",
+        "threads=1",
+        "logger.progress=false",
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_accuracy"] >= 0.9 and summary["eval_episodes"] == 10_000  # default 64-64 MLP: ~93%
     assert not math.isnan(summary["train_sps"])

@@ -22,12 +22,16 @@ def test_objective_is_the_chosen_statistic_of_the_seeds_and_nan_when_one_is_miss
     assert objective([100.0, 200.0, 600.0], "mean") == 300.0
     assert objective([100.0, 200.0, 600.0], "median") == 200.0
     assert objective([100.0, 200.0, 600.0], "min") == 100.0
-    assert objective([100.0, 200.0, 300.0, 500.0], "q25") == 175.0  # numpy's linear quantile: 200 - 0.25 * 100
+    assert (
+        objective([100.0, 200.0, 300.0, 500.0], "q25") == 175.0
+    )  # numpy's linear quantile: 200 - 0.25 * 100
     assert math.isnan(objective([100.0, None], "mean"))  # a diverged seed: Optuna marks the trial failed
 
 
-@pytest.mark.parametrize("override, message", [("tune.seeds=0", "'tune.seeds': must be >= 1"),
-                                               ("tune.statistic=best", "'tune.statistic': got 'best'")])
+@pytest.mark.parametrize(
+    "override, message",
+    [("tune.seeds=0", "'tune.seeds': must be >= 1"), ("tune.statistic=best", "'tune.statistic': got 'best'")],
+)
 def test_tune_keys_reject_nonsense(override, message):
     with pytest.raises(ConfigError, match=message):
         to_typed(compose_many([[override]])[0])
@@ -38,9 +42,13 @@ def test_every_search_space_composes_and_parses_as_an_optuna_space():
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        sweepers = [compose("config", overrides=[f"+search={n}"], return_hydra_config=True).hydra.sweeper
-                    for n in SEARCHES]
-    for name, sweeper, cfg in zip(SEARCHES, sweepers, compose_many([[f"+search={n}"] for n in SEARCHES]), strict=True):
+        sweepers = [
+            compose("config", overrides=[f"+search={n}"], return_hydra_config=True).hydra.sweeper
+            for n in SEARCHES
+        ]
+    for name, sweeper, cfg in zip(
+        SEARCHES, sweepers, compose_many([[f"+search={n}"] for n in SEARCHES]), strict=True
+    ):
         assert "optuna" in sweeper._target_ and sweeper.direction == "maximize", name
         space, fixed = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
         assert len(space) >= 3 and not fixed, name  # every entry is searched
@@ -52,19 +60,33 @@ def test_every_search_space_composes_and_parses_as_an_optuna_space():
 
 def test_two_trial_two_seed_search_end_to_end_writes_the_table_plot_and_tuned_file(cli, tmp_path):
     sweep = tmp_path / "search"
-    result = cli("train.py", "-m", "+search=dqn_CartPole", "hydra.sweeper.n_trials=2", "tune.seeds=2",
-                 "total_steps=300", "agent.learning_starts=100", "eval_every=0", "final_eval_episodes=2",
-                 f"hydra.sweep.dir={sweep}", timeout=120)
+    result = cli(
+        "train.py",
+        "-m",
+        "+search=dqn_CartPole",
+        "hydra.sweeper.n_trials=2",
+        "tune.seeds=2",
+        "total_steps=300",
+        "agent.learning_starts=100",
+        "eval_every=0",
+        "final_eval_episodes=2",
+        f"hydra.sweep.dir={sweep}",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     trials = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/trial.json"))]
     assert [t["trial"] for t in trials] == [0, 1] and all(t["seeds"] == [0, 1] for t in trials)
     for path, trial in zip(sorted(sweep.glob("*/trial.json")), trials, strict=True):
-        finals = [json.loads((path.parent / run / "summary.json").read_text())["eval_mean_return"]
-                  for run in trial["runs"]]
+        finals = [
+            json.loads((path.parent / run / "summary.json").read_text())["eval_mean_return"]
+            for run in trial["runs"]
+        ]
         assert trial["values"] == finals and trial["objective"] == pytest.approx(sum(finals) / 2)
     with open(sweep / "study.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [int(r["trial"]) for r in rows] == [0, 1] and "agent.lr" in rows[0] and "total_steps" not in rows[0]
+    assert (
+        [int(r["trial"]) for r in rows] == [0, 1] and "agent.lr" in rows[0] and "total_steps" not in rows[0]
+    )
     best = max(trials, key=lambda t: t["objective"])
     tuned_text = (sweep / "tuned_dqn_CartPole.yaml").read_text()
     assert tuned_text.startswith("# @package _global_")

@@ -29,7 +29,9 @@ class SequenceBatch(NamedTuple):
     rewards: torch.Tensor  # (B, T) float32
     terminated: torch.Tensor  # (B, T) float32: 1 where the step ended the episode for the learner
     mask: torch.Tensor  # (B, T) float32: 1 on the valid steps after the burn-in (the steps the loss uses)
-    starts: torch.Tensor  # (B, T + 1) bool: reset the state before this step (the first step after left padding)
+    starts: (
+        torch.Tensor
+    )  # (B, T + 1) bool: reset the state before this step (the first step after left padding)
     initial_state: torch.Tensor | None = None  # (B, state_size) stored hidden state before step 0, or None
     valid: torch.Tensor | None = None  # (B, T) float32: 1 on every step of the episode (lookahead included)
     weights: torch.Tensor | None = None  # (B,) importance weights (prioritized replay)

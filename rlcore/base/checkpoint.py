@@ -68,13 +68,17 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 def _unwritable(path: Path, exc: OSError) -> str:
     last = path.parent / "last.pt"
     kept = f"{last} is kept as it was" if last.exists() else "no file was overwritten"
-    return (f"could not write {path}: {exc.strerror or exc}; {kept} (writes are atomic). Free space or fix the folder's permissions, "
-            "then resume the run (python train.py resume=<run_dir>)")
+    return (
+        f"could not write {path}: {exc.strerror or exc}; {kept} (writes are atomic). Free space or fix the folder's permissions, "
+        "then resume the run (python train.py resume=<run_dir>)"
+    )
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write an rlcore checkpoint: ``payload`` plus the format marker and package versions."""
-    atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, "versions": package_versions(), **payload}, path)
+    atomic_torch_save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": package_versions(), **payload}, path
+    )
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
@@ -83,15 +87,23 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if path.is_dir():
         candidate = path / "checkpoints" / "last.pt"
         if not candidate.exists():
-            raise CheckpointError(f"{path} is a folder without checkpoints/last.pt; pass a run directory or a .pt file")
+            raise CheckpointError(
+                f"{path} is a folder without checkpoints/last.pt; pass a run directory or a .pt file"
+            )
         path = candidate
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; pass an existing run directory or checkpoint file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbage bytes, or a pickle that asks for code
-        code = "unsupported global" in str(exc).lower()  # weights_only refused a class or function in the pickle
-        reason = "it holds objects that would run code when unpickled" if code else "it is truncated or not a torch file"
+        code = (
+            "unsupported global" in str(exc).lower()
+        )  # weights_only refused a class or function in the pickle
+        reason = (
+            "it holds objects that would run code when unpickled"
+            if code
+            else "it is truncated or not a torch file"
+        )
         raise CheckpointError(
             f"{path} could not be loaded as a checkpoint: {reason} ({type(exc).__name__}). "
             "Pass another checkpoint (e.g. the run's checkpoints/best.pt or last.pt)"

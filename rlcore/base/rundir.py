@@ -28,8 +28,9 @@ def ensure_dir(path: Path, key: str) -> None:
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RLCoreError(f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another "
-                          f"{key}=") from None
+        raise RLCoreError(
+            f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another {key}="
+        ) from None
 
 
 def check_creatable(path: Path, key: str) -> None:
@@ -45,8 +46,9 @@ def check_creatable(path: Path, key: str) -> None:
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         os.rmdir(tempfile.mkdtemp(prefix=".rlcore-probe-", dir=existing))
     except OSError as exc:
-        raise RLCoreError(f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another "
-                          f"{key}=") from None
+        raise RLCoreError(
+            f"config key '{key}': {path} cannot be created ({exc.strerror or exc}); choose another {key}="
+        ) from None
 
 
 @contextmanager
@@ -64,7 +66,9 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
             "choose another run_dir="
         ) from None
     except OSError as exc:
-        raise RLCoreError(f"run_dir {run_dir} cannot be locked ({exc.strerror or exc}); choose another run_dir=") from None
+        raise RLCoreError(
+            f"run_dir {run_dir} cannot be locked ({exc.strerror or exc}); choose another run_dir="
+        ) from None
     try:
         (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
         yield
@@ -79,10 +83,17 @@ def discard_refused(run_dir: Path, hydra_subdir: str | None, made_here: bool) ->
     run; or, when this invocation made the folder (``made_here``) and nothing was trained in it, the folder
     and the empty parents Hydra made below the working directory (``runs/<env>/<agent>/``)."""
     run_dir = Path(run_dir)
-    if hydra_subdir and hydra_subdir != ".hydra":  # .hydra/resume-* or .hydra/attempt-* inside an existing run
+    if (
+        hydra_subdir and hydra_subdir != ".hydra"
+    ):  # .hydra/resume-* or .hydra/attempt-* inside an existing run
         shutil.rmtree(run_dir / hydra_subdir, ignore_errors=True)
         return
-    if not made_here or not run_dir.is_dir() or (run_dir / "metrics.csv").exists() or (run_dir / "checkpoints").exists():
+    if (
+        not made_here
+        or not run_dir.is_dir()
+        or (run_dir / "metrics.csv").exists()
+        or (run_dir / "checkpoints").exists()
+    ):
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     cwd, parent = Path.cwd().resolve(), run_dir.resolve().parent

@@ -24,7 +24,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'device': 'cuda' was asked for but no CUDA device is visible; use device=cpu or auto")
+        raise ConfigError(
+            "config key 'device': 'cuda' was asked for but no CUDA device is visible; use device=cpu or auto"
+        )
     return torch.device(name)
 
 

@@ -36,11 +36,14 @@ def stores_frames(envs: gym.vector.VectorEnv) -> bool:
     return bool(envs.metadata.get("stacked_frames", False))
 
 
-def prioritized_sampler(options: ReplayOptions, capacity: int, total_steps: int, seed: int) -> PrioritizedSampler:
+def prioritized_sampler(
+    options: ReplayOptions, capacity: int, total_steps: int, seed: int
+) -> PrioritizedSampler:
     """The sum-tree sampler of prioritized replay (``per_alpha``, ``per_beta0``, ``per_eps``; β reaches 1 at
     ``total_steps``) over ``capacity`` positions, on its own seed stream."""
-    return PrioritizedSampler(capacity, options.per_alpha, options.per_beta0, options.per_eps,
-                              total_steps=total_steps, seed=seed)
+    return PrioritizedSampler(
+        capacity, options.per_alpha, options.per_beta0, options.per_eps, total_steps=total_steps, seed=seed
+    )
 
 
 def make_replay(
@@ -64,24 +67,39 @@ def make_replay(
     on_gpu = replay_device == "cuda"
     if on_gpu:
         if not torch.cuda.is_available():
-            raise ConfigError("config key 'replay.device': 'cuda' was asked for but no CUDA device is visible; "
-                              "use replay.device=cpu or auto")
+            raise ConfigError(
+                "config key 'replay.device': 'cuda' was asked for but no CUDA device is visible; "
+                "use replay.device=cpu or auto"
+            )
         if device.type != "cuda":
-            raise ConfigError(f"config key 'replay.device': a replay on cuda needs the learner there too "
-                              f"(device=cuda), but the learner is on {device}")
+            raise ConfigError(
+                f"config key 'replay.device': a replay on cuda needs the learner there too "
+                f"(device=cuda), but the learner is on {device}"
+            )
         if not frames:
-            raise ConfigError("config key 'replay.device': replay.device=cuda is for the Atari frame replay; "
-                              "flat-observation buffers stay in host memory (use replay.device=cpu or auto)")
+            raise ConfigError(
+                "config key 'replay.device': replay.device=cuda is for the Atari frame replay; "
+                "flat-observation buffers stay in host memory (use replay.device=cpu or auto)"
+            )
     kwargs: dict = {}
     if options is not None:
         kwargs = {"n_step": options.n_step, "gamma": options.gamma}
         if options.prioritized:
             # its own seed stream: the uniform sampler's generator stays as it was
-            kwargs["sampler"] = prioritized_sampler(options, capacity // n_envs * n_envs, total_steps, seed + 1)
+            kwargs["sampler"] = prioritized_sampler(
+                options, capacity // n_envs * n_envs, total_steps, seed + 1
+            )
     if frames:
         assert isinstance(space, gym.spaces.Box)
-        return FrameReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device,
-                                 storage="torch" if on_gpu else "numpy", **kwargs)
+        return FrameReplayBuffer(
+            capacity,
+            space,
+            n_envs=n_envs,
+            seed=seed,
+            device=device,
+            storage="torch" if on_gpu else "numpy",
+            **kwargs,
+        )
     assert isinstance(space, gym.spaces.Box)
     return ReplayBuffer(capacity, space, n_envs=n_envs, seed=seed, device=device, **kwargs)
 
@@ -113,5 +131,12 @@ def make_sequence_replay(
         lookahead = options.n_step - 1
         if options.prioritized:  # its own seed stream: the uniform generators stay as they were
             sampler = prioritized_sampler(options, inner.capacity, total_steps, seed + 2)
-    return SequenceReplay(inner, burn_in, sequence_length, state_size=state_size, seed=seed + 1,
-                          lookahead=lookahead, sampler=sampler)
+    return SequenceReplay(
+        inner,
+        burn_in,
+        sequence_length,
+        state_size=state_size,
+        seed=seed + 1,
+        lookahead=lookahead,
+        sampler=sampler,
+    )

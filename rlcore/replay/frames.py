@@ -105,8 +105,9 @@ def format_gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB"
 
 
-def refuse_unless_fits(what: str, needed: int, capacity: int, available: int | None, memory: str = "memory",
-                       remedies: str = "") -> None:
+def refuse_unless_fits(
+    what: str, needed: int, capacity: int, available: int | None, memory: str = "memory", remedies: str = ""
+) -> None:
     """Raise one RLCoreError before allocating when ``needed`` bytes for ``capacity`` transitions exceed
     ``available`` (None: unknown, no check): it says how much, and the ``agent.buffer_size`` that would fit
     (90% of what is available); ``remedies`` adds other ways out (" or ...")."""
@@ -348,8 +349,16 @@ class FrameReplayBuffer:
                 indices=indices,
             )
         newest = (self.pos - 1) % self.rows
-        ns = nstep_returns(self.rewards, self.terminated, self.truncated, row, env, (newest - row) % self.rows,
-                           self.n_step, self.gamma)
+        ns = nstep_returns(
+            self.rewards,
+            self.terminated,
+            self.truncated,
+            row,
+            env,
+            (newest - row) % self.rows,
+            self.n_step,
+            self.gamma,
+        )
         # s_{t+k}: the next_obs of transition t+k-1, rebuilt by the same gather (one more when k > 1)
         moved = np.flatnonzero(ns.last_row != row)
         next_obs = seq[:, 1:]

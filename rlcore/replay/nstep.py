@@ -55,7 +55,7 @@ def nstep_returns(
     stop[:, -1] = True
     last = stop.argmax(axis=1)  # the first step that ends the walk: k = last + 1 transitions are summed
     used = steps <= last[:, None]
-    returns = (np.where(used, rewards[walk, env], 0.0) * gamma ** steps).sum(axis=1)
+    returns = (np.where(used, rewards[walk, env], 0.0) * gamma**steps).sum(axis=1)
     rows_out = walk[np.arange(len(row)), last]
     return NStep(
         returns.astype(np.float32),

@@ -60,10 +60,14 @@ class SequenceReplay:
         sampler: PrioritizedSampler | None = None,
     ) -> None:
         if inner.capacity % inner.n_envs:
-            raise ValueError(f"the buffer's capacity {inner.capacity} must be a multiple of n_envs {inner.n_envs}")
+            raise ValueError(
+                f"the buffer's capacity {inner.capacity} must be a multiple of n_envs {inner.n_envs}"
+            )
         if burn_in < 0 or sequence_length < 1 or lookahead < 0:
-            raise ValueError(f"need burn_in >= 0, sequence_length >= 1 and lookahead >= 0, "
-                             f"got {burn_in}, {sequence_length} and {lookahead}")
+            raise ValueError(
+                f"need burn_in >= 0, sequence_length >= 1 and lookahead >= 0, "
+                f"got {burn_in}, {sequence_length} and {lookahead}"
+            )
         self.inner = inner
         self.n_envs = inner.n_envs
         self.rows = inner.capacity // self.n_envs
@@ -73,14 +77,18 @@ class SequenceReplay:
         self.sequence_length = int(sequence_length)
         self.lookahead = int(lookahead)  # n-step returns: n - 1 untrained steps after the trained ones
         if sampler is not None and sampler.tree.capacity != self.capacity:
-            raise ValueError(f"the sampler's capacity {sampler.tree.capacity} differs from the buffer's {self.capacity}")
+            raise ValueError(
+                f"the sampler's capacity {sampler.tree.capacity} differs from the buffer's {self.capacity}"
+            )
         self.sampler = sampler
         self.state_size = int(state_size)
         self._check_memory(inner)
         self.episode_id = np.zeros((self.rows, self.n_envs), dtype=np.int64)
         self.current_episode = np.zeros(self.n_envs, dtype=np.int64)
         # R2D2's stored state: the actor's hidden state before each step, flattened (0: zero initial state).
-        self.states = np.zeros((self.rows, self.n_envs, self.state_size), dtype=np.float32) if state_size else None
+        self.states = (
+            np.zeros((self.rows, self.n_envs, self.state_size), dtype=np.float32) if state_size else None
+        )
         self.rng = np.random.default_rng(seed)
         self.pos = 0  # next row to write
         self.filled = 0  # rows holding transitions
@@ -89,7 +97,9 @@ class SequenceReplay:
         """Refuse before allocating when the extras (host arrays) and a host-memory frame buffer together would
         not fit (the frame buffer checked only itself; its pages map lazily, so they still count as available)."""
         extra = sequence_extra_bytes(self.capacity, self.state_size)
-        on_host = isinstance(inner, FrameReplayBuffer) and not (inner.on_torch and inner.device.type == "cuda")
+        on_host = isinstance(inner, FrameReplayBuffer) and not (
+            inner.on_torch and inner.device.type == "cuda"
+        )
         held = inner.nbytes() if on_host and isinstance(inner, FrameReplayBuffer) else 0
         states = f" and stored hidden states of {self.state_size} floats" if self.state_size else ""
         refuse_unless_fits(
@@ -123,7 +133,11 @@ class SequenceReplay:
         ended with this step. It differs from the learner's ``terminated`` on an Atari life loss, a terminal
         for the TD target but not an episode end for the actor, whose hidden state carries on.
         ``states`` (n_envs, state_size): the actor's hidden state before this step (stored-state replay)."""
-        ends = np.asarray(terminated, bool) | np.asarray(truncated, bool) if episode_ends is None else episode_ends
+        ends = (
+            np.asarray(terminated, bool) | np.asarray(truncated, bool)
+            if episode_ends is None
+            else episode_ends
+        )
         self.inner.add(obs, next_obs, actions, rewards, terminated, truncated)
         self.episode_id[self.pos] = self.current_episode
         if self.states is not None:
@@ -153,7 +167,9 @@ class SequenceReplay:
         oldest = self.pos if self.filled == self.rows else 0
         start = (positions // self.n_envs - oldest) % self.rows
         batch = self.gather(start, positions % self.n_envs)
-        weights = self._to_device(self.sampler.weights(positions, len(self))) if self.sampler is not None else None
+        weights = (
+            self._to_device(self.sampler.weights(positions, len(self))) if self.sampler is not None else None
+        )
         return batch._replace(weights=weights, indices=positions)
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray | torch.Tensor) -> None:
@@ -186,7 +202,9 @@ class SequenceReplay:
         first = valid.argmax(axis=1)
         # obs[:, t] is the next obs of step t - 1 after the first valid step, the step's own obs up to it
         # (left padding repeats the first valid step, whose obs is not the next obs of a padding step)
-        own = torch.cat([steps.obs.reshape(b, t, *shape), steps.next_obs.reshape(b, t, *shape)[:, -1:]], dim=1)
+        own = torch.cat(
+            [steps.obs.reshape(b, t, *shape), steps.next_obs.reshape(b, t, *shape)[:, -1:]], dim=1
+        )
         nxt = torch.cat([steps.obs.reshape(b, t, *shape)[:, :1], steps.next_obs.reshape(b, t, *shape)], dim=1)
         upto = self._to_device(np.arange(t + 1) <= first[:, None])
         obs = torch.where(upto.view(b, t + 1, *([1] * len(shape))), own, nxt)
@@ -234,8 +252,10 @@ class SequenceReplay:
     def load_state_dict(self, state: dict) -> None:
         saved = (state["rows"], state["n_envs"], state["state_size"])
         if saved != (self.rows, self.n_envs, self.state_size):
-            raise ValueError(f"sequence replay differs: saved rows/n_envs/state size {saved}, "
-                             f"configured {(self.rows, self.n_envs, self.state_size)}")
+            raise ValueError(
+                f"sequence replay differs: saved rows/n_envs/state size {saved}, "
+                f"configured {(self.rows, self.n_envs, self.state_size)}"
+            )
         self.inner.load_state_dict(state["inner"])
         n = state["filled"]
         self.episode_id[:n] = state["episode_id"].numpy()

@@ -143,7 +143,9 @@ class PrioritizedSampler:
             p = self.tree.get(indices)
         beta = self.beta
         # (N p_i / total)^-β / (N p_min / total)^-β = (p_i / p_min)^-β
-        return np.power(p / p_min, -beta).astype(np.float32) if total > 0 else np.ones(len(indices), np.float32)
+        return (
+            np.power(p / p_min, -beta).astype(np.float32) if total > 0 else np.ones(len(indices), np.float32)
+        )
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray | torch.Tensor) -> None:
         """Priorities (|δ| + ε)^α from the TD errors of the sampled transitions."""
@@ -160,8 +162,12 @@ class PrioritizedSampler:
         with self.lock:
             return {
                 "capacity": self.tree.capacity,
-                "priorities": torch.from_numpy(self.tree.sums[self.tree.leaves : self.tree.leaves + self.tree.capacity].copy()),
-                "set": torch.from_numpy(np.isfinite(self.tree.mins[self.tree.leaves : self.tree.leaves + self.tree.capacity])),
+                "priorities": torch.from_numpy(
+                    self.tree.sums[self.tree.leaves : self.tree.leaves + self.tree.capacity].copy()
+                ),
+                "set": torch.from_numpy(
+                    np.isfinite(self.tree.mins[self.tree.leaves : self.tree.leaves + self.tree.capacity])
+                ),
                 "max_priority": self.max_priority,
                 "steps": self.steps,
                 "rng": self.rng.bit_generator.state,
@@ -169,7 +175,9 @@ class PrioritizedSampler:
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.tree.capacity:
-            raise ValueError(f"prioritized replay capacity differs: saved {state['capacity']}, configured {self.tree.capacity}")
+            raise ValueError(
+                f"prioritized replay capacity differs: saved {state['capacity']}, configured {self.tree.capacity}"
+            )
         tree = SumTree(self.tree.capacity)
         written = np.flatnonzero(state["set"].numpy())
         tree.update(written, state["priorities"].numpy()[written])

@@ -35,8 +35,14 @@ def to_learner_device(array: np.ndarray | torch.Tensor, device: torch.device) ->
 
 def split_batch(batch: Batch, batch_size: int) -> list[Batch]:
     """Consecutive batches of ``batch_size`` from one large batch (views, no copies)."""
-    fields: list[Any] = [None if value is None else value.split(batch_size) if isinstance(value, torch.Tensor)
-              else np.split(value, range(batch_size, len(value), batch_size)) for value in batch]
+    fields: list[Any] = [
+        None
+        if value is None
+        else value.split(batch_size)
+        if isinstance(value, torch.Tensor)
+        else np.split(value, range(batch_size, len(value), batch_size))
+        for value in batch
+    ]
     count = len(next(f for f in fields if f is not None))
     return [Batch._make(None if f is None else f[i] for f in fields) for i in range(count)]
 
@@ -92,7 +98,11 @@ class ReplayBuffer:
     ) -> None:
         """Store one transition per env (arrays with a leading ``n_envs`` axis)."""
         n = len(actions)
-        idx = (self.pos + np.arange(n)) % self.capacity if self.pos + n > self.capacity else slice(self.pos, self.pos + n)
+        idx = (
+            (self.pos + np.arange(n)) % self.capacity
+            if self.pos + n > self.capacity
+            else slice(self.pos, self.pos + n)
+        )
         self.obs[idx] = obs
         self.next_obs[idx] = next_obs
         self.actions[idx] = actions
@@ -146,8 +156,16 @@ class ReplayBuffer:
         row, env = idx // self.n_envs, idx % self.n_envs
         shape = (self.rows, self.n_envs)
         newest = (self.pos // self.n_envs - 1) % self.rows
-        ns = nstep_returns(self.rewards.reshape(shape), self.terminated.reshape(shape), self.truncated.reshape(shape),
-                           row, env, (newest - row) % self.rows, self.n_step, self.gamma)
+        ns = nstep_returns(
+            self.rewards.reshape(shape),
+            self.terminated.reshape(shape),
+            self.truncated.reshape(shape),
+            row,
+            env,
+            (newest - row) % self.rows,
+            self.n_step,
+            self.gamma,
+        )
         return Batch(
             obs=to(self.obs[idx]),
             actions=to(self.actions[idx]),
@@ -181,7 +199,9 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
-            raise ValueError(f"replay capacity differs: saved {state['capacity']}, configured {self.capacity}")
+            raise ValueError(
+                f"replay capacity differs: saved {state['capacity']}, configured {self.capacity}"
+            )
         n = state["size"]
         for name in ("obs", "next_obs", "actions", "rewards", "terminated", "truncated"):
             getattr(self, name)[:n] = state[name].numpy()
@@ -195,5 +215,7 @@ def load_sampler_state(sampler: PrioritizedSampler | None, state: dict) -> None:
     if sampler is None:
         return
     if "sampler" not in state:
-        raise ValueError("the saved replay has no priorities (it was not prioritized); set agent.prioritized=false")
+        raise ValueError(
+            "the saved replay has no priorities (it was not prioritized); set agent.prioritized=false"
+        )
     sampler.load_state_dict(state["sampler"])

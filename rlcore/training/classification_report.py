@@ -22,7 +22,10 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int
 
 def predict_all(agent: Actor, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Greedy answers for every image, ``batch_size`` at a time."""
-    parts = [agent.act(images[i : i + batch_size], explore=False, epsilon=0.0) for i in range(0, len(images), batch_size)]
+    parts = [
+        agent.act(images[i : i + batch_size], explore=False, epsilon=0.0)
+        for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(parts).astype(np.int64)
 
 
@@ -34,8 +37,15 @@ def plot_confusion(counts: np.ndarray, out_png: Path, title: str) -> None:
     shown = ax.imshow(np.log1p(counts), cmap="Blues")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if counts[i, j] > counts.max() / 2 else "black",
+            )
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xlabel("predicted class")
@@ -68,7 +78,9 @@ def plot_misclassified(
     return len(wrong)
 
 
-def write_report(agent: Actor, images: np.ndarray, labels: np.ndarray, out_dir: Path, stem: str, title: str) -> dict:
+def write_report(
+    agent: Actor, images: np.ndarray, labels: np.ndarray, out_dir: Path, stem: str, title: str
+) -> dict:
     """Answer every test image, write ``<stem>_confusion.png`` and ``<stem>_misclassified.png``; returns the figures."""
     predictions = predict_all(agent, images)
     counts = confusion_matrix(labels, predictions, int(max(labels.max(), predictions.max()) + 1))

@@ -63,13 +63,21 @@ class RunContext:
         try:
             return make_agent(self.cfg.agent, context)
         except ValueError as exc:  # e.g. net=lenet5 on CartPole's 4 numbers: the net's own message says why
-            raise ConfigError(f"config key 'net': {exc} (env={self.cfg.env.name}); pick a net that fits, e.g. "
-                              "net=mlp for vector observations") from None
+            raise ConfigError(
+                f"config key 'net': {exc} (env={self.cfg.env.name}); pick a net that fits, e.g. "
+                "net=mlp for vector observations"
+            ) from None
 
     def logger(self, fields: tuple[str, ...], wandb_id: str | None = None) -> RunLogger:
         cfg = self.cfg
-        return RunLogger(self.run_dir, fields, cfg.logger, self.config,
-                         run_name=f"{cfg.env.name}-{cfg.agent.name}-{self.run_dir.name}", wandb_id=wandb_id)
+        return RunLogger(
+            self.run_dir,
+            fields,
+            cfg.logger,
+            self.config,
+            run_name=f"{cfg.env.name}-{cfg.agent.name}-{self.run_dir.name}",
+            wandb_id=wandb_id,
+        )
 
     def announce(self, line: str, net: torch.nn.Module, space: gym.Space) -> None:
         """The start-of-run lines on the console: what trains where, and the net's layers."""
@@ -79,8 +87,13 @@ class RunContext:
 
     def payload(self, agent: Any, counters: dict[str, Any], eval_mean: float | None) -> dict[str, Any]:
         """What every checkpoint holds: the config, its schemas, the agent, the loop's counters, an evaluation."""
-        return {"config": self.config, "schemas": self.schemas, "agent": agent.state_dict(),
-                "counters": counters, "eval_mean_return": eval_mean}
+        return {
+            "config": self.config,
+            "schemas": self.schemas,
+            "agent": agent.state_dict(),
+            "counters": counters,
+            "eval_mean_return": eval_mean,
+        }
 
     def save(self, name: str, agent: Any, counters: dict[str, Any], eval_mean: float | None) -> None:
         save_checkpoint(self.checkpoints / name, self.payload(agent, counters, eval_mean))

@@ -52,8 +52,15 @@ def evaluate(
     returns: list[float] = []
     lengths: list[int] = []
     obs, _ = env.reset()
-    bar = tqdm(total=int(targets.sum()), desc=progress, unit="episode", disable=progress is None, leave=False,
-               dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(
+        total=int(targets.sum()),
+        desc=progress,
+        unit="episode",
+        disable=progress is None,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
     with fresh_episodes(agent), bar:
         while (counts < targets).any():
             actions = agent.act(obs, explore=False, epsilon=epsilon)
@@ -72,7 +79,9 @@ def evaluate(
     return np.asarray(returns), np.asarray(lengths)
 
 
-def evaluate_dataset(agent: Actor, env: gym.vector.VectorEnv, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_dataset(
+    agent: Actor, env: gym.vector.VectorEnv, epsilon: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """One-step episodes over the env's whole (test) set, each image answered exactly once, in order."""
     assert isinstance(env, DatasetVectorEnv)
     total = len(env.labels)

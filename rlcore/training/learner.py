@@ -52,7 +52,11 @@ class Learner:
     """
 
     def __init__(
-        self, agent: OffPolicyAgent, metrics: UpdateMetrics, overlap: bool, update_priorities: Callable | None = None
+        self,
+        agent: OffPolicyAgent,
+        metrics: UpdateMetrics,
+        overlap: bool,
+        update_priorities: Callable | None = None,
     ) -> None:
         self.agent = agent
         self.metrics = metrics

@@ -96,7 +96,9 @@ def _format(value: Any) -> Any:
 class WandbWriter:
     """Weights & Biases run in the run directory; never prompts for a login (see resolve_wandb_mode)."""
 
-    def __init__(self, cfg: LoggerConfig, run_dir: Path, config: dict, run_name: str, run_id: str | None = None) -> None:
+    def __init__(
+        self, cfg: LoggerConfig, run_dir: Path, config: dict, run_name: str, run_id: str | None = None
+    ) -> None:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
@@ -135,7 +137,10 @@ class WandbWriter:
         folder = Path(self.run.dir).parent if self.mode == "offline" else None
         self.run.finish()
         if folder is not None:  # nothing went to W&B's servers: say where the run is and how to send it
-            print(f"[rlcore] W&B ran offline; the run is in {folder}. Upload it with: wandb sync {folder}", flush=True)
+            print(
+                f"[rlcore] W&B ran offline; the run is in {folder}. Upload it with: wandb sync {folder}",
+                flush=True,
+            )
 
 
 def sweep_group() -> str | None:
@@ -161,11 +166,15 @@ class RunLogger:
         wandb_id: str | None = None,
     ) -> None:
         if cfg.video and "correct_reward" in config.get("env", {}):  # a dataset env (envs/dataset_env.py)
-            raise ConfigError(f"config key 'logger.video': env={config['env'].get('name')} is a dataset env with no "
-                              "screen to film; leave logger.video out")
+            raise ConfigError(
+                f"config key 'logger.video': env={config['env'].get('name')} is a dataset env with no "
+                "screen to film; leave logger.video out"
+            )
         self.run_dir = Path(run_dir)
         self.step = 0
-        resumed = (self.run_dir / "metrics.csv").exists()  # a fresh run's folder has none (rlcore.run.prepare_run_dir)
+        resumed = (
+            self.run_dir / "metrics.csv"
+        ).exists()  # a fresh run's folder has none (rlcore.run.prepare_run_dir)
         self.tensorboard = TensorBoardWriter(run_dir, config, resume=resumed) if cfg.tensorboard else None
         self.csv = CSVWriter(self.run_dir / "metrics.csv", ["step", *fields])
         self.wandb = WandbWriter(cfg, run_dir, config, run_name, wandb_id) if cfg.wandb else None
@@ -208,12 +217,23 @@ class Progress:
     """tqdm bar over env steps (rate = SPS, ETA) with the last episode return and ε; silent when disabled."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train") -> None:
-        self.bar = tqdm(total=total, initial=initial, unit="step", unit_scale=True, desc=desc, disable=not enabled,
-                        dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="step",
+            unit_scale=True,
+            desc=desc,
+            disable=not enabled,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            smoothing=0.05,
+        )
 
     def update(self, n: int, **postfix: Any) -> None:
         if postfix:
-            self.bar.set_postfix({k: f"{v:.3g}" if isinstance(v, float) else v for k, v in postfix.items()}, refresh=False)
+            self.bar.set_postfix(
+                {k: f"{v:.3g}" if isinstance(v, float) else v for k, v in postfix.items()}, refresh=False
+            )
         self.bar.update(n)
 
     def close(self) -> None:

@@ -94,8 +94,11 @@ def weights_finite(agent: OffPolicyAgent) -> bool:
 
 
 def _row_text(row: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                     if not k.startswith("time/"))
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in row.items()
+        if not k.startswith("time/")
+    )
 
 
 def next_multiple(step: int, every: int, total: int) -> int:
@@ -107,11 +110,15 @@ def check_metrics_file(path: Path, recorded: int) -> None:
     """A resume appends to metrics.csv from the length ``last.pt`` recorded: a missing or shorter file (deleted,
     truncated or replaced since) would lose the run's history or glue rows into the header, so refuse."""
     if not path.exists():
-        raise CheckpointError(f"{path} is missing, but checkpoints/last.pt recorded {recorded} bytes of it; restore "
-                              "it (the run's history) or start a new run with another run_dir=")
+        raise CheckpointError(
+            f"{path} is missing, but checkpoints/last.pt recorded {recorded} bytes of it; restore "
+            "it (the run's history) or start a new run with another run_dir="
+        )
     if path.stat().st_size < recorded:
-        raise CheckpointError(f"{path} has {path.stat().st_size} bytes, fewer than the {recorded} checkpoints/last.pt "
-                              "recorded: it was truncated or replaced since; restore it or start a new run")
+        raise CheckpointError(
+            f"{path} has {path.stat().st_size} bytes, fewer than the {recorded} checkpoints/last.pt "
+            "recorded: it was truncated or replaced since; restore it or start a new run"
+        )
 
 
 def eval_epsilon(cfg: TrainConfig) -> float:
@@ -136,53 +143,85 @@ class OffPolicyRun:
         self.run, self.cfg, self.a = run, cfg, cfg.agent
         self.envs = make_env(cfg.env, cfg.seed)
         self.eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True)
-        self.agent: OffPolicyAgent = run.build_agent(self.envs.single_observation_space,
-                                                     self.envs.single_action_space)
+        self.agent: OffPolicyAgent = run.build_agent(
+            self.envs.single_observation_space, self.envs.single_action_space
+        )
         self.n_envs = self.envs.num_envs
         a = self.a
         # DRQN (a recurrent net): the replay samples sequences and the agent carries one hidden state per env
         self.sequences = self.agent.recurrent
         if self.sequences:
             self.replay: Any = make_sequence_replay(
-                a.buffer_size, self.envs, burn_in=a.burn_in, sequence_length=a.sequence_length,
-                state_size=self.agent.state_size, seed=cfg.seed, device=run.device,
-                replay_device=cfg.replay.device, options=a, total_steps=cfg.total_steps)
+                a.buffer_size,
+                self.envs,
+                burn_in=a.burn_in,
+                sequence_length=a.sequence_length,
+                state_size=self.agent.state_size,
+                seed=cfg.seed,
+                device=run.device,
+                replay_device=cfg.replay.device,
+                options=a,
+                total_steps=cfg.total_steps,
+            )
         else:
-            self.replay = make_replay(a.buffer_size, self.envs, seed=cfg.seed, device=run.device,
-                                      replay_device=cfg.replay.device, options=a, total_steps=cfg.total_steps)
+            self.replay = make_replay(
+                a.buffer_size,
+                self.envs,
+                seed=cfg.seed,
+                device=run.device,
+                replay_device=cfg.replay.device,
+                options=a,
+                total_steps=cfg.total_steps,
+            )
         self.save_replay = replay_in_checkpoints(cfg, self.replay)
         self.saved = resume["train"] if resume is not None else None
         if self.saved is not None:  # rows logged after that checkpoint are logged again below
             check_metrics_file(run.run_dir / "metrics.csv", self.saved["metrics_bytes"])
             truncate_metrics(run.run_dir / "metrics.csv", self.saved["metrics_bytes"])
         self.logger = run.logger(FIELDS, wandb_id=self.saved["wandb_id"] if self.saved is not None else None)
-        run.announce(f"{a.name} on {cfg.env.name} | {self.n_envs} env(s)", self.agent.online,
-                     self.envs.single_observation_space)
+        run.announce(
+            f"{a.name} on {cfg.env.name} | {self.n_envs} env(s)",
+            self.agent.online,
+            self.envs.single_observation_space,
+        )
         if cfg.logger.progress and self.save_replay and hasattr(self.replay, "nbytes"):
-            print(f"[rlcore] checkpoint.replay=true: each last.pt write also writes the replay "
-                  f"(up to {self.replay.nbytes() / 1e9:.2f} GB when full); checkpoint.replay=false turns it off")
+            print(
+                f"[rlcore] checkpoint.replay=true: each last.pt write also writes the replay "
+                f"(up to {self.replay.nbytes() / 1e9:.2f} GB when full); checkpoint.replay=false turns it off"
+            )
         self.counters = Counters(
             next_train_at=max(a.learning_starts, a.train_freq),
             next_eval_at=cfg.eval_every or cfg.total_steps + 1,
             next_checkpoint_at=cfg.checkpoint_every or cfg.total_steps + 1,
         )
         if self.counters.next_train_at > cfg.total_steps:
-            print(f"[rlcore] warning: agent.learning_starts={a.learning_starts} and agent.train_freq={a.train_freq} "
-                  f"put the first update after total_steps={cfg.total_steps}: this run makes no update",
-                  file=sys.stderr)
+            print(
+                f"[rlcore] warning: agent.learning_starts={a.learning_starts} and agent.train_freq={a.train_freq} "
+                f"put the first update after total_steps={cfg.total_steps}: this run makes no update",
+                file=sys.stderr,
+            )
         self.updates = UpdateMetrics()
-        self.learner = Learner(self.agent, self.updates, overlap=cfg.overlap,
-                               update_priorities=self.replay.update_priorities if a.prioritized else None)
+        self.learner = Learner(
+            self.agent,
+            self.updates,
+            overlap=cfg.overlap,
+            update_priorities=self.replay.update_priorities if a.prioritized else None,
+        )
         # uniform flat replay: a round's batches drawn and gathered at once (prioritized replay: one at a time)
-        self.sample_round = (None if a.prioritized or not isinstance(self.replay, ReplayBuffer)
-                             else lambda count: self.replay.sample_round(a.batch_size, count))
+        self.sample_round = (
+            None
+            if a.prioritized or not isinstance(self.replay, ReplayBuffer)
+            else lambda count: self.replay.sample_round(a.batch_size, count)
+        )
         self.episode_return = np.zeros(self.n_envs)
         self.episode_length = np.zeros(self.n_envs, dtype=np.int64)
         self.last_return = float("nan")
         self.last_row: dict = {}
         self.saved_step: int | None = resume["counters"]["env_steps"] if resume is not None else None
         self.start = time.perf_counter()
-        self.cpu_start = time.process_time()  # CPU seconds too: on a shared machine wall time also counts other jobs
+        self.cpu_start = (
+            time.process_time()
+        )  # CPU seconds too: on a shared machine wall time also counts other jobs
         self.eval_time = self.eval_cpu = 0.0
         if resume is None:
             self.obs, _ = self.envs.reset(seed=cfg.seed)
@@ -198,8 +237,9 @@ class OffPolicyRun:
         counters.next_eval_at = next_multiple(counters.env_steps, cfg.eval_every, cfg.total_steps)
         counters.next_checkpoint_at = next_multiple(counters.env_steps, cfg.checkpoint_every, cfg.total_steps)
         # checkpoint.replay=false on resume: start from an empty replay (e.g. when its file is lost)
-        loaded = cfg.checkpoint.replay is not False and load_replay(self.run.checkpoints, resume, self.replay,
-                                                                     self.run.run_dir)
+        loaded = cfg.checkpoint.replay is not False and load_replay(
+            self.run.checkpoints, resume, self.replay, self.run.run_dir
+        )
         if not loaded:  # empty: collect learning_starts steps first
             wait = counters.env_steps + a.learning_starts - counters.next_train_at
             counters.next_train_at += max(0, -(-wait // a.train_freq)) * a.train_freq
@@ -219,8 +259,10 @@ class OffPolicyRun:
         self.start -= saved["elapsed_s"]
         self.eval_time = saved["eval_time_s"]
         if cfg.logger.progress:
-            print(f"[rlcore] resumed at step {counters.env_steps} ({counters.episodes} episodes, "
-                  f"{counters.updates} updates, replay {len(self.replay)} transitions)")
+            print(
+                f"[rlcore] resumed at step {counters.env_steps} ({counters.episodes} episodes, "
+                f"{counters.updates} updates, replay {len(self.replay)} transitions)"
+            )
 
     def training_state(self) -> dict:
         """What the loop carries between env steps: resume restores it (docs/resume.md)."""
@@ -244,8 +286,12 @@ class OffPolicyRun:
 
     def save_last(self, eval_mean: float | None) -> None:
         self.saved_step = self.counters.env_steps
-        write_last(self.run.checkpoints, {**self.payload(eval_mean), "train": self.training_state()},
-                   self.replay if self.save_replay else None, self.counters.env_steps)
+        write_last(
+            self.run.checkpoints,
+            {**self.payload(eval_mean), "train": self.training_state()},
+            self.replay if self.save_replay else None,
+            self.counters.env_steps,
+        )
 
     def check_finite(self) -> None:
         """Stop before diverged weights reach an evaluation or a checkpoint."""
@@ -257,7 +303,9 @@ class OffPolicyRun:
     def diverged(self, what: str) -> None:
         self.logger.flush()
         last = self.run.checkpoints / "last.pt"
-        good = f"{last} from step {self.saved_step}" if self.saved_step is not None else "none was written yet"
+        good = (
+            f"{last} from step {self.saved_step}" if self.saved_step is not None else "none was written yet"
+        )
         raise DivergenceError(
             f"training diverged at step {self.counters.env_steps}: {what} became non-finite (NaN/inf). Last "
             f"metrics: {_row_text(self.last_row) or 'none'}. Last good checkpoint: {good}; metrics.csv is "
@@ -287,8 +335,16 @@ class OffPolicyRun:
         learner_terminal = terminated | infos["life_loss"] if "life_loss" in infos else terminated
         stored_rewards = np.sign(rewards) if self.cfg.env.clip_rewards else rewards
         if self.sequences:
-            self.replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated,
-                            episode_ends=done, states=state_before)
+            self.replay.add(
+                obs,
+                stored_next,
+                actions,
+                stored_rewards,
+                learner_terminal,
+                truncated,
+                episode_ends=done,
+                states=state_before,
+            )
             agent.reset_state(done)  # the envs that just reset start their next step from a fresh state
         else:
             self.replay.add(obs, stored_next, actions, stored_rewards, learner_terminal, truncated)
@@ -306,7 +362,9 @@ class OffPolicyRun:
         while counters.env_steps >= counters.next_train_at:
             counters.next_train_at += a.train_freq
             if len(self.replay) >= a.batch_size:
-                self.learner.submit(lambda: self.replay.sample(a.batch_size), a.gradient_steps, self.sample_round)
+                self.learner.submit(
+                    lambda: self.replay.sample(a.batch_size), a.gradient_steps, self.sample_round
+                )
                 counters.updates += a.gradient_steps
 
     def log_episodes(self, done: np.ndarray) -> None:
@@ -315,16 +373,18 @@ class OffPolicyRun:
         self.counters.episodes += len(finished)
         self.last_return = float(self.episode_return[finished].mean())
         trained = self.updates.pop()
-        self.log({
-            "rollout/episode": self.counters.episodes,
-            "rollout/episode_return": self.last_return,
-            "rollout/episode_length": float(self.episode_length[finished].mean()),
-            "rollout/epsilon": self.agent.epsilon,
-            **trained,
-            "train/updates": self.counters.updates,
-            "time/sps": self.train_sps(),
-            "time/elapsed_s": time.perf_counter() - self.start,
-        })
+        self.log(
+            {
+                "rollout/episode": self.counters.episodes,
+                "rollout/episode_return": self.last_return,
+                "rollout/episode_length": float(self.episode_length[finished].mean()),
+                "rollout/epsilon": self.agent.epsilon,
+                **trained,
+                "train/updates": self.counters.updates,
+                "time/sps": self.train_sps(),
+                "time/elapsed_s": time.perf_counter() - self.start,
+            }
+        )
         bad = [k for k in ("train/loss", "train/q") if k in trained and not math.isfinite(trained[k])]
         if bad:
             self.diverged(" and ".join(bad))
@@ -340,14 +400,16 @@ class OffPolicyRun:
         self.check_finite()
         returns, _ = evaluate(self.agent, self.eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
         mean, std = float(returns.mean()), float(returns.std())
-        self.log({
-            "eval/mean_return": mean,
-            "eval/std_return": std,
-            "rollout/epsilon": self.agent.epsilon,
-            "train/updates": counters.updates,
-            "time/sps": self.train_sps(),
-            "time/elapsed_s": time.perf_counter() - self.start,
-        })
+        self.log(
+            {
+                "eval/mean_return": mean,
+                "eval/std_return": std,
+                "rollout/epsilon": self.agent.epsilon,
+                "train/updates": counters.updates,
+                "time/sps": self.train_sps(),
+                "time/elapsed_s": time.perf_counter() - self.start,
+            }
+        )
         self.logger.flush()
         if mean > counters.best_eval:
             counters.best_eval = mean
@@ -407,21 +469,41 @@ class OffPolicyRun:
         sps = self.train_sps()
         # Saved before the final evaluation (which draws from the eval env and the agent's generator): a signal
         # or a crash during it loses no training, and a resume continues from the state training ended in.
-        end = write_last(run.checkpoints, {**self.payload(None), "train": self.training_state()},
-                         self.replay if self.save_replay else None, counters.env_steps)
-        with interrupt_with(f"training finished and is saved in {run.checkpoints / 'last.pt'} (step "
-                            f"{counters.env_steps}); the final evaluation did not finish. Finish the run with: "
-                            f"python train.py resume={run.run_dir}"):
-            final_returns, _ = evaluate(self.agent, self.eval_env, cfg.final_eval_episodes, epsilon=eval_epsilon(cfg),
-                                        progress="final evaluation" if cfg.logger.progress else None)
+        end = write_last(
+            run.checkpoints,
+            {**self.payload(None), "train": self.training_state()},
+            self.replay if self.save_replay else None,
+            counters.env_steps,
+        )
+        with interrupt_with(
+            f"training finished and is saved in {run.checkpoints / 'last.pt'} (step "
+            f"{counters.env_steps}); the final evaluation did not finish. Finish the run with: "
+            f"python train.py resume={run.run_dir}"
+        ):
+            final_returns, _ = evaluate(
+                self.agent,
+                self.eval_env,
+                cfg.final_eval_episodes,
+                epsilon=eval_epsilon(cfg),
+                progress="final evaluation" if cfg.logger.progress else None,
+            )
         final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
-        save_checkpoint(run.checkpoints / "last.pt", {**end, "eval_mean_return": final_mean})  # its replay file stays
+        save_checkpoint(
+            run.checkpoints / "last.pt", {**end, "eval_mean_return": final_mean}
+        )  # its replay file stays
         if final_mean > counters.best_eval or not (run.checkpoints / "best.pt").exists():
             counters.best_eval = final_mean
             run.save("best.pt", self.agent, asdict(counters), final_mean)
-        self.logger.log(counters.env_steps, {"eval/mean_return": final_mean, "eval/std_return": final_std,
-                                             "train/updates": counters.updates, "time/sps": sps,
-                                             "time/elapsed_s": time.perf_counter() - self.start})
+        self.logger.log(
+            counters.env_steps,
+            {
+                "eval/mean_return": final_mean,
+                "eval/std_return": final_std,
+                "train/updates": counters.updates,
+                "time/sps": sps,
+                "time/elapsed_s": time.perf_counter() - self.start,
+            },
+        )
         self.envs.close()
         self.eval_env.close()
         figures: dict[str, Any] = {
@@ -431,20 +513,30 @@ class OffPolicyRun:
             "wall_time_s": round(time.perf_counter() - self.start, 3),
             "train_time_s": round(wall_train - self.eval_time, 3),
             "train_sps": round(sps, 1),
-            "train_cpu_s": round(cpu_train, 3),  # CPU time of the training loop (all threads), evaluations excluded
+            "train_cpu_s": round(
+                cpu_train, 3
+            ),  # CPU time of the training loop (all threads), evaluations excluded
             "eval_mean_return": final_mean,
             "eval_std_return": final_std,
             "eval_episodes": len(final_returns),
             "best_eval_mean_return": counters.best_eval,
         }
-        if hasattr(cfg.env, "correct_reward"):  # dataset env: each test image answered once, so this is the accuracy
+        if hasattr(
+            cfg.env, "correct_reward"
+        ):  # dataset env: each test image answered once, so this is the accuracy
             figures["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
         summary = run.write_summary(**figures)
         curve = run.run_dir / "learning_curve.png"
-        plot_learning_curve(run.run_dir / "metrics.csv", curve, f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})")
+        plot_learning_curve(
+            run.run_dir / "metrics.csv", curve, f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})"
+        )
         video = None
-        if cfg.logger.video:  # one greedy episode of the final policy, for W&B and TensorBoard (and the run folder)
-            video = record_episode(self.agent, cfg, run.run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg))
+        if (
+            cfg.logger.video
+        ):  # one greedy episode of the final policy, for W&B and TensorBoard (and the run folder)
+            video = record_episode(
+                self.agent, cfg, run.run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg)
+            )
         self.logger.close(curve=curve, video=video)  # W&B and TensorBoard get both
         return summary
 

@@ -11,8 +11,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, dpi: float | None = None,
-             **kwargs: Any) -> tuple[Figure, Any]:
+def subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float] | None = None,
+    dpi: float | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Any]:
     """``plt.subplots`` without pyplot: a figure that no global registry holds and no backend switch draws
     (``Figure.savefig`` renders PNGs itself), so importing or plotting never changes the process's state."""
     fig = Figure(figsize=figsize, dpi=dpi)
@@ -59,7 +65,15 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     eval_steps, eval_means = _column(rows, "eval/mean_return")
     if eval_means:
         _, eval_stds = _column(rows, "eval/std_return")
-        ax.errorbar(eval_steps, eval_means, yerr=eval_stds or None, color="tab:orange", marker="o", capsize=3, label="evaluation (greedy)")
+        ax.errorbar(
+            eval_steps,
+            eval_means,
+            yerr=eval_stds or None,
+            color="tab:orange",
+            marker="o",
+            capsize=3,
+            label="evaluation (greedy)",
+        )
     ax.set_xlabel("env steps")
     ax.set_ylabel("return per episode (raw)")
     ax.set_title(title)
@@ -121,8 +135,15 @@ def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax
                 if not curve or not curve["step"]:
                     continue
                 color = f"C{i % 10}"
-                ax.plot(curve["step"], curve["mean"], color=color, linewidth=1.6,
-                        marker="o" if key == "eval" else None, markersize=3, label=f"{group['label']} (n={max(curve['n'])})")
+                ax.plot(
+                    curve["step"],
+                    curve["mean"],
+                    color=color,
+                    linewidth=1.6,
+                    marker="o" if key == "eval" else None,
+                    markersize=3,
+                    label=f"{group['label']} (n={max(curve['n'])})",
+                )
                 if band == "std":
                     low = [m - (s or 0.0) for m, s in zip(curve["mean"], curve["std"], strict=True)]
                     high = [m + (s or 0.0) for m, s in zip(curve["mean"], curve["std"], strict=True)]
@@ -143,8 +164,9 @@ def plot_sweep(panels: dict[str, list[dict]], out_png: Path, band: str = "minmax
     fig.savefig(out_png)
 
 
-def plot_study(numbers: list, objectives: list, importances: dict[str, float], out_png: Path,
-               direction: str = "maximize") -> None:
+def plot_study(
+    numbers: list, objectives: list, importances: dict[str, float], out_png: Path, direction: str = "maximize"
+) -> None:
     """An Optuna search (rlcore/tuning.py): the objective of each trial with the best so far, and, when Optuna
     could compute them, the parameter importances beside it."""
     panels = 2 if importances else 1
@@ -156,7 +178,9 @@ def plot_study(numbers: list, objectives: list, importances: dict[str, float], o
     ax.scatter(xs, ys, s=18, color="C0", label="trial")
     best, running = [], math.nan
     for y in ys:
-        if math.isfinite(y) and (math.isnan(running) or (y > running if direction == "maximize" else y < running)):
+        if math.isfinite(y) and (
+            math.isnan(running) or (y > running if direction == "maximize" else y < running)
+        ):
             running = y
         best.append(running)
     ax.step(xs, best, where="post", color="C1", label="best so far")

@@ -105,7 +105,9 @@ def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray,
             actions = policy.act(obs, explore=False, epsilon=cfg.agent.policy_epsilon)
         obs, _, terminated, truncated, _ = envs.step(actions)
         if policy is not None:
-            reset_finished(policy, terminated | truncated)  # a recurrent (DRQN) policy starts each episode afresh
+            reset_finished(
+                policy, terminated | truncated
+            )  # a recurrent (DRQN) policy starts each episode afresh
         env_steps += envs.num_envs
     envs.close()
     n_val = min(max(1, round(len(frames) * cfg.agent.val_fraction)), len(frames) - 1)  # both parts non-empty
@@ -126,8 +128,12 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
     logger = run.logger(FIELDS)
     batches_per_epoch = math.ceil(len(train) / a.batch_size)
     total_updates = a.steps or a.epochs * batches_per_epoch
-    run.announce(f"autoencoder on {cfg.env.name} | {len(train)} train / {len(val)} val frames "
-                 f"{tuple(train.shape[1:])} {train_np.dtype}", agent.model, space)
+    run.announce(
+        f"autoencoder on {cfg.env.name} | {len(train)} train / {len(val)} val frames "
+        f"{tuple(train.shape[1:])} {train_np.dtype}",
+        agent.model,
+        space,
+    )
     counters = Counters()
     generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
 
@@ -137,8 +143,14 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
     if a.stacked:  # greedy layer-wise phase (Bengio et al. 2007), then end-to-end fine-tuning below
         for layer, losses in enumerate(agent.pretrain_layerwise(train), start=1):
             for loss in losses:
-                logger.log(0, {"layerwise/layer": layer, "layerwise/recon_loss": loss,
-                               "time/elapsed_s": time.perf_counter() - start})
+                logger.log(
+                    0,
+                    {
+                        "layerwise/layer": layer,
+                        "layerwise/recon_loss": loss,
+                        "time/elapsed_s": time.perf_counter() - start,
+                    },
+                )
 
     train_start = time.perf_counter()
     best_model = copy.deepcopy(agent.model.state_dict())
@@ -162,9 +174,17 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
             val_loss = agent.validation_loss(val)
             row = {f"train/{k}": (v / epoch_samples).item() for k, v in sums.items()}
             sps = counters.samples / max(time.perf_counter() - train_start, 1e-9)
-            logger.log(counters.samples, {"epoch": counters.epoch, **row, "val/recon_loss": val_loss,
-                                          "train/updates": counters.updates, "time/sps": sps,
-                                          "time/elapsed_s": time.perf_counter() - start})
+            logger.log(
+                counters.samples,
+                {
+                    "epoch": counters.epoch,
+                    **row,
+                    "val/recon_loss": val_loss,
+                    "train/updates": counters.updates,
+                    "time/sps": sps,
+                    "time/elapsed_s": time.perf_counter() - start,
+                },
+            )
             logger.flush()
             progress.update(0, recon=row["train/recon_loss"], val=val_loss)
             run.guard_finite(f"epoch {counters.epoch}", {**row, "val/recon_loss": val_loss}, agent.model)
@@ -181,8 +201,17 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
 
     agent.model.load_state_dict(best_model)  # the saved encoder and the picture come from the best epoch
     encoder_path = save_encoder(agent.encoder, run_dir / "encoder.pt", asdict(cfg.net))
-    plot_reconstructions(agent, val[:8], run_dir / "reconstructions.png", f"{cfg.env.name} validation frames, best epoch {counters.best_epoch}")
-    plot_recon_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"autoencoder on {cfg.env.name} (seed {cfg.seed})")
+    plot_reconstructions(
+        agent,
+        val[:8],
+        run_dir / "reconstructions.png",
+        f"{cfg.env.name} validation frames, best epoch {counters.best_epoch}",
+    )
+    plot_recon_curve(
+        run_dir / "metrics.csv",
+        run_dir / "learning_curve.png",
+        f"autoencoder on {cfg.env.name} (seed {cfg.seed})",
+    )
     summary = run.write_summary(
         total_steps=counters.samples,
         updates=counters.updates,
@@ -236,5 +265,8 @@ def plot_reconstructions(agent: object, obs: torch.Tensor, out_png: Path, title:
 
 def plot_recon_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     """Train and validation reconstruction loss per epoch (log scale)."""
-    series = [("train/recon_loss", "train (corrupted input when denoising)"), ("val/recon_loss", "validation (clean)")]
+    series = [
+        ("train/recon_loss", "train (corrupted input when denoising)"),
+        ("val/recon_loss", "validation (clean)"),
+    ]
     plot_epoch_curves(metrics_csv, out_png, title, series, "reconstruction loss", log_y=True)

@@ -86,19 +86,26 @@ def load_replay(checkpoints: Path, ckpt: dict[str, Any], replay: Any, run_dir: P
         return False
     path = Path(checkpoints) / name
     step = ckpt["counters"]["env_steps"]
-    forward = (f"; resume without it with: python train.py resume={run_dir or Path(checkpoints).parent} "
-               "checkpoint.replay=false (an empty replay, refilled for agent.learning_starts steps: no longer exact)")
+    forward = (
+        f"; resume without it with: python train.py resume={run_dir or Path(checkpoints).parent} "
+        "checkpoint.replay=false (an empty replay, refilled for agent.learning_starts steps: no longer exact)"
+    )
     if not path.exists():
-        raise CheckpointError(f"{path} is missing, but checkpoints/last.pt (step {step}) needs it to resume exactly"
-                              + forward)
+        raise CheckpointError(
+            f"{path} is missing, but checkpoints/last.pt (step {step}) needs it to resume exactly" + forward
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated or garbage bytes, or a pickle that asks for code: never unpickled
-        raise CheckpointError(f"{path} could not be read as a replay file ({type(exc).__name__}: it is "
-                              f"truncated, corrupt or not an rlcore replay)" + forward) from None
+        raise CheckpointError(
+            f"{path} could not be read as a replay file ({type(exc).__name__}: it is "
+            f"truncated, corrupt or not an rlcore replay)" + forward
+        ) from None
     if not isinstance(data, dict) or data.get("step") != step:
         found = data.get("step") if isinstance(data, dict) else "?"
-        raise CheckpointError(f"{path} is from step {found}, last.pt from step {step}: they do not match" + forward)
+        raise CheckpointError(
+            f"{path} is from step {found}, last.pt from step {step}: they do not match" + forward
+        )
     try:
         replay.load_state_dict(data["replay"])
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -146,7 +153,9 @@ def interrupt_with(message: str) -> Iterator[None]:
     after the last save that need not finish, such as the final evaluation; then the previous handlers."""
 
     def handle(signum: int, frame: object) -> None:
-        raise TrainingInterrupted(f"{signal.Signals(signum).name} received: {message}", exit_code=128 + signum)
+        raise TrainingInterrupted(
+            f"{signal.Signals(signum).name} received: {message}", exit_code=128 + signum
+        )
 
     if threading.current_thread() is not threading.main_thread():
         yield

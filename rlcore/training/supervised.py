@@ -55,10 +55,14 @@ class Counters:
 
 def as_tensors(dataset: ImageDataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images and int64 labels on ``device``, copied once (the dataset arrays are read-only)."""
-    return torch.from_numpy(np.array(dataset.images)).to(device), torch.from_numpy(np.array(dataset.labels)).to(device)
+    return torch.from_numpy(np.array(dataset.images)).to(device), torch.from_numpy(
+        np.array(dataset.labels)
+    ).to(device)
 
 
-def dataset_accuracy(agent: SupervisedAgent, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> float:
+def dataset_accuracy(
+    agent: SupervisedAgent, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> float:
     """Fraction of ``images`` whose predicted class is the label, in eval-mode batches."""
     correct = torch.zeros((), dtype=torch.int64, device=labels.device)
     for start in range(0, len(labels), batch_size):
@@ -97,14 +101,19 @@ def train_epoch(
         loss_sum += metrics["loss"] * len(index)
         correct += metrics["correct"]
         seen += len(index)
-    return {"train/loss": loss_sum.item() / max(seen, 1), "train/accuracy": correct.item() / max(seen, 1)}, seen
+    return {
+        "train/loss": loss_sum.item() / max(seen, 1),
+        "train/accuracy": correct.item() / max(seen, 1),
+    }, seen
 
 
 def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
     """Train a classifier on the env's labelled arrays and write the run's files; returns the summary."""
     cfg = run.cfg
     if not isinstance(cfg.env, DatasetEnvConfig):
-        raise ConfigError(f"config key 'env': agent=supervised needs a dataset env (MNIST, Digits), got {cfg.env.name}")
+        raise ConfigError(
+            f"config key 'env': agent=supervised needs a dataset env (MNIST, Digits), got {cfg.env.name}"
+        )
     a: SupervisedConfig = cfg.agent
     run.begin()
     device, checkpoints = run.device, run.checkpoints
@@ -116,8 +125,12 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
     eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True, n_envs=a.eval_batch_size)
     agent: SupervisedAgent = run.build_agent(eval_env.single_observation_space, eval_env.single_action_space)
     logger = run.logger(FIELDS)
-    run.announce(f"supervised on {cfg.env.name} | {len(y_train)} train / {0 if y_val is None else len(y_val)} val / "
-                 f"{len(y_test)} test images", agent.model, eval_env.single_observation_space)
+    run.announce(
+        f"supervised on {cfg.env.name} | {len(y_train)} train / {0 if y_val is None else len(y_val)} val / "
+        f"{len(y_test)} test images",
+        agent.model,
+        eval_env.single_observation_space,
+    )
 
     counters = Counters()
 
@@ -143,15 +156,27 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
             counters.epochs = epoch + 1
             counters.updates = agent.updates
             test_acc = dataset_accuracy(agent, x_test, y_test, a.eval_batch_size)
-            val_acc = (dataset_accuracy(agent, x_val, y_val, a.eval_batch_size)
-                       if x_val is not None and y_val is not None else test_acc)
+            val_acc = (
+                dataset_accuracy(agent, x_val, y_val, a.eval_batch_size)
+                if x_val is not None and y_val is not None
+                else test_acc
+            )
             mean, std = reward_stats(test_acc, cfg.env.correct_reward, cfg.env.wrong_reward)
-            logger.log(counters.env_steps, {
-                "epoch": epoch + 1, **metrics, "train/lr": agent.lr, "val/accuracy": val_acc,
-                "eval/mean_return": mean, "eval/std_return": std, "test/accuracy": test_acc,
-                "time/epoch_s": epoch_s, "time/sps": seen / max(epoch_s, 1e-9),
-                "time/elapsed_s": time.perf_counter() - start,
-            })
+            logger.log(
+                counters.env_steps,
+                {
+                    "epoch": epoch + 1,
+                    **metrics,
+                    "train/lr": agent.lr,
+                    "val/accuracy": val_acc,
+                    "eval/mean_return": mean,
+                    "eval/std_return": std,
+                    "test/accuracy": test_acc,
+                    "time/epoch_s": epoch_s,
+                    "time/sps": seen / max(epoch_s, 1e-9),
+                    "time/elapsed_s": time.perf_counter() - start,
+                },
+            )
             logger.flush()
             run.guard_finite(f"epoch {epoch + 1}", metrics, agent.model)
             if stopper.update(val_acc, epoch):  # selection on validation only; the test set never chooses
@@ -162,8 +187,10 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
             progress.update(1, loss=metrics["train/loss"], val=val_acc, test=test_acc)
             if stopper.stop:
                 if cfg.logger.progress:
-                    progress.bar.write(f"[early stop] no better validation accuracy for {a.patience} epochs; "
-                                       f"restoring epoch {counters.best_epoch}")
+                    progress.bar.write(
+                        f"[early stop] no better validation accuracy for {a.patience} epochs; "
+                        f"restoring epoch {counters.best_epoch}"
+                    )
                 break
     finally:
         progress.close()
@@ -171,16 +198,25 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
 
     if best_state is not None and a.patience > 0:
         agent.model.load_state_dict(best_state)
-    final_returns, _ = evaluate(agent, eval_env, cfg.final_eval_episodes)  # every test image once, via the env
+    final_returns, _ = evaluate(
+        agent, eval_env, cfg.final_eval_episodes
+    )  # every test image once, via the env
     eval_env.close()
     test_accuracy = float(np.mean(final_returns == cfg.env.correct_reward))
     final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
     checkpoint("last.pt", final_mean)
     if not (checkpoints / "best.pt").exists():
         checkpoint("best.pt", final_mean)
-    logger.log(counters.env_steps, {"epoch": counters.epochs, "eval/mean_return": final_mean,
-                                       "eval/std_return": final_std, "test/accuracy": test_accuracy,
-                                       "time/elapsed_s": time.perf_counter() - start})
+    logger.log(
+        counters.env_steps,
+        {
+            "epoch": counters.epochs,
+            "eval/mean_return": final_mean,
+            "eval/std_return": final_std,
+            "test/accuracy": test_accuracy,
+            "time/elapsed_s": time.perf_counter() - start,
+        },
+    )
 
     summary = run.write_summary(
         total_steps=counters.env_steps,
@@ -197,7 +233,11 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
         best_epoch=counters.best_epoch,
         best_val_accuracy=counters.best_val_accuracy,
     )
-    plot_accuracy_curve(run.run_dir / "metrics.csv", run.run_dir / "learning_curve.png", f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})")
+    plot_accuracy_curve(
+        run.run_dir / "metrics.csv",
+        run.run_dir / "learning_curve.png",
+        f"supervised {cfg.net.name} on {cfg.env.name} (seed {cfg.seed})",
+    )
     logger.close(curve=run.run_dir / "learning_curve.png")  # W&B and TensorBoard get the curve
     return summary
 

@@ -33,7 +33,7 @@ def require_tensorboard() -> None:
     except ImportError:
         raise ConfigError(
             "config key 'logger.tensorboard': the tensorboard package is not installed; "
-            "pip install -e \".[tensorboard]\" (or pip install tensorboard), or leave logger=tensorboard out"
+            'pip install -e ".[tensorboard]" (or pip install tensorboard), or leave logger=tensorboard out'
         ) from None
 
 
@@ -108,15 +108,24 @@ class TensorBoardWriter:
         image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=data)
         self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
-    def close(self, step: int, summary: Mapping[str, Any] | None = None, curve: Path | None = None,
-              video: Path | None = None) -> None:
+    def close(
+        self,
+        step: int,
+        summary: Mapping[str, Any] | None = None,
+        curve: Path | None = None,
+        video: Path | None = None,
+    ) -> None:
         """Learning curve, video, then the config as hparams with the final evaluation as metric."""
         if curve is not None and Path(curve).is_file():
             self.image("learning_curve", curve, step)
         if video is not None and Path(video).is_file():
             self.video("eval/video", video, step)
-        metrics = {f"hparam/{k}": float(v) for k, v in (summary or {}).items()
-                   if k in ("eval_mean_return", "best_eval_mean_return", "test_accuracy") and isinstance(v, int | float)}
+        metrics = {
+            f"hparam/{k}": float(v)
+            for k, v in (summary or {}).items()
+            if k in ("eval_mean_return", "best_eval_mean_return", "test_accuracy")
+            and isinstance(v, int | float)
+        }
         if metrics:
             self.writer.add_hparams(hparams(self.config), metrics, run_name=".")
         self.writer.close()

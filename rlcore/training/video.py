@@ -101,7 +101,9 @@ def make_classic_video_env(cfg: Any) -> tuple[gym.Env, RecordFrames, int]:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from envs.classic import make_classic_env
 
-    env = make_classic_env(cfg, render_mode="rgb_array")  # the agent sees what it was trained on (env.rescale_obs)
+    env = make_classic_env(
+        cfg, render_mode="rgb_array"
+    )  # the agent sees what it was trained on (env.rescale_obs)
     recorder = RecordFrames(env)
     return recorder, recorder, int(env.metadata.get("render_fps", 30))
 
