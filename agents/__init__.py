@@ -6,8 +6,9 @@ composing and validating a config needs) import no torch; the agent classes do, 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rlcore.base.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agents.autoencoder import AutoencoderAgent
@@ -33,7 +34,6 @@ _MODULES = {
     ),
     "agents.supervised": ("SupervisedAgent",),
 }
-_WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "AGENTS",
     "AgentSpec",
@@ -52,13 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'agents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -10,8 +10,9 @@ what validating a config needs) does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rlcore.base.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from nets.base import FeatureExtractor, observation_shape, scale_observation
@@ -61,7 +62,6 @@ _MODULES = {
     "nets.recurrent": ("RecurrentNet",),
     "nets.summary": ("count_parameters", "summarize"),
 }
-_WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "ACTIVATIONS",
     "AlexNet",
@@ -97,13 +97,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'nets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -39,15 +39,21 @@ def build_agent(cfg, observation_space, action_space, device):
     return make_agent(cfg.agent, BuildContext.for_run(cfg, observation_space, action_space, device))
 
 
-def run_cli(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+def run_cli(
+    script: str, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run a script of the checkout as a user would; ``env`` replaces the environment (default: this one with
+    W&B disabled). Standard input is closed, so anything that would prompt fails instead of hanging."""
+    if env is None:
+        env = {**os.environ, "WANDB_MODE": "disabled"}
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args],
         cwd=ROOT,
-        env=env,
+        env={**env, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
         timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 

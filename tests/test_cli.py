@@ -9,7 +9,6 @@ run (Hydra's compose + rlcore.run.run) or run the scripts as __main__ in this pr
 import csv
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -234,36 +233,21 @@ def test_wandb_offline_without_an_account_never_prompts(cli, tmp_path):
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(env_home), WANDB_SILENT="true")  # no API key, no netrc: logger.mode=auto -> offline
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *SHORT, "logger=wandb", f"run_dir={run_dir}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+    result = cli("train.py", *SHORT, "logger=wandb", f"run_dir={run_dir}", timeout=180, env=env)
     assert result.returncode == 0, result.stderr
     assert list((run_dir / "wandb").glob("offline-run-*")), "an offline W&B run is written in the run dir"
 
 
-def test_wandb_online_without_a_key_is_refused_not_prompted(tmp_path):
+def test_wandb_online_without_a_key_is_refused_not_prompted(cli, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path))
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            *SHORT,
-            "logger=wandb",
-            "logger.mode=online",
-            f"run_dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = cli(
+        "train.py",
+        *SHORT,
+        "logger=wandb",
+        "logger.mode=online",
+        f"run_dir={tmp_path / 'run'}",
         timeout=120,
-        stdin=subprocess.DEVNULL,
+        env=env,
     )
     assert result.returncode == 2 and "needs a W&B API key" in result.stderr

@@ -2,11 +2,10 @@
 
 import csv
 import os
-import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlcore.base.errors import ConfigError
@@ -81,21 +80,14 @@ def test_combined_wandb_offline_and_tensorboard_run_writes_both_with_curve_and_v
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(home), WANDB_SILENT="true", WANDB_MODE="offline", SDL_VIDEODRIVER="dummy")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            *TINY,
-            "logger=[none,wandb,tensorboard]",
-            "logger.video=true",
-            f"run_dir={run_dir}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_cli(
+        "train.py",
+        *TINY,
+        "logger=[none,wandb,tensorboard]",
+        "logger.video=true",
+        f"run_dir={run_dir}",
         timeout=180,
-        stdin=subprocess.DEVNULL,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     # W&B: the offline run's folder and the exact command that uploads it, and the media inside that folder
