@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs import make_env
+from envs import DatasetEnvConfig, make_env
 from envs.state import env_state, load_env_state
 from rlcore.base.checkpoint import save_checkpoint
 from rlcore.base.errors import CheckpointError, DivergenceError, TrainingInterrupted
 from rlcore.base.protocols import OffPolicyAgent
 from rlcore.base.seeding import EVAL_SEED_OFFSET
-from rlcore.replay import FrameReplayBuffer, ReplayBuffer, make_replay, make_sequence_replay
+from rlcore.replay import FrameReplayBuffer, ReplayBuffer, SequenceReplay, make_replay, make_sequence_replay
 from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
 from rlcore.training.evaluation import evaluate
@@ -130,7 +130,7 @@ def replay_in_checkpoints(cfg: TrainConfig, replay: object) -> bool:
     """``checkpoint.replay``; null means on, except for a frame replay (Atari: up to ~7 GB per write)."""
     if cfg.checkpoint.replay is not None:
         return cfg.checkpoint.replay
-    inner = getattr(replay, "inner", replay)  # a sequence replay wraps the env's transition buffer
+    inner = replay.inner if isinstance(replay, SequenceReplay) else replay  # a sequence replay wraps one
     return not isinstance(inner, FrameReplayBuffer)
 
 
@@ -184,7 +184,7 @@ class OffPolicyRun:
             self.agent.online,
             self.envs.single_observation_space,
         )
-        if cfg.logger.progress and self.save_replay and hasattr(self.replay, "nbytes"):
+        if cfg.logger.progress and self.save_replay and isinstance(self.replay, FrameReplayBuffer):
             print(
                 f"[rlcore] checkpoint.replay=true: each last.pt write also writes the replay "
                 f"(up to {self.replay.nbytes() / 1e9:.2f} GB when full); checkpoint.replay=false turns it off"
@@ -521,9 +521,7 @@ class OffPolicyRun:
             "eval_episodes": len(final_returns),
             "best_eval_mean_return": counters.best_eval,
         }
-        if hasattr(
-            cfg.env, "correct_reward"
-        ):  # dataset env: each test image answered once, so this is the accuracy
+        if isinstance(cfg.env, DatasetEnvConfig):  # each test image answered once: the mean is the accuracy
             figures["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
         summary = run.write_summary(**figures)
         curve = run.run_dir / "learning_curve.png"
