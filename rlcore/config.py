@@ -158,7 +158,14 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
     top = sorted(
         {f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "search"}
     )
-    chosen = {"agent": "dqn", "env": "CartPole"}  # configs/config.yaml's defaults (the net follows the env)
+    defaults = (yaml.safe_load((config_dir / "config.yaml").read_text()) or {}).get("defaults", [])
+    chosen = {  # the agent and env configs/config.yaml picks (the net follows the env, so it is not told)
+        group: str(option)
+        for d in defaults
+        if isinstance(d, dict)
+        for group, option in d.items()
+        if group in ("agent", "env")
+    }
     chosen.update({o.key_or_group: str(o.value()) for o in overrides if o.key_or_group in chosen})
     for override in overrides:
         key = override.key_or_group

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ class RunContext:
     config: dict  # the resolved config as written to config.yaml; every checkpoint carries it
     schemas: dict[str, str]  # the schema of each config group, so a checkpoint rebuilds its typed config
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    start: float = field(default_factory=time.perf_counter)
     _threads_before: int | None = None
 
     @property
@@ -49,7 +47,6 @@ class RunContext:
         torch.set_flush_denormal(flush_denormal)
         seed_everything(self.cfg.seed)
         self.device = resolve_device(self.cfg.device)
-        self.start = time.perf_counter()
 
     def end(self) -> None:
         """Put the process-wide settings :meth:`begin` changed back (tests and sweeps run many runs in one process)."""
