@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     import gymnasium as gym
     import torch
 
+    from agents.autoencoder import AutoencoderAgent
+    from agents.dqn import DQNAgent
+    from agents.drqn import DRQNAgent
+    from agents.supervised import SupervisedAgent
+    from rlcore.base.protocols import Actor, OffPolicyAgent
+
+    def _the_agents_satisfy_their_loops_protocols(
+        dqn: DQNAgent, drqn: DRQNAgent, supervised: SupervisedAgent, autoencoder: AutoencoderAgent
+    ) -> tuple[OffPolicyAgent, OffPolicyAgent, Actor, Actor]:
+        return dqn, drqn, supervised, autoencoder  # mypy checks the structural match (no base classes)
+
+
 LoopName = Literal["off_policy", "supervised", "pretraining"]
 
 

@@ -37,7 +37,10 @@ class OffPolicyAgent(Actor, Checkpointable, Protocol):
     """What :mod:`rlcore.training.offpolicy` and :mod:`rlcore.training.learner` call (DQN, DRQN)."""
 
     online: nn.Module
-    state_size: int  # floats per env of the hidden state a sequence replay stores (0: none)
+
+    @property
+    def state_size(self) -> int:
+        """Floats per env of the hidden state a sequence replay stores (0: none)."""
 
     @property
     def epsilon(self) -> float: ...
