@@ -315,3 +315,33 @@ def test_images_without_pixels_are_refused_in_one_line(tmp_path):
         DatasetError, match="images are 0x0 pixels; an image needs at least one pixel per side"
     ):
         read_image_label_pair(tmp_path / "images", tmp_path / "labels")
+
+
+@pytest.mark.parametrize("agent", ["dqn", "supervised"])
+def test_summary_says_the_step_best_pt_came_from(agent, tmp_path):
+    from rlcore.base.checkpoint import load_checkpoint
+
+    overrides = [f"run_dir={tmp_path}", "logger.progress=false", "device=cpu"]
+    if agent == "dqn":
+        overrides += ["total_steps=600", "agent.learning_starts=100", "eval_every=200", "eval_episodes=2",
+                      "final_eval_episodes=2"]
+    else:
+        overrides += ["agent=supervised", "env=Digits", "net=mlp", "agent.epochs=3"]
+    summary = run(compose_config(overrides), tmp_path)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")["counters"]
+    saved_at = best["env_steps"]
+    assert summary["best_checkpoint_step"] == saved_at >= 0
+
+
+def test_the_learning_curve_is_drawn_from_a_metrics_file_with_the_final_evaluation(tmp_path, monkeypatch):
+    seen = []
+    original = offpolicy.plot_learning_curve
+
+    def plot(metrics_csv, out_png, title):
+        seen.append(_rows(metrics_csv)[-1])
+        return original(metrics_csv, out_png, title)
+
+    monkeypatch.setattr(offpolicy, "plot_learning_curve", plot)
+    summary = run(compose_config([f"run_dir={tmp_path}", *TINY]), tmp_path)
+    (last,) = seen
+    assert float(last["eval/mean_return"]) == summary["eval_mean_return"] and last["rollout/epsilon"] == ""

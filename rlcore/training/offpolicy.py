@@ -86,6 +86,7 @@ class Counters:
     next_eval_at: int = 0
     next_checkpoint_at: int = 0
     best_eval: float = -math.inf
+    best_step: int = -1  # the env step best.pt was saved at (-1: none yet)
 
 
 def weights_finite(agent: OffPolicyAgent) -> bool:
@@ -412,7 +413,7 @@ class OffPolicyRun:
         )
         self.logger.flush()
         if mean > counters.best_eval:
-            counters.best_eval = mean
+            counters.best_eval, counters.best_step = mean, counters.env_steps
             self.run.save("best.pt", self.agent, asdict(counters), mean)
         self.save_last(mean)
         self.eval_time += time.perf_counter() - eval_start
@@ -492,7 +493,7 @@ class OffPolicyRun:
             run.checkpoints / "last.pt", {**end, "eval_mean_return": final_mean}
         )  # its replay file stays
         if final_mean > counters.best_eval or not (run.checkpoints / "best.pt").exists():
-            counters.best_eval = final_mean
+            counters.best_eval, counters.best_step = final_mean, counters.env_steps
             run.save("best.pt", self.agent, asdict(counters), final_mean)
         self.logger.log(
             counters.env_steps,
@@ -520,18 +521,20 @@ class OffPolicyRun:
             "eval_std_return": final_std,
             "eval_episodes": len(final_returns),
             "best_eval_mean_return": counters.best_eval,
+            "best_checkpoint_step": counters.best_step,  # best.pt holds the weights of this step
         }
         if isinstance(cfg.env, DatasetEnvConfig):  # each test image answered once: the mean is the accuracy
             figures["test_accuracy"] = float(np.mean(final_returns == cfg.env.correct_reward))
         summary = run.write_summary(**figures)
         curve = run.run_dir / "learning_curve.png"
+        self.logger.flush()  # the final evaluation's row is on disk before the curve is drawn from it
         plot_learning_curve(
             run.run_dir / "metrics.csv", curve, f"{cfg.agent.name} on {summary['env_id']} (seed {cfg.seed})"
         )
         video = None
         if (
             cfg.logger.video
-        ):  # one greedy episode of the final policy, for W&B and TensorBoard (and the run folder)
+        ):  # one greedy episode of the final policy, for W&B, TensorBoard and the run folder
             video = record_episode(
                 self.agent, cfg, run.run_dir / "eval_video.mp4", cfg.seed, eval_epsilon(cfg)
             )

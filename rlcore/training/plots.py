@@ -62,9 +62,12 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
         window = smoothing_window(len(returns))
         smooth = moving_average(returns, window)
         ax.plot(steps, smooth, color="tab:blue", linewidth=1.6, label=f"moving average ({window})")
-    eval_steps, eval_means = _column(rows, "eval/mean_return")
+    # the periodic evaluations carry the exploration rate of their step; the final evaluation (last row) does not
+    periodic = [r for r in rows if r.get("eval/mean_return") and r.get("rollout/epsilon")]
+    final = [r for r in rows if r.get("eval/mean_return") and not r.get("rollout/epsilon")][-1:]
+    eval_steps, eval_means = _column(periodic, "eval/mean_return")
     if eval_means:
-        _, eval_stds = _column(rows, "eval/std_return")
+        _, eval_stds = _column(periodic, "eval/std_return")
         ax.errorbar(
             eval_steps,
             eval_means,
@@ -72,13 +75,27 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
             color="tab:orange",
             marker="o",
             capsize=3,
-            label="evaluation (greedy)",
+            label="periodic evaluation (greedy)",
+        )
+    final_steps, final_means = _column(final, "eval/mean_return")
+    if final_means:
+        _, final_stds = _column(final, "eval/std_return")
+        ax.errorbar(
+            final_steps,
+            final_means,
+            yerr=final_stds or None,
+            color="tab:red",
+            marker="*",
+            markersize=14,
+            capsize=3,
+            linestyle="none",
+            label=f"final evaluation: {final_means[0]:.1f}",
         )
     ax.set_xlabel("env steps")
     ax.set_ylabel("return per episode (raw)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if returns or eval_means:
+    if returns or eval_means or final_means:
         ax.legend(loc="best")
     if steps and not any(math.isnan(s) for s in steps):
         ax.set_xlim(left=0)

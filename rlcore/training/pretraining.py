@@ -66,6 +66,7 @@ class Counters:
     samples: int = 0
     best_val: float = math.inf
     best_epoch: int = 0
+    best_step: int = 0  # the training samples processed when best.pt was saved
 
 
 def collect_frames(cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray, gym.Space, int]:
@@ -190,6 +191,7 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
             run.guard_finite(f"epoch {counters.epoch}", {**row, "val/recon_loss": val_loss}, agent.model)
             if val_loss < counters.best_val:
                 counters.best_val, counters.best_epoch = val_loss, counters.epoch
+                counters.best_step = counters.samples
                 best_model = copy.deepcopy(agent.model.state_dict())
                 checkpoint("best.pt")
             checkpoint("last.pt")
@@ -227,6 +229,7 @@ def train_autoencoder(run: RunContext, resume: dict | None = None) -> dict:
         val_recon_loss=final_val,
         best_val_recon_loss=counters.best_val,
         best_epoch=counters.best_epoch,
+        best_checkpoint_step=counters.best_step,
         encoder=str(encoder_path),
     )
     return summary

@@ -50,6 +50,7 @@ class Counters:
     epochs: int = 0
     updates: int = 0
     best_epoch: int = -1
+    best_step: int = -1  # the training samples seen when best.pt was saved
     best_val_accuracy: float = float("nan")
 
 
@@ -181,6 +182,7 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
             run.guard_finite(f"epoch {epoch + 1}", metrics, agent.model)
             if stopper.update(val_acc, epoch):  # selection on validation only; the test set never chooses
                 counters.best_epoch, counters.best_val_accuracy = epoch + 1, val_acc
+                counters.best_step = counters.env_steps
                 best_state = copy.deepcopy(agent.model.state_dict())
                 checkpoint("best.pt", mean)
             checkpoint("last.pt", mean)
@@ -206,6 +208,7 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
     final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
     checkpoint("last.pt", final_mean)
     if not (checkpoints / "best.pt").exists():
+        counters.best_step = counters.env_steps
         checkpoint("best.pt", final_mean)
     logger.log(
         counters.env_steps,
@@ -231,8 +234,10 @@ def train_supervised(run: RunContext, resume: dict | None = None) -> dict:
         eval_episodes=len(final_returns),
         test_accuracy=test_accuracy,
         best_epoch=counters.best_epoch,
+        best_checkpoint_step=counters.best_step,
         best_val_accuracy=counters.best_val_accuracy,
     )
+    logger.flush()  # the final test row is on disk before the curve is drawn from it
     plot_accuracy_curve(
         run.run_dir / "metrics.csv",
         run.run_dir / "learning_curve.png",
