@@ -4,7 +4,7 @@ supports. The loops and the run orchestration ask this table (and the agents' ty
 
 Adding an agent (docs/architecture.md): write ``agents/<name>.py`` (the agent) with its config dataclass in
 :mod:`agents.configs` (``name: str = "<name>"``), add one :class:`AgentSpec` and its builder below, and one
-``configs/agent/<name>.yaml`` starting with ``defaults: [<name>_schema, _self_]``.
+``configs/agent/<name>.yaml`` starting with ``defaults: [/schema/agent/<name>_schema@_here_, _self_]``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,11 @@ def hydra_subdir(resume: str | None, run_dir: str, stamp: str) -> str:
 
 
 def register_configs() -> None:
-    """Register the top-level schema, every group's schemas and the resolvers configs/config.yaml uses."""
+    """Register the top-level schema, every group's schemas and the resolvers configs/config.yaml uses.
+
+    A group's schemas go in their own group, ``schema/<group>`` (an option file starts from one with
+    ``defaults: [/schema/<group>/<name>_schema@_here_, _self_]``), so that ``--help`` and Hydra's "available
+    options" list a group's real options only."""
     import agents
     import envs
     import nets
@@ -56,7 +60,7 @@ def register_configs() -> None:
         ("logger", LOGGER_SCHEMAS),
     ):
         for name, schema in schemas.items():
-            store.store(group=group, name=name, node=schema)
+            store.store(group=f"schema/{group}", name=name, node=schema)
 
 
 def _reject_unknown_keys(cfg: DictConfig, prefix: str = "") -> None:
@@ -99,7 +103,8 @@ def to_typed(cfg: DictConfig) -> TrainConfig:
         require(
             not isinstance(value, dict),
             group,
-            f"this {group} option has no schema; start its YAML file with a '<name>_schema' default",
+            f"this {group} option has no schema; start its YAML file's defaults with "
+            f"/schema/{group}/<name>_schema@_here_",
         )
     return typed
 
@@ -200,11 +205,11 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
 
 
 def _option_schema(config_dir: Path, group: str, option: str | None) -> type | None:
-    """The schema an option file of a group starts from (``defaults: [<name>_schema, ...]``), if it can be told."""
+    """The schema an option file of a group starts from (``/schema/<group>/<name>_schema@_here_``), if told."""
     if option is None or not (config_dir / group / f"{option}.yaml").exists():
         return None
     defaults = (yaml.safe_load((config_dir / group / f"{option}.yaml").read_text()) or {}).get("defaults", [])
-    names = [d for d in defaults if isinstance(d, str) and d.endswith("_schema")]
+    names = [d.split("@")[0].rsplit("/", 1)[-1] for d in defaults if isinstance(d, str) and "_schema" in d]
     return _group_schemas()[group].get(names[0]) if names else None
 
 

@@ -32,7 +32,8 @@ TINY_DQN = [
 def test_every_agent_option_file_has_a_registry_entry_and_a_loop():
     for path in sorted((ROOT / "configs" / "agent").glob("*.yaml")):
         defaults = yaml.safe_load(path.read_text())["defaults"]
-        schema_name = next(d for d in defaults if isinstance(d, str) and d.endswith("_schema"))
+        entry = next(d for d in defaults if isinstance(d, str) and d.startswith("/schema/agent/"))
+        schema_name = entry.removeprefix("/schema/agent/").removesuffix("@_here_")
         spec = agent_spec(SCHEMAS[schema_name]())
         assert spec.loop in LOOPS, path.name
     assert {f"{spec.name}_schema" for spec in AGENTS} == set(SCHEMAS)
@@ -164,3 +165,15 @@ def test_a_checkpoint_written_before_the_dqn_drqn_split_still_loads():
     fresh.load_state_dict(old)
     for key, value in old["online"].items():
         assert torch.equal(fresh.online.state_dict()[key], value)
+
+
+def test_help_and_option_lists_name_no_schema(capsys, monkeypatch):
+    """The schemas sit in their own schema/<group> config groups: a group's option list is its real options."""
+    import runpy
+
+    for args, stream in ((["--help"], "out"), (["agent=nope"], "err")):
+        monkeypatch.setattr(sys, "argv", ["train.py", *args])
+        with pytest.raises(SystemExit):
+            runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+        text = getattr(capsys.readouterr(), stream)
+        assert "dqn" in text and "dqn_schema" not in text.split("schema/agent")[0], text[-1500:]

@@ -126,7 +126,7 @@ def test_game_names_and_config_errors():
 
 def load_env_option(name: str, **overrides):
     node = OmegaConf.load(CONFIGS / f"{name}.yaml")
-    assert node.pop("defaults")[0] == "atari_schema"
+    assert node.pop("defaults")[0] == "/schema/env/atari_schema@_here_"
     env = OmegaConf.merge(OmegaConf.structured(AtariConfig), node, overrides)
     return OmegaConf.to_object(OmegaConf.create({"env": env}))["env"]
 

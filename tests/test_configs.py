@@ -33,7 +33,7 @@ def default_net(env: str) -> str:
 def env_family(env: str) -> str:
     """The schema an env option starts from (classic_schema, atari_schema, dataset_schema)."""
     text = (ROOT / "configs" / "env" / f"{env}.yaml").read_text()
-    return re.search(r"^\s*-\s*(\w+_schema)\s*$", text, re.MULTILINE).group(1)
+    return re.search(r"^\s*-\s*/schema/env/(\w+_schema)@_here_\s*$", text, re.MULTILINE).group(1)
 
 
 def combinations() -> list[tuple[str, str, str | None]]:

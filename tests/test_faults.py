@@ -323,8 +323,13 @@ def test_summary_says_the_step_best_pt_came_from(agent, tmp_path):
 
     overrides = [f"run_dir={tmp_path}", "logger.progress=false", "device=cpu"]
     if agent == "dqn":
-        overrides += ["total_steps=600", "agent.learning_starts=100", "eval_every=200", "eval_episodes=2",
-                      "final_eval_episodes=2"]
+        overrides += [
+            "total_steps=600",
+            "agent.learning_starts=100",
+            "eval_every=200",
+            "eval_episodes=2",
+            "final_eval_episodes=2",
+        ]
     else:
         overrides += ["agent=supervised", "env=Digits", "net=mlp", "agent.epochs=3"]
     summary = run(compose_config(overrides), tmp_path)
