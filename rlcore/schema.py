@@ -26,6 +26,7 @@ class LoggerConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     mode: str = "auto"  # auto: online when an API key is configured, else offline; never prompts
+    timeout: float = 30.0  # seconds W&B may take to connect online; past them the run logs to W&B offline
     tensorboard: bool = (
         False  # also write TensorBoard event files to <run_dir>/tensorboard (rlcore/training/tensorboard.py)
     )
@@ -35,6 +36,7 @@ class LoggerConfig:
 
     def __post_init__(self) -> None:
         require_choice(self.mode, "logger.mode", ["auto", "online", "offline", "disabled"])
+        require(self.timeout > 0, "logger.timeout", f"must be > 0 seconds (got {self.timeout})")
 
 
 LOGGER_SCHEMAS: dict[str, type] = {"logger_schema": LoggerConfig}

@@ -13,6 +13,7 @@ import json
 import math
 import netrc
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,7 @@ class WandbWriter:
         import wandb
 
         mode = resolve_wandb_mode(cfg.mode)
-        self.mode = mode
-        self.run = wandb.init(
+        options: dict[str, Any] = dict(
             project=cfg.project,
             entity=cfg.entity,
             group=cfg.group if cfg.group is not None else sweep_group(),
@@ -114,8 +114,33 @@ class WandbWriter:
             resume="allow" if run_id else None,
             config=config,
             dir=str(run_dir),
-            mode=mode,  # type: ignore[arg-type]  # resolve_wandb_mode returns one of wandb's modes
         )
+        if (
+            mode == "online"
+        ):  # a key but maybe no network: the wait is bounded, and the run never blocks on it
+            print(
+                f"[rlcore] W&B: connecting (at most {cfg.timeout:g} s, logger.timeout)",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                self.run = wandb.init(
+                    **options, mode="online", settings=wandb.Settings(init_timeout=cfg.timeout)
+                )
+            except (
+                Exception
+            ) as exc:  # CommError, or whatever else the connection raised: W&B is not reachable
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                print(
+                    f"[rlcore] W&B could not be reached within {cfg.timeout:g} s ({reason}); this run logs to "
+                    "W&B offline instead (the upload command is printed at the end)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                mode = "offline"
+        if mode != "online":
+            self.run = wandb.init(**options, mode=mode)  # type: ignore[arg-type]  # one of wandb's modes
+        self.mode = mode
         self.run_id = self.run.id if self.run is not None else None
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
