@@ -26,7 +26,7 @@ VECTOR = gym.spaces.Box(-1, 1, (4,), np.float32)
 def compose_net(*overrides: str) -> object:
     store = ConfigStore.instance()
     for name, schema in nets.SCHEMAS.items():
-        store.store(group="net", name=name, node=schema)
+        store.store(group="schema/net", name=name, node=schema)  # as rlcore.config.register_configs does
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(overrides=list(overrides))
     return OmegaConf.to_object(cfg.net)
@@ -40,7 +40,7 @@ def test_every_schema_has_an_option_file() -> None:
 @pytest.mark.parametrize("option", NET_OPTIONS)
 def test_option_composes_and_builds(option: str) -> None:
     text = (CONFIG_DIR / "net" / f"{option}.yaml").read_text()
-    assert f"- {option}_schema" in text and f"name: {option}" in text
+    assert f"- /schema/net/{option}_schema@_here_" in text and f"name: {option}" in text
     cfg = compose_net(f"+net={option}")
     assert type(cfg) is nets.SCHEMAS[f"{option}_schema"]
     assert cfg.name == option and cfg.pretrained is None and cfg.freeze is False
