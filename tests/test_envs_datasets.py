@@ -325,7 +325,9 @@ def test_yaml_options_fit_the_schema(option: str, dataset: str, net: str) -> Non
     assert envs.SCHEMAS["dataset_schema"] is DatasetEnvConfig
     yaml = OmegaConf.load(CONFIGS / f"{option}.yaml")
     defaults = yaml.pop("defaults")
-    assert defaults[0] == "/schema/env/dataset_schema@_here_" and {"override /net@_global_.net": net} in defaults
+    assert (
+        defaults[0] == "/schema/env/dataset_schema@_here_" and {"override /net@_global_.net": net} in defaults
+    )
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DatasetEnvConfig), yaml))
     assert isinstance(cfg, DatasetEnvConfig) and cfg.name == option and cfg.dataset == dataset
     assert cfg.clip_rewards is False and cfg.data_dir is None

@@ -354,12 +354,24 @@ def test_the_learning_curve_is_drawn_from_a_metrics_file_with_the_final_evaluati
 
 def test_wandb_with_a_key_but_no_network_falls_back_to_offline_within_the_timeout(tmp_path, cli):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(HOME=str(tmp_path), WANDB_SILENT="true", WANDB_API_KEY="0123456789abcdef" * 2 + "01234567",
-               WANDB_BASE_URL="http://127.0.0.1:9")  # a key, and a server that cannot be reached
+    env.update(
+        HOME=str(tmp_path),
+        WANDB_SILENT="true",
+        WANDB_API_KEY="0123456789abcdef" * 2 + "01234567",
+        WANDB_BASE_URL="http://127.0.0.1:9",
+    )  # a key, and a server that cannot be reached
     run_dir = tmp_path / "run"
     started = time.perf_counter()
-    result = cli("train.py", *TINY, "logger=wandb", "logger.mode=online", "logger.timeout=5", f"run_dir={run_dir}",
-                 timeout=240, env=env)
+    result = cli(
+        "train.py",
+        *TINY,
+        "logger=wandb",
+        "logger.mode=online",
+        "logger.timeout=5",
+        f"run_dir={run_dir}",
+        timeout=240,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "W&B could not be reached within 5 s" in result.stderr and "Traceback" not in result.stderr
     [offline] = (run_dir / "wandb").glob("offline-run-*")
