@@ -51,8 +51,18 @@ def moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
+def _evaluations(ax: Any, rows: list[dict[str, str]], **style: Any) -> list[float]:
+    """Mean returns ± std of these evaluation rows as error bars; the final evaluation is labelled with its value."""
+    steps, means = _column(rows, "eval/mean_return")
+    if means:
+        _, stds = _column(rows, "eval/std_return")
+        label = style.pop("label", None) or f"final evaluation: {means[0]:.1f}"
+        ax.errorbar(steps, means, yerr=stds or None, capsize=3, label=label, **style)
+    return means
+
+
 def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
-    """Raw episode returns against env steps (with a moving average), and the periodic evaluations."""
+    """Raw episode returns against env steps (with a moving average), the periodic evaluations and the final one."""
     with open(metrics_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     fig, ax = subplots(figsize=(8, 4.5), dpi=100)
@@ -65,32 +75,10 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str) -> None:
     # the periodic evaluations carry the exploration rate of their step; the final evaluation (last row) does not
     periodic = [r for r in rows if r.get("eval/mean_return") and r.get("rollout/epsilon")]
     final = [r for r in rows if r.get("eval/mean_return") and not r.get("rollout/epsilon")][-1:]
-    eval_steps, eval_means = _column(periodic, "eval/mean_return")
-    if eval_means:
-        _, eval_stds = _column(periodic, "eval/std_return")
-        ax.errorbar(
-            eval_steps,
-            eval_means,
-            yerr=eval_stds or None,
-            color="tab:orange",
-            marker="o",
-            capsize=3,
-            label="periodic evaluation (greedy)",
-        )
-    final_steps, final_means = _column(final, "eval/mean_return")
-    if final_means:
-        _, final_stds = _column(final, "eval/std_return")
-        ax.errorbar(
-            final_steps,
-            final_means,
-            yerr=final_stds or None,
-            color="tab:red",
-            marker="*",
-            markersize=14,
-            capsize=3,
-            linestyle="none",
-            label=f"final evaluation: {final_means[0]:.1f}",
-        )
+    eval_means = _evaluations(
+        ax, periodic, color="tab:orange", marker="o", label="periodic evaluation (greedy)"
+    )
+    final_means = _evaluations(ax, final, color="tab:red", marker="*", markersize=14, linestyle="none")
     ax.set_xlabel("env steps")
     ax.set_ylabel("return per episode (raw)")
     ax.set_title(title)
