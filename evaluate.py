@@ -76,7 +76,9 @@ def main(argv: list[str]) -> int:
         seed_everything(seed)
         epsilon = args.epsilon if args.epsilon is not None else float(getattr(cfg.env, "eval_epsilon", 0.0))
         env = make_env(cfg.env, seed, evaluation=True)
-        returns, lengths = evaluate(agent, env, args.episodes, epsilon=epsilon, progress="evaluate")
+        returns, lengths = evaluate(
+            agent, env, args.episodes, epsilon=epsilon, progress="evaluate", rng=np.random.default_rng(seed)
+        )
         env.close()
         report = None
         if isinstance(

@@ -132,7 +132,13 @@ class AutoencoderAgent:
     def swap_state(self, state: object = None) -> object:
         return None
 
-    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         raise RLCoreError("an autoencoder run has no policy; use its encoder via net.pretrained=<run_dir>")
 
     # -- the loss ----------------------------------------------------------------------------------------

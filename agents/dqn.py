@@ -96,15 +96,22 @@ class DQNAgent:
             q, _ = fast.forward_actor(fast.layout(torch.as_tensor(obs, device=self.device)))
         return q.argmax(dim=1).cpu().numpy()
 
-    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         """Actions for a batch of observations: ε-greedy with the scheduled ε when exploring.
 
-        ``epsilon`` overrides the schedule (e.g. ε = 0.05 in the Nature Atari evaluation protocol).
+        ``epsilon`` overrides the schedule (e.g. ε = 0.05 in the Nature Atari evaluation protocol); ``rng``
+        replaces the agent's generator (evaluation brings its own, so it leaves training's draws alone).
         """
         eps = (self.epsilon if explore else 0.0) if epsilon is None else epsilon
-        n = len(obs)
-        random_mask = self.rng.random(n) < eps
-        actions = self.rng.integers(0, self.n_actions, size=n)
+        n, rng = len(obs), self.rng if rng is None else rng
+        random_mask = rng.random(n) < eps
+        actions = rng.integers(0, self.n_actions, size=n)
         if not random_mask.all():  # skipped when every env explores
             actions = np.where(random_mask, actions, self.greedy_actions(obs))
         return actions

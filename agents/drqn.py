@@ -71,10 +71,16 @@ class DRQNAgent:
             self.hidden = hidden if isinstance(hidden, torch.Tensor) else (hidden[0], hidden[1])
         return q.argmax(dim=1).cpu().numpy()
 
-    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         """ε-greedy as DQN, but the net runs on every step (random actions too): the state must move on."""
         eps = (self.dqn.epsilon if explore else 0.0) if epsilon is None else epsilon
-        n, rng = len(obs), self.dqn.rng
+        n, rng = len(obs), self.dqn.rng if rng is None else rng
         random_mask = rng.random(n) < eps
         actions = rng.integers(0, self.dqn.n_actions, size=n)
         return np.where(random_mask, actions, self.greedy_actions(obs))

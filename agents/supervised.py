@@ -167,13 +167,21 @@ class SupervisedAgent:
     def swap_state(self, state: object = None) -> object:
         return None
 
-    def act(self, obs: np.ndarray, explore: bool = False, epsilon: float | None = None) -> np.ndarray:
-        """The predicted class of each image; with ``epsilon`` > 0 a uniformly random class that often."""
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = False,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """The predicted class of each image; with ``epsilon`` > 0 a uniformly random class that often
+        (drawn from ``rng`` when given, else the agent's generator)."""
         predictions = self.logits(obs).argmax(dim=1).cpu().numpy()
         if epsilon:
-            random_mask = self.rng.random(len(predictions)) < epsilon
+            rng = self.rng if rng is None else rng
+            random_mask = rng.random(len(predictions)) < epsilon
             predictions = np.where(
-                random_mask, self.rng.integers(0, self.n_classes, len(predictions)), predictions
+                random_mask, rng.integers(0, self.n_classes, len(predictions)), predictions
             )
         return predictions
 

@@ -240,7 +240,7 @@ class RandomAgent:
         self.rng = np.random.default_rng(0)
         self.n = n
 
-    def act(self, obs, explore=True, epsilon=None):
+    def act(self, obs, explore=True, epsilon=None, rng=None):
         return self.rng.integers(0, self.n, size=len(obs))
 
     def reset_state(self, starts):

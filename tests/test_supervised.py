@@ -132,7 +132,9 @@ def test_evaluation_answers_each_test_image_exactly_once() -> None:
     seen: list[int] = []
 
     class Recorder:
-        def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
+        def act(
+            self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None, rng=None
+        ) -> np.ndarray:
             return np.zeros(len(obs), dtype=np.int64)
 
     original_step = env.step

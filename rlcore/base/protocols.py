@@ -18,7 +18,15 @@ class Actor(Protocol):
 
     recurrent: bool  # carries a hidden state per env between ``act`` calls
 
-    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray: ...
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Actions for a batch of observations. ``rng``: where random actions come from instead of the agent's
+        own generator, so an evaluation (which passes its own) never changes the training trajectory."""
 
     def reset_state(self, starts: np.ndarray) -> None:
         """The envs where ``starts`` is true begin a new episode at the next ``act`` (stateless: nothing)."""

@@ -30,10 +30,19 @@ def reset_finished(agent: Actor, done: np.ndarray) -> None:
 
 
 def evaluate(
-    agent: Actor, env: gym.vector.VectorEnv, episodes: int, epsilon: float = 0.0, progress: str | None = None
+    agent: Actor,
+    env: gym.vector.VectorEnv,
+    episodes: int,
+    epsilon: float = 0.0,
+    progress: str | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Play ``episodes`` complete episodes; returns (returns, lengths). ``progress``: a bar with this label
     counts the finished episodes on the console (long evaluations, e.g. whole Atari games, say where they are).
+
+    Random actions (ε > 0) come from ``rng`` (None: a fresh generator seeded 0), never from the agent's own
+    generator: an evaluation in the middle of training must not change what training draws next (issue 15),
+    so the evaluation schedule leaves a seed's training trajectory alone.
 
     A dataset env (MNIST, Digits) is instead evaluated on every test image exactly once, whatever
     ``episodes`` says, so the mean return is the test accuracy (with the default 1/0 rewards).
@@ -42,8 +51,9 @@ def evaluate(
     episodes are split evenly between them and extra episodes are discarded (as SB3's evaluate_policy
     does), so short episodes are not over-represented.
     """
+    rng = np.random.default_rng(0) if rng is None else rng
     if isinstance(env, DatasetVectorEnv):
-        return evaluate_dataset(agent, env, epsilon)
+        return evaluate_dataset(agent, env, epsilon, rng)
     n = env.num_envs
     targets = np.array([(episodes + i) // n for i in range(n)])
     counts = np.zeros(n, dtype=int)
@@ -63,7 +73,7 @@ def evaluate(
     )
     with fresh_episodes(agent), bar:
         while (counts < targets).any():
-            actions = agent.act(obs, explore=False, epsilon=epsilon)
+            actions = agent.act(obs, explore=False, epsilon=epsilon, rng=rng)
             obs, rewards, terminated, truncated, _ = env.step(actions)
             reset_finished(agent, terminated | truncated)
             current_return += rewards
@@ -80,7 +90,7 @@ def evaluate(
 
 
 def evaluate_dataset(
-    agent: Actor, env: gym.vector.VectorEnv, epsilon: float = 0.0
+    agent: Actor, env: gym.vector.VectorEnv, epsilon: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-step episodes over the env's whole (test) set, each image answered exactly once, in order."""
     assert isinstance(env, DatasetVectorEnv)
@@ -89,7 +99,7 @@ def evaluate_dataset(
     seen = np.zeros(total, dtype=bool)
     obs, _ = env.reset()
     while not seen.all():
-        actions = agent.act(obs, explore=False, epsilon=epsilon)
+        actions = agent.act(obs, explore=False, epsilon=epsilon, rng=rng)
         obs, reward, _, _, info = env.step(actions)
         first = info["first_pass"]
         rewards[info["index"][first]] = reward[first]

@@ -144,6 +144,8 @@ class OffPolicyRun:
         self.run, self.cfg, self.a = run, cfg, cfg.agent
         self.envs = make_env(cfg.env, cfg.seed)
         self.eval_env = make_env(cfg.env, cfg.seed + EVAL_SEED_OFFSET, evaluation=True)
+        # evaluation's own generator (its ε-greedy draws): the evaluation schedule never moves training's draws
+        self.eval_rng = np.random.default_rng(cfg.seed + EVAL_SEED_OFFSET)
         self.agent: OffPolicyAgent = run.build_agent(
             self.envs.single_observation_space, self.envs.single_action_space
         )
@@ -248,6 +250,8 @@ class OffPolicyRun:
         self.updates.load_state_dict(saved["pending_metrics"])
         if saved["eval_env"] is not None:
             load_env_state(self.eval_env, saved["eval_env"])
+        if "eval_rng" in saved:  # checkpoints from before evaluation had its own generator lack it
+            self.eval_rng.bit_generator.state = saved["eval_rng"]
         if saved["env"] is not None:
             load_env_state(self.envs, saved["env"])
             self.obs = saved["obs"].numpy().copy()
@@ -273,6 +277,7 @@ class OffPolicyRun:
             "episode_length": torch.from_numpy(self.episode_length.copy()),
             "env": env_state(self.envs),
             "eval_env": env_state(self.eval_env),
+            "eval_rng": self.eval_rng.bit_generator.state,
             "rng": rng_states(),
             "pending_metrics": self.updates.state_dict(),
             "metrics_bytes": self.logger.sync(),
@@ -399,7 +404,9 @@ class OffPolicyRun:
         eval_start, eval_cpu_start = time.perf_counter(), time.process_time()
         self.learner.wait()
         self.check_finite()
-        returns, _ = evaluate(self.agent, self.eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg))
+        returns, _ = evaluate(
+            self.agent, self.eval_env, cfg.eval_episodes, epsilon=eval_epsilon(cfg), rng=self.eval_rng
+        )
         mean, std = float(returns.mean()), float(returns.std())
         self.log(
             {
@@ -487,6 +494,7 @@ class OffPolicyRun:
                 cfg.final_eval_episodes,
                 epsilon=eval_epsilon(cfg),
                 progress="final evaluation" if cfg.logger.progress else None,
+                rng=self.eval_rng,
             )
         final_mean, final_std = float(final_returns.mean()), float(final_returns.std())
         save_checkpoint(
