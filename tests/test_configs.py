@@ -41,7 +41,7 @@ def combinations() -> list[tuple[str, str, str | None]]:
     configs/tuned and configs/tuned_net, and every pair of options that can interact, not all products.
 
     A composed config is the agent, env, net and logger files plus the optional ``tuned/<agent>_<env>``
-    and ``tuned_net/<env>_<net>`` files (configs/config.yaml); the schemas are per group. So what can fail is
+    ``tuned_net/<env>_<net>`` and ``tuned_agent_net/<agent>_<env>_<net>`` files (configs/config.yaml); the schemas are per group. So what can fail is
     one option file, an agent x env pair (its tuned file, an env's net override under each agent), an
     agent x net pair (DRQN for recurrent nets, the net schemas under each agent) and the env x net pairs
     that have a tuned_net file. The 416 agent x env x net products (~100 s) repeat those pairs many times;
@@ -49,7 +49,7 @@ def combinations() -> list[tuple[str, str, str | None]]:
     * every agent x every env with the env's default net (each tuned/ file, each env's default net);
     * every agent x every net on CartPole;
     * every net on one env of each env family (schema): atari, classic control, datasets;
-    * every tuned_net/<env>_<net> file's pair.
+    * every tuned_net/<env>_<net> file's pair and every tuned_agent_net/<agent>_<env>_<net> file's triple.
     """
     agents, envs, nets = options("agent"), options("env"), options("net")
     combos: list[tuple[str, str, str | None]] = [(a, e, None) for a in agents for e in envs]
@@ -60,6 +60,12 @@ def combinations() -> list[tuple[str, str, str | None]]:
         env, net = pair.rsplit("_", 1)
         assert env in envs and net in nets, f"configs/tuned_net/{pair}.yaml names no env x net pair"
         combos.append(("dqn", env, net))
+    for triple in options("tuned_agent_net"):
+        agent, env, net = triple.rsplit("_", 2)
+        assert agent in agents and env in envs and net in nets, (
+            f"configs/tuned_agent_net/{triple}.yaml names no agent x env x net"
+        )
+        combos.append((agent, env, net))
     return list(dict.fromkeys(combos))
 
 
