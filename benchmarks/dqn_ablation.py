@@ -4,8 +4,8 @@
     python benchmarks/dqn_ablation.py --quick            # smoke test: 1 seed, a few thousand steps (~2 min)
     python benchmarks/dqn_ablation.py --envs CartPole --variants vanilla rainbow_lite --seeds 3
 
-Every run is ``train.py`` in its own subprocess with the env's tuned settings (RL Baselines3 Zoo's,
-configs/tuned/) and one switch changed: ``agent.double=true``, ``agent.dueling=true``, ``agent.n_step=3``,
+Every run is ``train.py`` in its own subprocess with the env's tuned settings (configs/tuned/: RL Baselines3
+Zoo's, and CartPole's 3-step returns turned back to 1 step, ``agent.n_step=1``) and one switch changed: ``agent.double=true``, ``agent.dueling=true``, ``agent.n_step=3``,
 ``agent.prioritized=true`` (Schaul et al.'s α = 0.6, β 0.4 → 1), or ``agent=rainbow_lite`` (all four,
 α = 0.5). CartPole-v1 runs the Zoo's 50,000 steps (threshold 475); Acrobot-v1 runs 30,000 steps instead
 of the Zoo's 100,000 (threshold -100) so the whole ablation fits in about 45 minutes on 2 idle cores
@@ -32,12 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# CartPole's tuning has 3-step returns (configs/tuned/dqn_CartPole.yaml): the variants but n-step turn them off
+ONE_STEP = "agent.n_step=1"
 VARIANTS = {
-    "vanilla": [],
-    "double": ["agent.double=true"],
-    "dueling": ["agent.dueling=true"],
+    "vanilla": [ONE_STEP],
+    "double": [ONE_STEP, "agent.double=true"],
+    "dueling": [ONE_STEP, "agent.dueling=true"],
     "nstep3": ["agent.n_step=3"],
-    "per": ["agent.prioritized=true"],
+    "per": [ONE_STEP, "agent.prioritized=true"],
     "rainbow_lite": ["agent=rainbow_lite"],
 }
 ENVS = {  # env option -> (threshold, total steps)

@@ -161,7 +161,9 @@ def check_override_keys(args: Sequence[str], config_dir: Path) -> None:
         "tune": {"": TuneConfig},
     }
     top = sorted(
-        {f.name for f in dataclasses.fields(TrainConfig)} | set(groups) | {"tuned", "tuned_net", "tuned_agent_net", "search"}
+        {f.name for f in dataclasses.fields(TrainConfig)}
+        | set(groups)
+        | {"tuned", "tuned_net", "tuned_agent_net", "search"}
     )
     defaults = (yaml.safe_load((config_dir / "config.yaml").read_text()) or {}).get("defaults", [])
     chosen = {  # the agent and env configs/config.yaml picks (the net follows the env, so it is not told)
