@@ -3,6 +3,7 @@ experiment with and without autoencoder pretraining, and the speed of our superv
 PyTorch loop.
 
     RLCORE_MNIST_DIR=/work/shared/data/mnist python benchmarks/mnist.py [--quick] [--only lenet5,mlp,...]
+    RLCORE_MNIST_DIR=/work/shared/data/mnist python benchmarks/mnist.py --only rnn_rows,jordan_rows,conv1d_rows
 
 Every row is a ``python train.py ...`` command (printed with its result) run in a subprocess; the table is
 printed and written to ``benchmarks/results/mnist.json``. ``--quick`` shortens every run (a smoke test,
@@ -54,6 +55,10 @@ AE_WARP = (
 )  # pretraining corruption: rotate ±10°, zoom 1 ± 0.1, shift ±2 px, then mask (see docs/mnist.md)
 # Fine-tuning recipe shared by both 1,000-label arms (random init and pretrained): dropout 0.3 on the hidden layers
 FINETUNE = ["net.dropout=0.3", "agent.lr_schedule=cosine"]
+
+
+# A recurrent net over MNIST's 28 raw rows (no per-row MLP), 128 units: the lstm_rows row's net.
+ROW_RECURRENT = ["net.rows=true", "net.encoder=mlp", "+net.encoder_kwargs.hidden_sizes=[]", "net.hidden_size=128"]
 
 
 def ae_net(hidden: list[int]) -> list[str]:
@@ -148,6 +153,29 @@ def rows(
             ],
             ">= 98.5%",
         ),
+        # Elman (net=rnn), Jordan (net=jordan) and a temporal conv (net=conv1d) over the same 28 rows, with the
+        # LSTM row's recipe at 3 epochs (docs/classic_models.md).
+        **{
+            f"{net}_rows": (
+                [
+                    "agent=supervised",
+                    "env=MNIST",
+                    f"net={net}",
+                    *net_keys,
+                    f"agent.epochs={1 if q else 3}",
+                    "agent.lr=2e-3",
+                    "agent.lr_schedule=cosine",
+                    "agent.max_grad_norm=1.0",
+                    "agent.batch_size=128",
+                ],
+                "beside lstm_rows: same rows, same recipe, 3 epochs",
+            )
+            for net, net_keys in (
+                ("rnn", ROW_RECURRENT),
+                ("jordan", [*ROW_RECURRENT, "net.output_size=128"]),
+                ("conv1d", ["net.dilations=[1,2]"]),
+            )
+        },
         "dqn_lenet5": (
             ["agent=dqn", "env=MNIST", "net=lenet5", *(["total_steps=20000"] if q else [])],
             ">= 98% from reward only",
