@@ -40,7 +40,9 @@ class DRQNAgent:
         self.cfg, self.fast, self.device = cfg, self.dqn.fast, self.dqn.device
         self.online, self.target, self.optimizer = self.dqn.online, self.dqn.target, self.dqn.optimizer
         net = self.online.extractor
-        assert isinstance(net, RecurrentNet | JordanNet), f"DRQN needs a recurrent net, got {type(net).__name__}"
+        assert isinstance(net, RecurrentNet | JordanNet), (
+            f"DRQN needs a recurrent net, got {type(net).__name__}"
+        )
         self.net = net
         # One hidden state per env, carried between `act` calls; `reset_state` marks the envs whose episode
         # starts at the next `act` (their state is reset inside that forward pass).

@@ -116,4 +116,3 @@ class JordanNet(FeatureExtractor):
             context = self.context_decay * context + y if self.context_decay else y
         out = torch.stack(outputs, dim=1)
         return (out[:, 0] if single_step else out), context.unsqueeze(0)
-

@@ -90,7 +90,10 @@ class Conv1dNet(FeatureExtractor):
         layers: list[nn.Module] = []
         for width, d in zip(widths, dils, strict=True):
             pad = d * (kernel_size - 1) // 2 if padding == "same" else 0
-            layers += [nn.Conv1d(in_channels, width, kernel_size, padding=pad, dilation=d), ACTIVATIONS[activation]()]
+            layers += [
+                nn.Conv1d(in_channels, width, kernel_size, padding=pad, dilation=d),
+                ACTIVATIONS[activation](),
+            ]
             in_channels = width
         self.trunk = nn.Sequential(*layers)
         with torch.no_grad():

@@ -155,7 +155,9 @@ def test_drqn_carries_and_resets_the_jordan_context() -> None:
     cfg = DQNConfig(batch_size=8, sequence_length=5, burn_in=3, stored_state=True)
     net_cfg = JordanConfig(encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6, output_size=4)
     space = gym.spaces.Box(-5, 5, (2,), np.float32)
-    agent = DRQNAgent(cfg, net_cfg, space, gym.spaces.Discrete(3), total_steps=100, device=torch.device("cpu"))
+    agent = DRQNAgent(
+        cfg, net_cfg, space, gym.spaces.Discrete(3), total_steps=100, device=torch.device("cpu")
+    )
     assert agent.state_size == 4
     obs = np.array([[0.3, -0.2], [1.0, 0.5]], np.float32)
     agent.act(obs, explore=False)
