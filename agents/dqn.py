@@ -4,7 +4,7 @@ The extensions combine freely (``agent=rainbow_lite`` turns on all four, docs/dq
 Double DQN (``agent.double``, van Hasselt et al. 2016), a dueling head (``agent.dueling``, Wang et al. 2016),
 n-step returns (``agent.n_step``, built by the replay at sample time) and proportional prioritized replay
 (``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
-from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn``) the registry
+from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry
 builds DRQN instead (``agents/drqn.py``: the same config and math on replayed sequences).
 
 Read top to bottom: the config schema, then the agent: act (ε-greedy), advance (ε, learning rate, target

@@ -1,5 +1,5 @@
 """DRQN (Hausknecht & Stone 2015): DQN with a recurrent Q-network, trained on replayed sequences with a burn-in
-(R2D2, Kapturowski et al. 2019; docs/drqn.md). ``agent=dqn net=lstm|gru|rnn`` builds it (:func:`agents.registry.build_dqn`).
+(R2D2, Kapturowski et al. 2019; docs/drqn.md). ``agent=dqn net=lstm|gru|rnn|jordan`` builds it (:func:`agents.registry.build_dqn`).
 
 It is a :class:`agents.dqn.DQNAgent` (ε and learning-rate schedules, target sync, optimizer, checkpoints)
 plus what a recurrent net needs: one hidden state per env carried between ``act`` calls, and an update on
@@ -16,7 +16,8 @@ import torch
 from agents.dqn import DQNAgent, DQNConfig
 from agents.q_learning import greedy_next_values, masked_q_loss
 from agents.sequence_targets import sequence_nstep_targets, sequence_priorities
-from nets.recurrent import RecurrentNet, flatten_state, unflatten_state
+from nets.jordan import JordanNet
+from nets.recurrent import RecurrentNet, flatten_state
 from rlcore.base.batches import SequenceBatch
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -39,7 +40,9 @@ class DRQNAgent:
         self.cfg, self.fast, self.device = cfg, self.dqn.fast, self.dqn.device
         self.online, self.target, self.optimizer = self.dqn.online, self.dqn.target, self.dqn.optimizer
         net = self.online.extractor
-        assert isinstance(net, RecurrentNet), f"DRQN needs a recurrent net, got {type(net).__name__}"
+        assert isinstance(net, RecurrentNet | JordanNet), (
+            f"DRQN needs a recurrent net, got {type(net).__name__}"
+        )
         self.net = net
         # One hidden state per env, carried between `act` calls; `reset_state` marks the envs whose episode
         # starts at the next `act` (their state is reset inside that forward pass).
@@ -119,8 +122,7 @@ class DRQNAgent:
         """Floats per env in a stored hidden state (0: no stored state, ``agent.stored_state=false``)."""
         if not self.cfg.stored_state:
             return 0
-        net = self.net
-        return net.num_layers * net.hidden_size * (2 if net.cell_type == "lstm" else 1)
+        return self.net.state_size
 
     def replay_state(self, n_envs: int) -> np.ndarray | None:
         """The hidden state the next ``act`` starts from, one flat row per env (resets applied), for a
@@ -146,8 +148,7 @@ class DRQNAgent:
         obs, starts = batch.obs, batch.starts
         state = None
         if batch.initial_state is not None:
-            net = self.net
-            state = unflatten_state(batch.initial_state, net.num_layers, net.cell_type == "lstm")
+            state = self.net.unflatten_state(batch.initial_state)
         with torch.no_grad(), fast.autocast():
             q_next_target = fast.forward_target(obs, state, starts)[0][:, b + 1 :]
             if b:

@@ -42,7 +42,7 @@ class Capabilities:
 
     replay: bool = False  # learns from a replay buffer (checkpoint.replay, replay.device apply)
     resume: bool = False  # resume=<run_dir> continues a run exactly (docs/resume.md)
-    recurrent_nets: bool = False  # accepts net=rnn|lstm|gru (as a recurrent learner)
+    recurrent_nets: bool = False  # accepts net=rnn|lstm|gru|jordan (as a recurrent learner)
     step_budget: bool = False  # trains for total_steps env steps (the epoch loops count agent.epochs instead)
 
 
@@ -94,7 +94,7 @@ class AgentSpec:
 
 
 def build_dqn(cfg: DQNConfig, ctx: BuildContext) -> Any:
-    """DQN, or DRQN when the net carries a hidden state (``agent=dqn|rainbow_lite net=lstm|gru|rnn``)."""
+    """DQN, or DRQN when the net carries a hidden state (``agent=dqn|rainbow_lite net=lstm|gru|rnn|jordan``)."""
     from agents.dqn import DQNAgent
     from agents.drqn import DRQNAgent
 

@@ -3,11 +3,14 @@
     python benchmarks/drqn_pomdp.py --jobs 2              # 5 seeds x (mlp, lstm) at the tuned settings
     python benchmarks/drqn_pomdp.py --nets mlp lstm gru   # add DRQN with a GRU
     python benchmarks/drqn_pomdp.py --quick               # 1 seed, 3,000 steps: checks the script, not the agents
+    python benchmarks/drqn_pomdp.py --nets rnn jordan conv1d --seeds 2 --steps 40000 --jobs 2 \
+        --out benchmarks/results/drqn_pomdp_classic.json  # Elman vs Jordan vs a temporal conv (docs/classic_models.md)
     python benchmarks/drqn_pomdp.py --agent rainbow_lite --nets lstm --out benchmarks/results/drqn_pomdp_rainbow.json
 
 Every run is ``train.py env=CartPoleNoVel net=<net> seed=<seed>`` with the tuned settings of
-configs/tuned/dqn_CartPoleNoVel.yaml and configs/tuned_net/CartPoleNoVel_<net>.yaml (the feed-forward net
-gets no frame stacking: one observation is x and θ only). Prints per net: final 20-episode greedy eval
+configs/tuned/dqn_CartPoleNoVel.yaml and configs/tuned_net/CartPoleNoVel_<net>.yaml (the feed-forward ``mlp``
+gets no frame stacking: one observation is x and θ only; ``conv1d``, the feed-forward alternative to DRQN,
+gets the last 4 observations through ``env.frame_stack=4`` in its tuned_net file). Prints per net: final 20-episode greedy eval
 mean ± std over seeds, the number of seeds whose final eval is >= 475, env steps, training SPS and wall
 time per run; writes every run and the summary to benchmarks/results/drqn_pomdp.json. Each run is its own
 subprocess; ``--jobs`` runs that many at once (give each a core: runs use one torch thread).
@@ -149,7 +152,7 @@ def main() -> None:
 
     summary = {}
     header = (
-        f"{'net':>5} | {'final eval (mean ± std over seeds)':>34} | {'seeds >= 475':>12} | "
+        f"{'net':>6} | {'final eval (mean ± std over seeds)':>34} | {'seeds >= 475':>12} | "
         f"{'best.pt, fresh episodes':>23} | {'seeds >= 475':>12} | {'steps':>6} | {'SPS':>5} | {'wall s/run':>10}"
     )
     print("\n" + header + "\n" + "-" * len(header))
@@ -171,7 +174,7 @@ def main() -> None:
         }
         s = summary[net]
         print(
-            f"{net:>5} | {s['final_eval_mean']:>25.1f} ± {s['final_eval_std']:>6.1f} | "
+            f"{net:>6} | {s['final_eval_mean']:>25.1f} ± {s['final_eval_std']:>6.1f} | "
             f"{s['seeds_at_475']:>5}/{s['seeds']:<6} | {s['best_ckpt_eval_mean']:>14.1f} ± {s['best_ckpt_eval_std']:>6.1f} | "
             f"{s['best_ckpt_seeds_at_475']:>5}/{s['seeds']:<6} | {s['steps']:>6} | {s['median_train_sps']:>5.0f} | {s['median_wall_s']:>10.0f}"
         )

@@ -3,6 +3,8 @@ experiment with and without autoencoder pretraining, and the speed of our superv
 PyTorch loop.
 
     RLCORE_MNIST_DIR=/work/shared/data/mnist python benchmarks/mnist.py [--quick] [--only lenet5,mlp,...]
+    RLCORE_MNIST_DIR=/work/shared/data/mnist python benchmarks/mnist.py --only rnn_rows,jordan_rows,conv1d_rows,rows_speed \
+        --out benchmarks/results/mnist_rows_classic.json   # Elman, Jordan and a temporal conv over the rows
 
 Every row is a ``python train.py ...`` command (printed with its result) run in a subprocess; the table is
 printed and written to ``benchmarks/results/mnist.json``. ``--quick`` shortens every run (a smoke test,
@@ -34,6 +36,7 @@ from envs import DatasetEnvConfig  # noqa: E402
 from envs.dataset_env import dataset_splits  # noqa: E402
 from nets import LeNet5Config, MLPConfig, build_extractor, save_encoder, scale_observation  # noqa: E402
 from nets.autoencoder import Autoencoder, masking_noise, reconstruction_loss  # noqa: E402
+from nets.configs import Conv1dConfig, JordanConfig, LSTMConfig, RNNConfig  # noqa: E402
 from rlcore.training.supervised import as_tensors, train_epoch  # noqa: E402
 
 AE_HIDDEN = [
@@ -54,6 +57,15 @@ AE_WARP = (
 )  # pretraining corruption: rotate ±10°, zoom 1 ± 0.1, shift ±2 px, then mask (see docs/mnist.md)
 # Fine-tuning recipe shared by both 1,000-label arms (random init and pretrained): dropout 0.3 on the hidden layers
 FINETUNE = ["net.dropout=0.3", "agent.lr_schedule=cosine"]
+
+
+# A recurrent net over MNIST's 28 raw rows (no per-row MLP), 128 units: the lstm_rows row's net.
+ROW_RECURRENT = [
+    "net.rows=true",
+    "net.encoder=mlp",
+    "+net.encoder_kwargs.hidden_sizes=[]",
+    "net.hidden_size=128",
+]
 
 
 def ae_net(hidden: list[int]) -> list[str]:
@@ -148,6 +160,29 @@ def rows(
             ],
             ">= 98.5%",
         ),
+        # Elman (net=rnn), Jordan (net=jordan) and a temporal conv (net=conv1d) over the same 28 rows, with the
+        # LSTM row's recipe at 3 epochs (docs/classic_models.md).
+        **{
+            f"{net}_rows": (
+                [
+                    "agent=supervised",
+                    "env=MNIST",
+                    f"net={net}",
+                    *net_keys,
+                    f"agent.epochs={1 if q else 3}",
+                    "agent.lr=2e-3",
+                    "agent.lr_schedule=cosine",
+                    "agent.max_grad_norm=1.0",
+                    "agent.batch_size=128",
+                ],
+                "beside lstm_rows: same rows, same recipe, 3 epochs",
+            )
+            for net, net_keys in (
+                ("rnn", ROW_RECURRENT),
+                ("jordan", [*ROW_RECURRENT, "net.output_size=128"]),
+                ("conv1d", ["net.dilations=[1,2]"]),
+            )
+        },
         "dqn_lenet5": (
             ["agent=dqn", "env=MNIST", "net=lenet5", *(["total_steps=20000"] if q else [])],
             ">= 98% from reward only",
@@ -283,12 +318,46 @@ def loop_speed(epochs: int) -> dict:
     }
 
 
+def rows_speed(repeats: int) -> dict:
+    """Milliseconds per forward + backward pass on a batch of 128 MNIST images read row by row, for the row
+    nets of the ``*_rows`` rows, interleaved in one process so that all see the same load (their wall times
+    in the table come from different moments of a shared machine). Median over ``repeats`` passes after two
+    warm-up passes; ``ratio_to_rnn`` is the figure to quote."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    shape = (1, 28, 28)
+    raw_rows = {"rows": True, "encoder_kwargs": {"hidden_sizes": []}, "hidden_size": 128}
+    nets = {
+        "rnn": build_extractor(RNNConfig(**raw_rows), shape),
+        "lstm": build_extractor(LSTMConfig(**raw_rows), shape),
+        "jordan": build_extractor(JordanConfig(**raw_rows, output_size=128), shape),
+        "conv1d": build_extractor(Conv1dConfig(dilations=[1, 2]), shape),
+    }
+    images = torch.randint(0, 256, (128, *shape), dtype=torch.uint8)
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    for _ in range(repeats + 2):
+        for name, net in nets.items():
+            start = time.perf_counter()
+            features, _ = net(images)
+            features.sum().backward()
+            times[name].append(time.perf_counter() - start)
+    ms = {name: 1e3 * float(np.median(t[2:])) for name, t in times.items()}
+    return {
+        "ms_per_batch_128": {k: round(v, 1) for k, v in ms.items()},
+        "ratio_to_rnn": {k: round(v / ms["rnn"], 2) for k, v in ms.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test of the script")
-    parser.add_argument("--only", default="", help="comma-separated row names (default: all), plus 'speed'")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated row names (default: all), plus 'speed' and 'rows_speed'",
+    )
     parser.add_argument(
         "--ae-hidden",
         type=widths,
@@ -328,7 +397,7 @@ def main() -> None:
     encoder_file = scratch / "dae_encoder.pt"
     hidden = args.ae_hidden
     table = rows(args.quick, encoder_file, hidden, args.finetune_shift, args.seed)
-    wanted = [w for w in args.only.split(",") if w] or [*table, "speed"]
+    wanted = [w for w in args.only.split(",") if w] or [*table, "speed", "rows_speed"]
     results: dict = {"quick": args.quick, "torch": torch.__version__, "rows": {}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -397,6 +466,14 @@ def main() -> None:
         print(
             f"| {name} | {acc} | {row.get('epochs') or '-'} | {row.get('wall_time_s')} | {row['target']} | `{row['command']}` |"
         )
+    if "rows_speed" in wanted:
+        results["rows_speed"] = rows_speed(3 if args.quick else 20)
+        save()
+    if "rows_speed" in results:
+        s = results["rows_speed"]
+        print("\nrow nets, forward + backward on 128 images (1 thread, interleaved):")
+        for name, ms in s["ms_per_batch_128"].items():
+            print(f"  {name:7s} {ms:7.1f} ms  x{s['ratio_to_rnn'][name]:.2f} of rnn")
     if "speed" in results:
         s = results["speed"]
         print(

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from gymnasium.wrappers import RescaleObservation
+from gymnasium.wrappers import FrameStackObservation, RescaleObservation
 
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require
@@ -34,6 +34,11 @@ class ClassicControlConfig:
     # recurrent nets that must infer velocities from small differences of consecutive observations
     # (docs/drqn.md). Needs finite bounds.
     rescale_obs: float | None = None
+    # k > 1: each observation is the last k observations stacked, shape (k, *obs_shape), oldest first; an
+    # episode's first observation fills the slots before it (no step of another episode leaks in). How a
+    # feed-forward net (net=conv1d over time, or an MLP on the flattened stack) sees the recent past, e.g.
+    # CartPoleNoVel's velocities as differences of consecutive positions. Recurrent nets keep 1.
+    frame_stack: int = 1
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -55,6 +60,7 @@ class ClassicControlConfig:
             "env.rescale_obs",
             f"must be > 0 or null (got {self.rescale_obs})",
         )
+        require(self.frame_stack > 0, "env.frame_stack", f"must be > 0 (got {self.frame_stack})")
         if self.rescale_obs is not None:  # fail at start-up, not when the first env is made
             make_classic_env(self).close()
 
@@ -74,9 +80,14 @@ def rescale_from_bounds(env: gym.Env, half_range: float) -> gym.Env:
 
 
 def make_classic_env(cfg: ClassicControlConfig, **make_kwargs: Any) -> gym.Env:
-    """One env of ``cfg`` (``make_kwargs`` go to ``gym.make``, e.g. a render mode), rescaled if ``cfg.rescale_obs`` is set."""
+    """One env of ``cfg`` (``make_kwargs`` go to ``gym.make``, e.g. a render mode), rescaled if ``cfg.rescale_obs``
+    is set, then with the last ``cfg.frame_stack`` observations stacked."""
     env = gym.make(cfg.id, max_episode_steps=cfg.max_episode_steps, **cfg.kwargs, **make_kwargs)
-    return env if cfg.rescale_obs is None else rescale_from_bounds(env, cfg.rescale_obs)
+    if cfg.rescale_obs is not None:
+        env = rescale_from_bounds(env, cfg.rescale_obs)
+    if cfg.frame_stack > 1:  # "reset" padding: copies of the episode's first observation, so zero velocity
+        env = FrameStackObservation(env, cfg.frame_stack, padding_type="reset")
+    return env
 
 
 def make_classic(

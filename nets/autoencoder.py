@@ -86,12 +86,14 @@ class ConvDecoder(nn.Module):
                 p = _pair(
                     layer.padding
                 )  # ConvNet builds explicit (int, int) paddings; 'same' is resolved there
+                dil = _pair(layer.dilation)
+                span = [dil[d] * (k[d] - 1) + 1 for d in range(2)]  # a dilated kernel's extent
                 out_pad = []
                 for d in range(2):
-                    # A conv maps n -> floor((n + 2p - k) / s) + 1; a transposed conv maps m ->
-                    # (m - 1) * s - 2p + k + output_padding, so output_padding = the remainder the floor lost.
-                    m = (size[d] + 2 * p[d] - k[d]) // s[d] + 1
-                    out_pad.append(size[d] - ((m - 1) * s[d] - 2 * p[d] + k[d]))
+                    # A conv maps n -> floor((n + 2p - span) / s) + 1; a transposed conv maps m ->
+                    # (m - 1) * s - 2p + span + output_padding, so output_padding = the remainder the floor lost.
+                    m = (size[d] + 2 * p[d] - span[d]) // s[d] + 1
+                    out_pad.append(size[d] - ((m - 1) * s[d] - 2 * p[d] + span[d]))
                 mirrored += [
                     nn.ConvTranspose2d(
                         layer.out_channels,
@@ -100,6 +102,7 @@ class ConvDecoder(nn.Module):
                         s,
                         p,
                         output_padding=(out_pad[0], out_pad[1]),
+                        dilation=dil,
                     ),
                     nn.ReLU(),
                 ]

@@ -8,10 +8,21 @@ import gymnasium as gym
 
 from nets.base import FeatureExtractor
 from nets.cnn import VGG, AlexNet, LeNet5, NatureCNN, image_shape
-from nets.configs import AlexNetConfig, LeNet5Config, MLPConfig, NatureCNNConfig, RecurrentConfig, VGGConfig
+from nets.configs import (
+    AlexNetConfig,
+    Conv1dConfig,
+    JordanConfig,
+    LeNet5Config,
+    MLPConfig,
+    NatureCNNConfig,
+    RecurrentConfig,
+    VGGConfig,
+)
+from nets.jordan import JordanNet
 from nets.mlp import MLP
 from nets.pretrained import freeze_module, load_pretrained
 from nets.recurrent import RecurrentNet, RowSequenceNet
+from nets.temporal import Conv1dNet
 
 
 def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
@@ -31,6 +42,7 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             padding=cfg.padding,
             batch_norm=cfg.batch_norm,
             dropout=cfg.dropout,
+            dilation=cfg.dilation,
         )
     if isinstance(cfg, LeNet5Config):
         return LeNet5(
@@ -41,6 +53,7 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             padding=cfg.padding,
             batch_norm=cfg.batch_norm,
             dropout=cfg.dropout,
+            dilation=cfg.dilation,
         )
     if isinstance(cfg, AlexNetConfig):
         return AlexNet(
@@ -51,6 +64,7 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             padding=cfg.padding,
             batch_norm=cfg.batch_norm,
             dropout=cfg.dropout,
+            dilation=cfg.dilation,
         )
     if isinstance(cfg, VGGConfig):
         return VGG(
@@ -62,15 +76,33 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             padding=cfg.padding,
             batch_norm=cfg.batch_norm,
             dropout=cfg.dropout,
+            dilation=cfg.dilation,
+        )
+    if isinstance(cfg, Conv1dConfig):
+        return Conv1dNet(
+            space,
+            channels=cfg.channels,
+            kernel_size=cfg.kernel_size,
+            dilations=cfg.dilations,
+            padding=cfg.padding,
+            activation=cfg.activation,
+            features_dim=cfg.features_dim,
+            dropout=cfg.dropout,
         )
     if isinstance(cfg, RecurrentConfig) and cfg.rows:
         shape = image_shape(space, "net.rows=true")
-        row_encoder = build_extractor(cfg.encoder_config(), (shape[0] * shape[2],))
-        return RowSequenceNet(shape, row_encoder, cfg.name, cfg.hidden_size, cfg.num_layers)
+        return RowSequenceNet(shape, _recurrent(cfg, (shape[0] * shape[2],)))
     if isinstance(cfg, RecurrentConfig):
-        encoder = build_extractor(cfg.encoder_config(), space)
-        return RecurrentNet(encoder, cell=cfg.name, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)
+        return _recurrent(cfg, space)
     raise TypeError(f"no extractor for net config {type(cfg).__name__}")
+
+
+def _recurrent(cfg: RecurrentConfig, space: gym.Space | Sequence[int]) -> FeatureExtractor:
+    """The per-frame encoder for ``space``, then Jordan's network or an Elman RNN / LSTM / GRU."""
+    encoder = build_extractor(cfg.encoder_config(), space)
+    if isinstance(cfg, JordanConfig):
+        return JordanNet(encoder, cfg.hidden_size, cfg.output_size, cfg.context_decay)
+    return RecurrentNet(encoder, cell=cfg.name, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers)
 
 
 def build_extractor(cfg: object, observation_space: gym.Space | Sequence[int]) -> FeatureExtractor:

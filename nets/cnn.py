@@ -5,8 +5,13 @@ the two comes from a dummy forward pass at construction, so every input size the
 A (H, W) observation space gets a channel axis added inside the net. Inputs smaller than the architecture's
 receptive-field chain allows raise a ValueError naming the shape and the minimum.
 
-``padding="same"`` pads each convolution by (k - 1) // 2 on every side: stride-1 odd kernels keep the
-spatial size, strided ones give about ceil(n / stride). ``padding="valid"`` does not pad.
+``padding="same"`` pads each convolution by d * (k - 1) // 2 on every side (d its dilation): stride-1 odd
+kernels keep the spatial size, strided ones give about ceil(n / stride). ``padding="valid"`` does not pad.
+
+``dilation`` (every extractor here; default 1) spreads each kernel's taps d pixels apart, so a k x k kernel
+covers d * (k - 1) + 1 pixels with the same weights: a larger receptive field without pooling or more
+parameters (Yu & Koltun 2016, "Multi-scale context aggregation by dilated convolutions"). The flatten size and
+the minimum input size follow from it like any other setting.
 """
 
 from __future__ import annotations
@@ -44,11 +49,22 @@ def conv_unit(
     padding: str,
     batch_norm: bool,
     activation: str = "relu",
+    dilation: int = 1,
 ) -> list[nn.Module]:
     """Conv2d -> [BatchNorm2d] -> activation; the conv has no bias when batch norm follows (it would cancel)."""
-    pad = (kernel_size - 1) // 2 if padding == "same" else 0
+    if dilation < 1:
+        raise ValueError(f"dilation must be >= 1, got {dilation}")
+    pad = dilation * (kernel_size - 1) // 2 if padding == "same" else 0
     layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, bias=not batch_norm)
+        nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=pad,
+            dilation=dilation,
+            bias=not batch_norm,
+        )
     ]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels))
@@ -68,18 +84,22 @@ def pool_layer(kind: str, kernel_size: int, stride: int) -> nn.Module:
 
 
 def _geometry(layer: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(span, stride, padding) of a conv/pool layer; the span of a dilated kernel is d * (k - 1) + 1."""
+
     def pair(v: Any) -> tuple[int, int]:
         return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
     stride = layer.stride if layer.stride is not None else layer.kernel_size
-    return pair(layer.kernel_size), pair(stride), pair(layer.padding)
+    kernel, dilation = pair(layer.kernel_size), pair(getattr(layer, "dilation", 1))
+    span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    return span, pair(stride), pair(layer.padding)
 
 
 def minimum_input_size(trunk: nn.Module) -> tuple[int, int]:
     """Smallest (H, W) for which every conv/pool window of ``trunk`` fits (output at least 1x1).
 
-    Walks the layers backwards: a layer with kernel k, stride s and padding p needs (n_out - 1) * s + k - 2p
-    input pixels for n_out outputs.
+    Walks the layers backwards: a layer with kernel span k (d * (k - 1) + 1 when dilated), stride s and
+    padding p needs (n_out - 1) * s + k - 2p input pixels for n_out outputs.
     """
     need = [1, 1]
     for layer in reversed([m for m in trunk.modules() if isinstance(m, _SPATIAL)]):
@@ -161,13 +181,15 @@ class NatureCNN(ConvNet):
         padding: str = "valid",
         batch_norm: bool = False,
         dropout: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         _check_choice(padding, "padding", PADDINGS)
         c = image_shape(observation_space, type(self).__name__)[0]
+        d = dilation
         trunk = nn.Sequential(
-            *conv_unit(c, 32, 8, 4, padding, batch_norm),
-            *conv_unit(32, 64, 4, 2, padding, batch_norm),
-            *conv_unit(64, 64, 3, 1, padding, batch_norm),
+            *conv_unit(c, 32, 8, 4, padding, batch_norm, dilation=d),
+            *conv_unit(32, 64, 4, 2, padding, batch_norm, dilation=d),
+            *conv_unit(64, 64, 3, 1, padding, batch_norm, dilation=d),
         )
         super().__init__(observation_space, trunk, [features_dim], dropout)
 
@@ -189,14 +211,15 @@ class LeNet5(ConvNet):
         padding: str = "valid",
         batch_norm: bool = False,
         dropout: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         _check_choice(padding, "padding", PADDINGS)
         _check_choice(activation, "activation", ACTIVATIONS)
         c = image_shape(observation_space, type(self).__name__)[0]
         trunk = nn.Sequential(
-            *conv_unit(c, 6, 5, 1, padding, batch_norm, activation),
+            *conv_unit(c, 6, 5, 1, padding, batch_norm, activation, dilation),
             pool_layer(pooling, 2, 2),
-            *conv_unit(6, 16, 5, 1, padding, batch_norm, activation),
+            *conv_unit(6, 16, 5, 1, padding, batch_norm, activation, dilation),
             pool_layer(pooling, 2, 2),
         )
         super().__init__(observation_space, trunk, [120, features_dim], dropout, fc_activation=activation)
@@ -220,20 +243,22 @@ class AlexNet(ConvNet):
         padding: str = "same",
         batch_norm: bool = False,
         dropout: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         _check_choice(padding, "padding", PADDINGS)
         if len(channels) != 5 or any(int(ch) <= 0 for ch in channels):
             raise ValueError(f"AlexNet needs 5 positive conv widths, got {list(channels)}")
         c = image_shape(observation_space, type(self).__name__)[0]
         c1, c2, c3, c4, c5 = (int(ch) for ch in channels)
+        d = dilation
         trunk = nn.Sequential(
-            *conv_unit(c, c1, 5, 1, padding, batch_norm),
+            *conv_unit(c, c1, 5, 1, padding, batch_norm, dilation=d),
             pool_layer(pooling, 3, 2),
-            *conv_unit(c1, c2, 5, 1, padding, batch_norm),
+            *conv_unit(c1, c2, 5, 1, padding, batch_norm, dilation=d),
             pool_layer(pooling, 3, 2),
-            *conv_unit(c2, c3, 3, 1, padding, batch_norm),
-            *conv_unit(c3, c4, 3, 1, padding, batch_norm),
-            *conv_unit(c4, c5, 3, 1, padding, batch_norm),
+            *conv_unit(c2, c3, 3, 1, padding, batch_norm, dilation=d),
+            *conv_unit(c3, c4, 3, 1, padding, batch_norm, dilation=d),
+            *conv_unit(c4, c5, 3, 1, padding, batch_norm, dilation=d),
             pool_layer(pooling, 3, 2),
         )
         super().__init__(observation_space, trunk, [features_dim, features_dim], dropout)
@@ -256,6 +281,7 @@ class VGG(ConvNet):
         padding: str = "same",
         batch_norm: bool = False,
         dropout: float = 0.0,
+        dilation: int = 1,
     ) -> None:
         _check_choice(padding, "padding", PADDINGS)
         if not channels or any(int(ch) <= 0 for ch in channels) or convs_per_block < 1:
@@ -266,7 +292,7 @@ class VGG(ConvNet):
         layers: list[nn.Module] = []
         for width in channels:
             for _ in range(convs_per_block):
-                layers += conv_unit(in_ch, int(width), 3, 1, padding, batch_norm)
+                layers += conv_unit(in_ch, int(width), 3, 1, padding, batch_norm, dilation=dilation)
                 in_ch = int(width)
             layers.append(pool_layer(pooling, 2, 2))
         super().__init__(observation_space, nn.Sequential(*layers), [features_dim], dropout)

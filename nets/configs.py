@@ -75,10 +75,12 @@ class NatureCNNConfig:
     padding: str = "valid"
     batch_norm: bool = False
     dropout: float = 0.0
+    dilation: int = 1  # every conv's dilation (Yu & Koltun 2016); 'same' padding keeps sizes
     pretrained: str | None = None
     freeze: bool = False
 
     def __post_init__(self) -> None:
+        _check_positive(self.dilation, "net.dilation")
         _check_positive(self.features_dim, "net.features_dim")
         require_choice(self.padding, "net.padding", PADDINGS)
         _check_dropout(self.dropout)
@@ -95,10 +97,12 @@ class LeNet5Config:
     padding: str = "valid"
     batch_norm: bool = False
     dropout: float = 0.0
+    dilation: int = 1  # every conv's dilation (Yu & Koltun 2016); 'same' padding keeps sizes
     pretrained: str | None = None
     freeze: bool = False
 
     def __post_init__(self) -> None:
+        _check_positive(self.dilation, "net.dilation")
         _check_positive(self.features_dim, "net.features_dim")
         require_choice(self.activation, "net.activation", ACTIVATIONS)
         require_choice(self.pooling, "net.pooling", POOLINGS)
@@ -117,10 +121,12 @@ class AlexNetConfig:
     padding: str = "same"
     batch_norm: bool = False
     dropout: float = 0.0
+    dilation: int = 1  # every conv's dilation (Yu & Koltun 2016); 'same' padding keeps sizes
     pretrained: str | None = None
     freeze: bool = False
 
     def __post_init__(self) -> None:
+        _check_positive(self.dilation, "net.dilation")
         require(
             len(self.channels) == 5 and all(c > 0 for c in self.channels),
             "net.channels",
@@ -144,10 +150,12 @@ class VGGConfig:
     padding: str = "same"
     batch_norm: bool = False
     dropout: float = 0.0
+    dilation: int = 1  # every conv's dilation (Yu & Koltun 2016); 'same' padding keeps sizes
     pretrained: str | None = None
     freeze: bool = False
 
     def __post_init__(self) -> None:
+        _check_positive(self.dilation, "net.dilation")
         require(
             len(self.channels) > 0 and all(c > 0 for c in self.channels),
             "net.channels",
@@ -171,6 +179,42 @@ ENCODER_CONFIGS: dict[str, type] = {
 
 
 @dataclass
+class Conv1dConfig:
+    """1-D convolutions over time (a temporal-conv net): over a (time, features) observation, e.g. the last k
+    observations that ``env.frame_stack=k`` stacks, or over an image's rows (time = H, channels = C*W).
+    One conv per ``channels`` entry with kernel ``kernel_size`` and dilation ``dilations[i]`` (1, 2, 4, ...:
+    WaveNet's doubling, van den Oord et al. 2016), then one FC layer of ``features_dim``."""
+
+    name: str = "conv1d"
+    channels: list[int] = field(default_factory=lambda: [64, 64])
+    kernel_size: int = 3
+    dilations: list[int] = field(default_factory=lambda: [1, 1])
+    padding: str = "same"
+    activation: str = "relu"
+    features_dim: int = 128
+    dropout: float = 0.0
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.channels) > 0 and all(c > 0 for c in self.channels),
+            "net.channels",
+            f"needs at least one positive conv width (got {self.channels})",
+        )
+        _check_positive(self.kernel_size, "net.kernel_size")
+        require(
+            len(self.dilations) == len(self.channels) and all(d > 0 for d in self.dilations),
+            "net.dilations",
+            f"needs one positive dilation per conv in net.channels ({len(self.channels)}; got {self.dilations})",
+        )
+        require_choice(self.padding, "net.padding", PADDINGS)
+        require_choice(self.activation, "net.activation", ACTIVATIONS)
+        _check_positive(self.features_dim, "net.features_dim")
+        _check_dropout(self.dropout)
+
+
+@dataclass
 class RecurrentConfig:
     """Encoder per frame, then an Elman RNN / LSTM / GRU (chosen by ``name``) with ``hidden_size`` units."""
 
@@ -186,11 +230,14 @@ class RecurrentConfig:
     freeze: bool = False
 
     def __post_init__(self) -> None:
-        require_choice(self.name, "net.name", CELLS)
+        self._check_name()
         require_choice(self.encoder, "net.encoder", ENCODER_CONFIGS)
         _check_positive(self.hidden_size, "net.hidden_size")
         _check_positive(self.num_layers, "net.num_layers")
         self.encoder_config()  # fail at config time, not at build time
+
+    def _check_name(self) -> None:
+        require_choice(self.name, "net.name", CELLS)
 
     def encoder_config(self) -> Any:
         """The encoder's typed config, built (and range-checked) from ``encoder`` and ``encoder_kwargs``."""
@@ -223,6 +270,34 @@ def is_recurrent_config(cfg: object) -> bool:
 
 
 @dataclass
+class JordanConfig(RecurrentConfig):
+    """Encoder per frame, then Jordan's network (Jordan 1986; nets/jordan.py): a tanh hidden layer of
+    ``hidden_size`` units whose context is the previous output (``output_size`` units, the features), kept
+    with self-connections of weight ``context_decay`` (0: exactly the previous output)."""
+
+    name: str = "jordan"
+    output_size: int = 64
+    context_decay: float = 0.0
+
+    def _check_name(self) -> None:
+        require(self.name == "jordan", "net.name", f"must be 'jordan' for this option (got {self.name!r})")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            self.num_layers == 1,
+            "net.num_layers",
+            f"Jordan's network has one hidden layer: leave net.num_layers at 1 (got {self.num_layers})",
+        )
+        _check_positive(self.output_size, "net.output_size")
+        require(
+            0.0 <= self.context_decay < 1.0,
+            "net.context_decay",
+            f"must be in [0, 1) (got {self.context_decay})",
+        )
+
+
+@dataclass
 class RNNConfig(RecurrentConfig):
     name: str = "rnn"
 
@@ -238,6 +313,13 @@ class GRUConfig(RecurrentConfig):
 
 
 # Every net option by name (the ``name`` key), e.g. for the SB3 adapter's ``net="nature_cnn"``.
-NET_CONFIGS: dict[str, type] = {**ENCODER_CONFIGS, "rnn": RNNConfig, "lstm": LSTMConfig, "gru": GRUConfig}
+NET_CONFIGS: dict[str, type] = {
+    **ENCODER_CONFIGS,
+    "conv1d": Conv1dConfig,
+    "rnn": RNNConfig,
+    "lstm": LSTMConfig,
+    "gru": GRUConfig,
+    "jordan": JordanConfig,
+}
 
 SCHEMAS: dict[str, type] = {f"{name}_schema": schema for name, schema in NET_CONFIGS.items()}

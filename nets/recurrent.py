@@ -65,6 +65,15 @@ class RecurrentNet(FeatureExtractor):
         h = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
         return (h, h.clone()) if self.cell_type == "lstm" else h
 
+    @property
+    def state_size(self) -> int:
+        """Floats per env in a flat stored state (:func:`flatten_state`)."""
+        return self.num_layers * self.hidden_size * (2 if self.cell_type == "lstm" else 1)
+
+    def unflatten_state(self, flat: torch.Tensor) -> RecurrentState:
+        """A stored flat row per env back to this net's state (:func:`unflatten_state`)."""
+        return unflatten_state(flat, self.num_layers, self.cell_type == "lstm")
+
     def _reset(self, state: RecurrentState, mask: torch.Tensor) -> RecurrentState:
         """Rows of ``state`` where ``mask`` (batch,) is true go back to the (zero) initial state."""
         keep = (~mask).to(self._state_dtype(state)).view(1, -1, 1)
@@ -123,23 +132,20 @@ class RowSequenceNet(FeatureExtractor):
     """An image read as a sequence of its rows: the encoder sees one row (C*W values), the cell runs over the
     H rows, and the features are the last row's output (the "pixel-row LSTM" of sequential MNIST).
 
-    Stateless across calls (``is_recurrent = False``): each image is a whole sequence, so agents treat it
-    like any feed-forward extractor. Build the encoder for a flat row shape ``(C * W,)``.
+    ``rows`` is any recurrent extractor with the call convention above (an Elman RNN / LSTM / GRU
+    :class:`RecurrentNet`, or a Jordan net) whose encoder takes a flat row ``(C * W,)``. Stateless across
+    calls (``is_recurrent = False``): each image is a whole sequence, so agents treat it like any
+    feed-forward extractor.
     """
 
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int],
-        encoder: FeatureExtractor,
-        cell: str = "lstm",
-        hidden_size: int = 128,
-        num_layers: int = 1,
-    ) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], rows: FeatureExtractor) -> None:
         c, h, w = image_shape
-        if encoder.input_shape != (c * w,):
-            raise ValueError(f"the row encoder must take rows of shape {(c * w,)}, got {encoder.input_shape}")
-        super().__init__(image_shape, hidden_size)
-        self.rows = RecurrentNet(encoder, cell=cell, hidden_size=hidden_size, num_layers=num_layers)
+        if not rows.is_recurrent:
+            raise ValueError(f"the row net must be recurrent, got {type(rows).__name__}")
+        if rows.input_shape != (c * w,):
+            raise ValueError(f"the row encoder must take rows of shape {(c * w,)}, got {rows.input_shape}")
+        super().__init__(image_shape, rows.features_dim)
+        self.rows = rows
 
     def forward(self, obs: torch.Tensor, state: object | None = None) -> tuple[torch.Tensor, object | None]:
         # (B, C, H, W) -> (B, H, C*W): time runs down the image; the encoder scales uint8 pixels itself

@@ -17,7 +17,7 @@ from agents.drqn import DRQNAgent
 from agents.q_learning import masked_q_loss
 from envs import make_env
 from nets import MLPConfig
-from nets.configs import RecurrentConfig
+from nets.configs import JordanConfig, RecurrentConfig
 from nets.recurrent import flatten_state, unflatten_state
 from rlcore.base.checkpoint import atomic_torch_save
 from rlcore.base.errors import ConfigError, RLCoreError
@@ -120,7 +120,8 @@ OBS2 = gym.spaces.Box(-5, 5, (2,), np.float32)
 
 def recurrent_agent(cell: str = "lstm", seed: int = 0, **agent_kwargs) -> DRQNAgent:
     torch.manual_seed(seed)
-    net = RecurrentConfig(name=cell, encoder="mlp", encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6)
+    schema = JordanConfig if cell == "jordan" else RecurrentConfig
+    net = schema(name=cell, encoder="mlp", encoder_kwargs={"hidden_sizes": [8]}, hidden_size=6)
     cfg = DQNConfig(batch_size=8, sequence_length=5, burn_in=3, **agent_kwargs)
     return DRQNAgent(
         cfg, net, OBS2, gym.spaces.Discrete(3), total_steps=1000, device=torch.device("cpu"), seed=seed
@@ -134,9 +135,7 @@ def unrolled_loss(agent: DQNAgent, batch) -> float:
     for i in range(len(batch.obs)):
         state = None
         if batch.initial_state is not None:
-            state = unflatten_state(
-                batch.initial_state[i : i + 1], 1, lstm=agent.online.extractor.cell_type == "lstm"
-            )
+            state = agent.online.extractor.unflatten_state(batch.initial_state[i : i + 1])
         s_online, s_target, qs, qt = state, state, [], []
         for t in range(batch.obs.shape[1]):
             start = batch.starts[i : i + 1, t]
@@ -156,7 +155,12 @@ def unrolled_loss(agent: DQNAgent, batch) -> float:
 
 @pytest.mark.parametrize(
     ("cell", "double", "stored", "dueling"),
-    [("lstm", False, False, False), ("gru", True, True, False), ("lstm", True, False, True)],
+    [
+        ("lstm", False, False, False),
+        ("gru", True, True, False),
+        ("lstm", True, False, True),
+        ("jordan", True, True, True),
+    ],
 )
 def test_sequence_update_matches_a_step_by_step_unroll(cell, double, stored, dueling):
     agent = recurrent_agent(cell, double=double, stored_state=stored, dueling=dueling)
