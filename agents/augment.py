@@ -28,29 +28,43 @@ def require_image_shift(shape: tuple[int, ...], pixels: int, key: str) -> None:
     )
 
 
-def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
+PADDINGS = ("zeros", "replicate")
+
+
+def random_shift(
+    images: torch.Tensor, pixels: int, generator: torch.Generator | None = None, padding: str = "zeros"
+) -> torch.Tensor:
     """Each image of ``images`` (N, C, H, W) translated by its own random (dy, dx) in [-pixels, pixels]^2.
 
-    Equivalent to zero-padding every side by ``pixels`` and cropping an HxW window at a uniformly random
-    position, as ``torchvision.transforms.RandomCrop(size, padding=pixels)`` does per image; the pixels shifted
-    in are 0 (MNIST's background). Keeps dtype and device; ``pixels=0`` returns ``images`` itself. Offsets are
-    drawn on the CPU from ``generator`` (a CPU generator), so a seeded generator gives the same shifts on any
-    device.
+    Equivalent to padding every side by ``pixels`` and cropping an HxW window at a uniformly random position,
+    as ``torchvision.transforms.RandomCrop(size, padding=pixels)`` does per image. ``padding="zeros"``: the
+    pixels shifted in are 0 (MNIST's background); ``"replicate"``: they repeat the border pixels, DrQ's
+    random shift for Atari frames (Kostrikov et al. 2021, ``nn.ReplicationPad2d(4)`` then a random 84x84 crop),
+    here done by clamping the gather indices to the image, so no padded copy is made. Keeps dtype and device;
+    ``pixels=0`` returns ``images`` itself. Offsets are drawn on the CPU from ``generator`` (a CPU generator),
+    so a seeded generator gives the same shifts on any device.
     """
     if pixels < 0:
         raise ValueError(f"shift must be >= 0 pixels, got {pixels}")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
     if pixels == 0:
         return images
     if images.ndim != 4:
         raise ValueError(f"expected a (N, C, H, W) image batch, got shape {tuple(images.shape)}")
     n, c, h, w = images.shape
     offsets = torch.randint(0, 2 * pixels + 1, (2, n), generator=generator).to(images.device)
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    if padding == "replicate":
+        # row r of the crop of image n is row offsets[0, n] - pixels + r of the image, clamped to the border
+        rows = (offsets[0][:, None] - pixels + torch.arange(h, device=images.device)).clamp_(0, h - 1)
+        cols = (offsets[1][:, None] - pixels + torch.arange(w, device=images.device)).clamp_(0, w - 1)
+        return images[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
     padded = images.new_zeros((n, c, h + 2 * pixels, w + 2 * pixels))
     padded[:, :, pixels : pixels + h, pixels : pixels + w] = images
     rows = offsets[0][:, None] + torch.arange(h, device=images.device)  # (N, H): row r of the crop of image n
     cols = offsets[1][:, None] + torch.arange(w, device=images.device)  # (N, W)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(c, device=images.device)[None, :, None, None]
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from agents.dqn import DQNAgent, DQNConfig
+from rlcore.base.errors import ConfigError
 from agents.q_learning import greedy_next_values, masked_q_loss
 from agents.sequence_targets import sequence_nstep_targets, sequence_priorities
 from nets.recurrent import RecurrentNet, flatten_state, unflatten_state
@@ -35,6 +36,11 @@ class DRQNAgent:
         action_space: gym.Space | None,
         **options: object,
     ) -> None:
+        if cfg.augment_shift:
+            raise ConfigError(
+                "config key 'agent.augment_shift': DRQN learns on replayed sequences, which are not augmented; "
+                "set agent.augment_shift=0 or use a feed-forward net (e.g. net=nature_cnn)"
+            )
         self.dqn = DQNAgent(cfg, net_cfg, observation_space, action_space, **options)  # type: ignore[arg-type]
         self.cfg, self.fast, self.device = cfg, self.dqn.fast, self.dqn.device
         self.online, self.target, self.optimizer = self.dqn.online, self.dqn.target, self.dqn.optimizer
