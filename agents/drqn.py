@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from agents.dqn import DQNAgent, DQNConfig
-from rlcore.base.errors import ConfigError
 from agents.q_learning import greedy_next_values, masked_q_loss
 from agents.sequence_targets import sequence_nstep_targets, sequence_priorities
 from nets.recurrent import RecurrentNet, flatten_state, unflatten_state
 from rlcore.base.batches import SequenceBatch
+from rlcore.base.errors import ConfigError
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
