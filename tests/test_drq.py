@@ -278,3 +278,18 @@ def test_preset_runs_from_the_command_line(cli: Any, tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["agent"] == "drq" and summary["total_steps"] == 240 and summary["updates"] == 41
     assert summary["eval_episodes"] == 1
+
+
+def test_drqn_refuses_augmentation() -> None:
+    from agents.drqn import DRQNAgent
+    from nets import LSTMConfig
+
+    with pytest.raises(ConfigError, match="agent.augment_shift.*sequences"):
+        DRQNAgent(
+            DQNConfig(augment_shift=4),
+            LSTMConfig(),
+            IMAGES,
+            ACTIONS,
+            total_steps=10,
+            device=torch.device("cpu"),
+        )
