@@ -91,6 +91,11 @@ ARMS = ("drq", "drq_dae")
 CURVE_POINTS = 21  # learning-curve grid: every 5,000 steps
 
 
+def decay_fraction(steps: int) -> str:
+    """agent.exploration_fraction that decays ε over the protocol's 5,000 steps in a run of ``steps``."""
+    return f"{min(1.0, EPSILON_DECAY_STEPS / steps):.6f}"
+
+
 def human_normalised(score: float, game: str) -> float:
     anchor = ANCHORS[game]
     random, human = anchor["random"], anchor["human"]
@@ -168,13 +173,13 @@ def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace)
         extra += [
             f"net.pretrained={dae_dir}",
             f"total_steps={steps}",
-            f"agent.exploration_fraction={EPSILON_DECAY_STEPS / steps:.6f}",
+            f"agent.exploration_fraction={decay_fraction(steps)}",
         ]
         pretrain = {"command": shown(dae_cmd), "env_steps": used, "wall_s": dae_summary.get("wall_time_s")}
     elif args.steps != BUDGET:
         extra += [
             f"total_steps={args.steps}",
-            f"agent.exploration_fraction={EPSILON_DECAY_STEPS / args.steps:.6f}",
+            f"agent.exploration_fraction={decay_fraction(args.steps)}",
         ]
     cmd = rl_command(game, seed, run_dir, extra)
     if not (run_dir / "summary.json").exists():
