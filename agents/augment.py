@@ -28,30 +28,44 @@ def require_image_shift(shape: tuple[int, ...], pixels: int, key: str) -> None:
     )
 
 
-def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
+PADDINGS = ("zeros", "replicate")
+
+
+def random_shift(
+    images: torch.Tensor, pixels: int, generator: torch.Generator | None = None, padding: str = "zeros"
+) -> torch.Tensor:
     """Each image of ``images`` (N, C, H, W) translated by its own random (dy, dx) in [-pixels, pixels]^2.
 
-    Equivalent to zero-padding every side by ``pixels`` and cropping an HxW window at a uniformly random
-    position, as ``torchvision.transforms.RandomCrop(size, padding=pixels)`` does per image; the pixels shifted
-    in are 0 (MNIST's background). Keeps dtype and device; ``pixels=0`` returns ``images`` itself. Offsets are
-    drawn on the CPU from ``generator`` (a CPU generator), so a seeded generator gives the same shifts on any
-    device.
+    Equivalent to padding every side by ``pixels`` and cropping an HxW window at a uniformly random position,
+    as ``torchvision.transforms.RandomCrop(size, padding=pixels)`` does per image. ``padding="zeros"``: the
+    pixels shifted in are 0 (MNIST's background); ``"replicate"``: they repeat the border pixels, DrQ's
+    random shift for Atari frames (Kostrikov et al. 2021, ``nn.ReplicationPad2d(4)`` then a random 84x84 crop).
+    No padded copy is made: the pixels are gathered with indices clamped to the image. Keeps dtype and device;
+    ``pixels=0`` returns ``images`` itself. Offsets are drawn on the CPU from ``generator`` (a CPU generator),
+    so a seeded generator gives the same shifts on any device.
     """
     if pixels < 0:
         raise ValueError(f"shift must be >= 0 pixels, got {pixels}")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
     if pixels == 0:
         return images
     if images.ndim != 4:
         raise ValueError(f"expected a (N, C, H, W) image batch, got shape {tuple(images.shape)}")
     n, c, h, w = images.shape
     offsets = torch.randint(0, 2 * pixels + 1, (2, n), generator=generator).to(images.device)
-    padded = images.new_zeros((n, c, h + 2 * pixels, w + 2 * pixels))
-    padded[:, :, pixels : pixels + h, pixels : pixels + w] = images
-    rows = offsets[0][:, None] + torch.arange(h, device=images.device)  # (N, H): row r of the crop of image n
-    cols = offsets[1][:, None] + torch.arange(w, device=images.device)  # (N, W)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(c, device=images.device)[None, :, None, None]
-    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+    # row r of image n's output shows row offsets[0, n] - pixels + r of the input (columns alike); one gather
+    # over the flattened H*W pixels, with the indices clamped to the border (replicate) or masked (zeros), is
+    # several times faster than indexing with four broadcast index tensors
+    rows = offsets[0][:, None] - pixels + torch.arange(h, device=images.device)  # (N, H)
+    cols = offsets[1][:, None] - pixels + torch.arange(w, device=images.device)  # (N, W)
+    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]  # (N, H, W)
+    index = flat.view(n, 1, h * w).expand(n, c, h * w)
+    out = images.reshape(n, c, h * w).gather(2, index).view(n, c, h, w)
+    if padding == "zeros":
+        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        out.masked_fill_(~inside[:, None], 0)
+    return out
 
 
 def affine_warp(

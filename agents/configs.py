@@ -47,6 +47,9 @@ class DQNConfig:
     sequence_length: int = 20  # steps per replayed sequence that the loss uses
     burn_in: int = 10  # steps before them that only warm up the hidden state (R2D2; no gradient)
     stored_state: bool = False  # start each sequence from the actor's stored hidden state, not zeros (R2D2)
+    # DrQ (Kostrikov et al. 2021): shift obs and next_obs of every sampled batch by up to this many pixels per
+    # axis, border pixels replicated, inside the update (acting and evaluation see the frames unshifted); 0 = off
+    augment_shift: int = 0
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
@@ -88,6 +91,9 @@ class DQNConfig:
             self.sequence_length > 0, "agent.sequence_length", f"must be > 0 (got {self.sequence_length})"
         )
         require(self.burn_in >= 0, "agent.burn_in", f"must be >= 0 (got {self.burn_in})")
+        require(
+            self.augment_shift >= 0, "agent.augment_shift", f"must be >= 0 pixels (got {self.augment_shift})"
+        )
 
 
 OPTIMIZERS = ("sgd", "adam")

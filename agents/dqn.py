@@ -2,9 +2,10 @@
 
 The extensions combine freely (``agent=rainbow_lite`` turns on all four, docs/dqn_family.md):
 Double DQN (``agent.double``, van Hasselt et al. 2016), a dueling head (``agent.dueling``, Wang et al. 2016),
-n-step returns (``agent.n_step``, built by the replay at sample time) and proportional prioritized replay
+n-step returns (``agent.n_step``, built by the replay at sample time), proportional prioritized replay
 (``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
-from which the loop sets new priorities). With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry
+from which the loop sets new priorities) and DrQ's image augmentation (``agent.augment_shift``, Kostrikov et
+al. 2021: random shifts of the sampled observations and next observations inside the update; ``agent=drq``). With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry
 builds DRQN instead (``agents/drqn.py``: the same config and math on replayed sequences).
 
 Read top to bottom: the config schema, then the agent: act (ε-greedy), advance (ε, learning rate, target
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 import nets
+from agents.augment import random_shift, require_image_shift
 from agents.configs import DQNConfig
 from agents.fastpath import FastPath
 from agents.q_learning import greedy_next_values, q_loss, td_target
@@ -84,6 +86,11 @@ class DQNAgent:
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))
         )
         self.rng = np.random.default_rng(seed)
+        if cfg.augment_shift:
+            require_image_shift(observation_space.shape or (), cfg.augment_shift, "agent.augment_shift")
+        # its own stream (saved in the checkpoint), so that turning augmentation on leaves acting, replay
+        # sampling and initialisation of a seed unchanged
+        self.augment_generator = torch.Generator().manual_seed(seed)
         self.env_steps = 0
         self.epsilon = cfg.exploration_initial_eps
         self.target_syncs = 0
@@ -173,6 +180,19 @@ class DQNAgent:
             b_t.copy_(b_o)
 
     # -- learning ----------------------------------------------------------------------------------------
+    def augment(self, batch: Batch) -> Batch:
+        """DrQ's random shift (Kostrikov et al. 2021): ``obs`` and ``next_obs`` each shifted by up to
+        ``agent.augment_shift`` pixels per axis, one independent offset per image, border pixels replicated
+        (DrQ pads by replication before its random crop). Off (0): the batch itself."""
+        pixels = self.cfg.augment_shift
+        if not pixels:
+            return batch
+        generator = self.augment_generator
+        return batch._replace(
+            obs=random_shift(batch.obs, pixels, generator, padding="replicate"),
+            next_obs=random_shift(batch.next_obs, pixels, generator, padding="replicate"),
+        )
+
     def update_round(self, batches: list[Batch]) -> list[dict[str, torch.Tensor]]:
         """A round of gradient steps, one per batch, with Q_target(s') of all batches in one forward pass.
 
@@ -182,6 +202,7 @@ class DQNAgent:
         """
         if len(batches) < 2 or not self.round_targets:
             return [self.update(batch) for batch in batches]
+        batches = [self.augment(batch) for batch in batches]
         fast = self.fast
         next_obs = fast.layout(torch.cat([batch.next_obs for batch in batches]))
         sizes = [len(batch.next_obs) for batch in batches]
@@ -189,7 +210,8 @@ class DQNAgent:
             next_q_target, _ = fast.forward_target(next_obs)
         if self.cfg.double:
             return [
-                self.update(batch, q) for batch, q in zip(batches, next_q_target.split(sizes), strict=True)
+                self.update(batch, q, augmented=True)
+                for batch, q in zip(batches, next_q_target.split(sizes), strict=True)
             ]
         # plain DQN: the whole round's TD targets at once too (they need only the target net)
         with torch.no_grad():
@@ -205,18 +227,27 @@ class DQNAgent:
                 torch.cat([batch.terminated for batch in batches]),
                 discounts,
             )
-        return [self.update(batch, targets=t) for batch, t in zip(batches, targets.split(sizes), strict=True)]
+        return [
+            self.update(batch, targets=t, augmented=True)
+            for batch, t in zip(batches, targets.split(sizes), strict=True)
+        ]
 
     def update(
-        self, batch: Batch, next_q_target: torch.Tensor | None = None, targets: torch.Tensor | None = None
+        self,
+        batch: Batch,
+        next_q_target: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        augmented: bool = False,
     ) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced).
 
         ``next_q_target``: Q_target(s') of the batch when already computed; ``targets``: its TD targets when
-        already computed (both from ``update_round``). ``td_errors`` (per sample, target − Q; only for batches
+        already computed (both from ``update_round``, which has already augmented the batch: ``augmented``). ``td_errors`` (per sample, target − Q; only for batches
         with buffer ``indices``, i.e. prioritized replay) are the new priorities, not a metric.
         """
         cfg, fast = self.cfg, self.fast
+        if not augmented:
+            batch = self.augment(batch)
         target = targets
         if target is None:
             discounts = batch.discounts if batch.discounts is not None else cfg.gamma
@@ -249,6 +280,7 @@ class DQNAgent:
             "epsilon": self.epsilon,
             "target_syncs": self.target_syncs,
             "rng": self.rng.bit_generator.state,
+            "augment_rng": self.augment_generator.get_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -259,4 +291,6 @@ class DQNAgent:
         self.epsilon = float(state["epsilon"])
         self.target_syncs = int(state["target_syncs"])
         self.rng.bit_generator.state = state["rng"]
+        if "augment_rng" in state:  # absent from checkpoints written before agent.augment_shift existed
+            self.augment_generator.set_state(state["augment_rng"])
         self.refresh_actor()

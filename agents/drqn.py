@@ -19,6 +19,7 @@ from agents.sequence_targets import sequence_nstep_targets, sequence_priorities
 from nets.jordan import JordanNet
 from nets.recurrent import RecurrentNet, flatten_state
 from rlcore.base.batches import SequenceBatch
+from rlcore.base.errors import ConfigError
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -36,6 +37,11 @@ class DRQNAgent:
         action_space: gym.Space | None,
         **options: object,
     ) -> None:
+        if cfg.augment_shift:
+            raise ConfigError(
+                "config key 'agent.augment_shift': DRQN learns on replayed sequences, which are not augmented; "
+                "set agent.augment_shift=0 or use a feed-forward net (e.g. net=nature_cnn)"
+            )
         self.dqn = DQNAgent(cfg, net_cfg, observation_space, action_space, **options)  # type: ignore[arg-type]
         self.cfg, self.fast, self.device = cfg, self.dqn.fast, self.dqn.device
         self.online, self.target, self.optimizer = self.dqn.online, self.dqn.target, self.dqn.optimizer

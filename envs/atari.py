@@ -20,7 +20,16 @@ Evaluation protocols (``env.eval_protocol``):
   evaluator from ``env.eval_epsilon``), at most 18,000 frames (5 minutes at 60 Hz), no sticky actions;
 * ``sticky``: Machado 2018: sticky actions with repeat probability 0.25 and no no-op starts (the sticky
   actions are the source of stochasticity), full games, the same 18,000-frame cap; ``full_action_space``
-  as configured.
+  as configured;
+* ``atari100k``: the Atari 100k benchmark (Kaiser et al. 2019) as DrQ(ε) ran it (Agarwal et al. 2021; Dopamine's
+  ``labs/atari_100k/configs/DrQ_eps.gin``): no sticky actions in training or evaluation (refused if
+  ``env.repeat_action_probability`` is set), a lost life terminal for learning only (required), episodes
+  capped at 108,000 frames (Dopamine's 27,000 agent steps) in training and evaluation, and evaluation with
+  ε = 0.001. Up to 30 no-op starts (``env.noop_max``) as SimPLe and SPR used; ``agent=drq`` also sets 100,000
+  training steps and a final evaluation over 100 episodes (configs/tuned/drq_atari.yaml, docs/atari100k.md).
+
+``env.eval_epsilon`` and ``env.eval_max_episode_frames`` default to the protocol's values (null); a number
+overrides them (e.g. a lower cap for quick checks).
 
 Each evaluation builds a fresh env (``make_env(..., evaluation=True)``), so it never resumes a game a
 previous evaluation left half played.
@@ -44,8 +53,14 @@ from omegaconf import MISSING
 from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require, require_choice
 
-EVAL_PROTOCOLS = ("nature", "sticky")
+EVAL_PROTOCOLS = ("nature", "sticky", "atari100k")
 EVAL_MAX_EPISODE_FRAMES = 18_000  # 5 minutes at 60 frames per second (Mnih 2015 evaluation)
+# per protocol: (evaluation ε, evaluation episode cap in frames)
+PROTOCOL_EVAL = {
+    "nature": (0.05, EVAL_MAX_EPISODE_FRAMES),  # Mnih 2015
+    "sticky": (0.05, EVAL_MAX_EPISODE_FRAMES),
+    "atari100k": (0.001, 108_000),  # DrQ(ε): epsilon_eval 0.001, 27,000 agent steps x 4 frames
+}
 STICKY_REPEAT_PROBABILITY = 0.25  # Machado 2018
 
 
@@ -88,10 +103,11 @@ class AtariConfig:
     max_episode_frames: int = 108_000  # training episode cap in emulator frames (30 minutes)
     repeat_action_probability: float = 0.0  # sticky actions during training (Machado 2018 use 0.25)
     full_action_space: bool = False  # all 18 actions instead of the game's minimal set
-    eval_protocol: str = "nature"  # nature (Mnih 2015) or sticky (Machado 2018), see the module docstring
-    eval_epsilon: float = 0.05  # epsilon-greedy exploration during evaluation (Mnih 2015)
+    eval_protocol: str = "nature"  # nature (Mnih 2015), sticky (Machado 2018) or atari100k, see the docstring
+    eval_epsilon: float | None = None  # ε-greedy in evaluation; null: the protocol's (0.05; atari100k 0.001)
     num_threads: int = 0  # C++ worker threads (0: ale-py's default)
-    eval_max_episode_frames: int = EVAL_MAX_EPISODE_FRAMES  # evaluation game cap (lower it for quick checks)
+    # evaluation game cap in frames; null: the protocol's (18,000; atari100k 108,000). Lower it for quick checks
+    eval_max_episode_frames: int | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -117,6 +133,24 @@ class AtariConfig:
             f"must be in [0, 1) (got {self.repeat_action_probability})",
         )
         require_choice(self.eval_protocol, "env.eval_protocol", EVAL_PROTOCOLS)
+        if self.eval_protocol == "atari100k":
+            require(
+                self.repeat_action_probability == 0.0,
+                "env.repeat_action_probability",
+                f"must be 0 with env.eval_protocol=atari100k (the Atari 100k benchmark has no sticky actions; "
+                f"got {self.repeat_action_probability})",
+            )
+            require(
+                self.terminal_on_life_loss,
+                "env.terminal_on_life_loss",
+                "must be true with env.eval_protocol=atari100k (a lost life is terminal for learning, as in "
+                "DrQ(ε) and SPR); use env.eval_protocol=nature to learn across lives",
+            )
+        default_epsilon, default_cap = PROTOCOL_EVAL[self.eval_protocol]
+        if self.eval_epsilon is None:
+            self.eval_epsilon = default_epsilon
+        if self.eval_max_episode_frames is None:
+            self.eval_max_episode_frames = default_cap
         require(
             0.0 <= self.eval_epsilon <= 1.0,
             "env.eval_epsilon",
@@ -172,6 +206,11 @@ class AtariVecEnv(VectorWrapper):
         return obs, rewards.astype(np.float32), terminated, truncated, info
 
 
+def eval_cap(cfg: AtariConfig) -> int:
+    """The evaluation episode cap in frames (``env.eval_max_episode_frames``, else the protocol's)."""
+    return cfg.eval_max_episode_frames or PROTOCOL_EVAL[cfg.eval_protocol][1]
+
+
 def make_atari(
     cfg: AtariConfig, seed: int, *, evaluation: bool = False, n_envs: int | None = None
 ) -> gym.vector.VectorEnv:
@@ -189,7 +228,7 @@ def make_atari(
         cfg.game,
         count,
         num_threads=cfg.num_threads,
-        max_num_frames_per_episode=cfg.eval_max_episode_frames if evaluation else cfg.max_episode_frames,
+        max_num_frames_per_episode=eval_cap(cfg) if evaluation else cfg.max_episode_frames,
         repeat_action_probability=repeat,
         full_action_space=full_actions,
         autoreset_mode=AutoresetMode.SAME_STEP,

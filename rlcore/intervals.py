@@ -139,3 +139,37 @@ def format_interval(record: Mapping[str, Any] | None, key: str = "iqm") -> str:
         return "–"
     low, high = record[f"{key}_ci"]
     return f"{record[key]:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def aggregate_across_tasks(scores: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = 0) -> dict | None:
+    """IQM and mean of a (runs x tasks) matrix of normalised scores (e.g. human-normalised Atari scores) with
+    their 95 % stratified-bootstrap CIs: rliable resamples the runs of each task independently (Agarwal et al.
+    2021, the Atari 100k reporting standard). None below MIN_SEEDS runs per task or without rliable."""
+    matrix = np.asarray(scores, dtype=float)
+    if (
+        matrix.ndim != 2
+        or matrix.shape[0] < MIN_SEEDS
+        or not np.isfinite(matrix).all()
+        or not rliable_available()
+    ):
+        return None
+    from rliable import library, metrics
+
+    with _seeded(seed):
+        points, intervals = library.get_interval_estimates(
+            {"arm": matrix},
+            lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+            reps=reps,
+            confidence_interval_size=CONFIDENCE,
+            random_state=np.random.RandomState(seed),
+        )
+    (iqm, mean), ((iqm_lo, mean_lo), (iqm_hi, mean_hi)) = points["arm"], intervals["arm"]
+    return {
+        "runs": int(matrix.shape[0]),
+        "tasks": int(matrix.shape[1]),
+        "iqm": float(iqm),
+        "iqm_ci": [float(iqm_lo), float(iqm_hi)],
+        "mean": float(mean),
+        "mean_ci": [float(mean_lo), float(mean_hi)],
+        "ci": f"{int(100 * CONFIDENCE)}% stratified bootstrap (percentile), {reps} resamples",
+    }

@@ -70,7 +70,7 @@ def make_atari_video_env(cfg: Any) -> tuple[gym.Env, RecordFrames, int]:
     import ale_py
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-    from envs.atari import STICKY_REPEAT_PROBABILITY
+    from envs.atari import STICKY_REPEAT_PROBABILITY, eval_cap
 
     gym.register_envs(ale_py)
     sticky = cfg.eval_protocol == "sticky"
@@ -81,7 +81,7 @@ def make_atari_video_env(cfg: Any) -> tuple[gym.Env, RecordFrames, int]:
         frameskip=1,
         repeat_action_probability=STICKY_REPEAT_PROBABILITY if sticky else 0.0,
         full_action_space=cfg.full_action_space,
-        max_num_frames_per_episode=cfg.eval_max_episode_frames,
+        max_num_frames_per_episode=eval_cap(cfg),
     )
     recorder = RecordFrames(base)
     env: gym.Env = AtariPreprocessing(

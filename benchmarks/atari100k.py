@@ -1,0 +1,425 @@
+"""The Atari 100k benchmark (Kaiser et al. 2019) for ``agent=drq``: N seeds x games, each a train.py process.
+
+    python benchmarks/atari100k.py                                   # Breakout, 5 seeds, jobs = cores
+    python benchmarks/atari100k.py --games Breakout Pong Qbert --seeds 3 --jobs 2
+    python benchmarks/atari100k.py --arms drq drq_dae                # + the pretrained-encoder ablation
+    python benchmarks/atari100k.py --report-only                     # table of the runs already finished
+
+Each run is ``python train.py agent=drq env=<Game> seed=<k>`` (the whole protocol: configs/tuned/drq_atari.yaml,
+docs/atari100k.md) in ``--out/<arm>/<Game>/seed<k>`` (default ``runs/atari100k``). Resumable: a run whose
+summary.json exists is read, not rerun, so a killed benchmark picks up where it stopped; an unfinished run
+directory is started again from scratch (its Atari replay is not checkpointed, so a resume would not be the
+protocol). Runs go ``--jobs`` at a time with one torch thread each (default: one per core).
+
+The ``drq_dae`` arm (``--arms drq_dae``) is the same preset with its NatureCNN encoder first pretrained as a
+denoising autoencoder on frames of the same game played by a random policy (``agent=autoencoder
+agent.noise=masking``, then ``net.pretrained=<that run>``). Those frames are env steps too, so they count
+against the 100k budget: the RL run gets ``100000 - --dae-frames`` steps (ε still decays over 5,000).
+
+Report: per game and arm, the final evaluation (100 episodes, ε = 0.001) as mean ± std across seeds, the
+human-normalised score (score − random) / (human − random) and the paper anchors beside it; across games, the
+IQM and mean human-normalised score with 95 % stratified-bootstrap CIs (rliable, through
+:func:`rlcore.intervals.aggregate_across_tasks`; needs >= 3 seeds per game and the ``stats`` extra); an
+aggregate learning-curve PNG (training-episode returns, human-normalised, mean across runs) and JSON, both in
+``benchmarks/results/`` (atari100k.json, atari100k.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rlcore.intervals import aggregate_across_tasks  # noqa: E402
+
+BUDGET = 100_000  # agent steps per run (400,000 frames)
+EPSILON_DECAY_STEPS = 5_000
+
+# Per-game anchors (mean final score; docs/atari100k.md says where each comes from and what could not be found).
+# random/human: the Atari reference scores of Mnih et al. 2015 / Badia et al. 2020 as Dopamine ships them
+# (dopamine/labs/atari_100k/normalization_utils.py) and rliable uses them. Paper columns: None = not retrieved.
+ANCHORS: dict[str, dict[str, float | None]] = {
+    "Breakout": {"random": 1.7, "human": 30.5, "SimPLe": 16.4, "DER": None, "DrQ(eps)": None, "SPR": 17.1},
+    "Pong": {"random": -20.7, "human": 14.6, "SimPLe": 12.8, "DER": None, "DrQ(eps)": None, "SPR": -5.4},
+    "Qbert": {
+        "random": 163.9,
+        "human": 13455.0,
+        "SimPLe": 1288.8,
+        "DER": None,
+        "DrQ(eps)": None,
+        "SPR": None,
+    },
+    "Seaquest": {
+        "random": 68.4,
+        "human": 42054.7,
+        "SimPLe": 683.3,
+        "DER": None,
+        "DrQ(eps)": None,
+        "SPR": 583.1,
+    },
+    "MsPacman": {
+        "random": 307.3,
+        "human": 6951.6,
+        "SimPLe": None,
+        "DER": None,
+        "DrQ(eps)": None,
+        "SPR": None,
+    },
+    # not in the 26-game Atari 100k set, shipped as env options here: random/human only
+    "SpaceInvaders": {"random": 148.0, "human": 1668.7},
+    "BeamRider": {"random": 363.9, "human": 16926.5},
+}
+PAPERS = ("SimPLe", "DER", "DrQ(eps)", "SPR")
+ARMS = ("drq", "drq_dae")
+CURVE_POINTS = 21  # learning-curve grid: every 5,000 steps
+
+
+def decay_fraction(steps: int) -> str:
+    """agent.exploration_fraction that decays ε over the protocol's 5,000 steps in a run of ``steps``."""
+    return f"{min(1.0, EPSILON_DECAY_STEPS / steps):.6f}"
+
+
+def human_normalised(score: float, game: str) -> float:
+    anchor = ANCHORS[game]
+    random, human = anchor["random"], anchor["human"]
+    assert random is not None and human is not None
+    return (score - random) / (human - random)
+
+
+# ----------------------------------------------------------------------------------------------- the runs
+
+
+def rl_command(game: str, seed: int, run_dir: Path, extra: Sequence[str] = ()) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "agent=drq",
+        f"env={game}",
+        f"seed={seed}",
+        "device=cpu",
+        "threads=1",
+        "logger=csv",
+        "logger.progress=false",
+        *extra,
+        f"run_dir={run_dir}",
+    ]
+
+
+def dae_command(game: str, seed: int, run_dir: Path, frames: int, epochs: int) -> list[str]:
+    """A denoising autoencoder on random-policy frames of the game (the NatureCNN encoder of the preset)."""
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "agent=autoencoder",
+        f"env={game}",
+        "net=nature_cnn",
+        f"seed={seed}",
+        f"agent.frames={frames}",
+        f"agent.epochs={epochs}",
+        "agent.noise=masking",
+        "agent.mask_prob=0.25",
+        "device=cpu",
+        "threads=1",
+        "logger=csv",
+        "logger.progress=false",
+        f"run_dir={run_dir}",
+    ]
+
+
+def _run(cmd: list[str], run_dir: Path, env: dict[str, str]) -> None:
+    if run_dir.exists():  # unfinished: start again (see the module docstring)
+        shutil.rmtree(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["nice", "-n", "10", *cmd], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[1:])} failed:\n{done.stderr[-3000:]}")
+
+
+def shown(cmd: Sequence[str]) -> str:
+    return "python train.py " + " ".join(a for a in cmd[2:] if not a.startswith("run_dir="))
+
+
+def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace) -> dict:
+    """Train (unless finished) and read one run; returns its record."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    run_dir = out / arm / game / f"seed{seed}"
+    extra: list[str] = list(args.extra)
+    pretrain: dict[str, Any] | None = None
+    if arm == "drq_dae":
+        dae_dir = out / "dae" / game / f"seed{seed}"
+        dae_cmd = dae_command(game, seed, dae_dir, args.dae_frames, args.dae_epochs)
+        if not (dae_dir / "summary.json").exists():
+            _run(dae_cmd, dae_dir, env)
+        dae_summary = json.loads((dae_dir / "summary.json").read_text())
+        used = int(dae_summary.get("collect_env_steps") or args.dae_frames)
+        steps = args.steps - used
+        extra += [
+            f"net.pretrained={dae_dir}",
+            f"total_steps={steps}",
+            f"agent.exploration_fraction={decay_fraction(steps)}",
+        ]
+        pretrain = {"command": shown(dae_cmd), "env_steps": used, "wall_s": dae_summary.get("wall_time_s")}
+    elif args.steps != BUDGET:
+        extra += [
+            f"total_steps={args.steps}",
+            f"agent.exploration_fraction={decay_fraction(args.steps)}",
+        ]
+    cmd = rl_command(game, seed, run_dir, extra)
+    if not (run_dir / "summary.json").exists():
+        _run(cmd, run_dir, env)
+    return read_run(arm, game, seed, run_dir, shown(cmd), pretrain)
+
+
+def read_run(
+    arm: str, game: str, seed: int, run_dir: Path, command: str, pretrain: dict | None = None
+) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    curve: list[tuple[int, float]] = []
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        with open(metrics, newline="") as handle:
+            for row in csv.DictReader(handle):
+                value = row.get("rollout/episode_return")
+                if value:
+                    curve.append((int(row["step"]), float(value)))
+    offset = pretrain["env_steps"] if pretrain else 0  # the DAE arm's env steps start after its pretraining
+    return {
+        "arm": arm,
+        "game": game,
+        "seed": seed,
+        "score": float(summary["eval_mean_return"]),
+        "eval_episodes": summary.get("eval_episodes"),
+        "train_sps": summary.get("train_sps"),
+        "wall_s": summary.get("wall_time_s"),
+        "command": command,
+        "pretrain": pretrain,
+        "curve": [[step + offset, value] for step, value in curve],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- the report
+
+
+def per_game_table(records: list[dict]) -> list[dict]:
+    rows = []
+    for arm in sorted({r["arm"] for r in records}, key=lambda a: ARMS.index(a) if a in ARMS else 99):
+        for game in sorted({r["game"] for r in records if r["arm"] == arm}):
+            scores = [r["score"] for r in records if r["arm"] == arm and r["game"] == game]
+            mean = statistics.fmean(scores)
+            std = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+            hns = [human_normalised(s, game) for s in scores]
+            rows.append(
+                {
+                    "arm": arm,
+                    "game": game,
+                    "seeds": len(scores),
+                    "mean": mean,
+                    "std": std,
+                    "min": min(scores),
+                    "hns_mean": statistics.fmean(hns),
+                    "hns_std": statistics.pstdev(hns) if len(hns) > 1 else 0.0,
+                    "anchors": ANCHORS[game],
+                }
+            )
+    return rows
+
+
+def across_games(records: list[dict], reps: int) -> dict[str, dict | None]:
+    """Per arm: IQM and mean human-normalised score over the (runs x games) matrix with stratified-bootstrap
+    CIs. Each game keeps its first ``min runs`` seeds so the matrix is rectangular."""
+    out: dict[str, dict | None] = {}
+    for arm in sorted({r["arm"] for r in records}):
+        games = sorted({r["game"] for r in records if r["arm"] == arm})
+        columns = [
+            [
+                human_normalised(r["score"], g)
+                for r in sorted(records, key=lambda r: r["seed"])
+                if r["arm"] == arm and r["game"] == g
+            ]
+            for g in games
+        ]
+        runs = min(len(c) for c in columns)
+        matrix = np.array([c[:runs] for c in columns]).T  # (runs, games)
+        result = aggregate_across_tasks(matrix, reps=reps)
+        out[arm] = None if result is None else {**result, "games": games}
+    return out
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(rows: list[dict], aggregate: dict[str, dict | None]) -> str:
+    lines = [
+        "| arm | game | seeds | score (mean ± std) | min seed | HNS (mean ± std) | random | human | "
+        + " | ".join(PAPERS)
+        + " |",
+        "| --- " * (8 + len(PAPERS)) + "|",
+    ]
+    for row in rows:
+        anchor = row["anchors"]
+        lines.append(
+            f"| {row['arm']} | {row['game']} | {row['seeds']} | {row['mean']:.1f} ± {row['std']:.1f} | "
+            f"{row['min']:.1f} | {row['hns_mean']:.3f} ± {row['hns_std']:.3f} | {fmt(anchor['random'])} | "
+            f"{fmt(anchor['human'])} | " + " | ".join(fmt(anchor.get(p)) for p in PAPERS) + " |"
+        )
+    lines += [
+        "",
+        "| arm | games | runs per game | IQM HNS [95% CI] | mean HNS [95% CI] |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for arm, result in aggregate.items():
+        if result is None:
+            lines.append(f"| {arm} | – | – | needs >= 3 seeds per game and rliable | – |")
+            continue
+        iqm, mean = result["iqm_ci"], result["mean_ci"]
+        lines.append(
+            f"| {arm} | {', '.join(result['games'])} | {result['runs']} | {result['iqm']:.3f} [{iqm[0]:.3f}, "
+            f"{iqm[1]:.3f}] | {result['mean']:.3f} [{mean[0]:.3f}, {mean[1]:.3f}] |"
+        )
+    return "\n".join(lines)
+
+
+def learning_curves(records: list[dict], out_png: Path, budget: int = BUDGET) -> bool:
+    """Human-normalised training-episode return (the last 10 episodes' mean at each grid step), mean across
+    every run of an arm (all games), with the spread across runs; one line per arm."""
+    from rlcore.training.plots import subplots
+
+    grid = np.linspace(0, budget, CURVE_POINTS)
+    fig, axes = subplots(1, 1, figsize=(7, 4.5), squeeze=False)
+    ax = axes[0][0]
+    drawn = False
+    for i, arm in enumerate(sorted({r["arm"] for r in records})):
+        lines = []
+        for r in records:
+            if r["arm"] != arm or not r["curve"]:
+                continue
+            steps = np.array([s for s, _ in r["curve"]], dtype=float)
+            hns = np.array([human_normalised(v, r["game"]) for _, v in r["curve"]])
+            line = np.full(len(grid), np.nan)
+            for j, x in enumerate(grid):
+                seen = hns[steps <= x]
+                if seen.size:
+                    line[j] = seen[-10:].mean()
+            lines.append(line)
+        if not lines:
+            continue
+        stack = np.array(lines)
+        with warnings.catch_warnings():  # grid points before any run's first episode are all NaN: left blank
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(stack, axis=0)
+            low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+        ax.plot(grid, mean, color=f"C{i}", label=f"{arm} ({len(lines)} runs)")
+        ax.fill_between(grid, low, high, color=f"C{i}", alpha=0.15)
+        drawn = True
+    if not drawn:
+        return False
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("human-normalised training return (last 10 episodes)")
+    ax.set_title("Atari 100k, agent=drq: training curves, mean and min-max across runs")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(out_png, dpi=110, bbox_inches="tight")
+    return True
+
+
+def report(records: list[dict], results: Path, reps: int, meta: dict) -> dict:
+    rows = per_game_table(records)
+    aggregate = across_games(records, reps)
+    table = markdown(rows, aggregate)
+    print(table)
+    results.mkdir(parents=True, exist_ok=True)
+    png = results / "atari100k.png"
+    drawn = learning_curves(records, png)
+    payload = {
+        **meta,
+        "per_game": rows,
+        "across_games": aggregate,
+        "runs": [{k: v for k, v in r.items() if k != "curve"} for r in records],
+        "learning_curves_png": str(png) if drawn else None,
+        "anchor_sources": "docs/atari100k.md",
+    }
+    (results / "atari100k.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
+    print(f"wrote {results / 'atari100k.json'}" + (f" and {png}" if drawn else ""))
+    return payload
+
+
+def finished(out: Path, arms: Sequence[str], games: Sequence[str], seeds: Sequence[int]) -> list[dict]:
+    records = []
+    for arm in arms:
+        for game in games:
+            for seed in seeds:
+                run_dir = out / arm / game / f"seed{seed}"
+                if (run_dir / "summary.json").exists():
+                    records.append(read_run(arm, game, seed, run_dir, "(read from an earlier run)"))
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--games", nargs="+", default=["Breakout"], choices=sorted(ANCHORS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--arms", nargs="+", default=["drq"], choices=ARMS)
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="runs at a time (one thread each)"
+    )
+    parser.add_argument("--steps", type=int, default=BUDGET, help="env steps per run (the protocol: 100000)")
+    parser.add_argument(
+        "--dae-frames", type=int, default=10_000, help="drq_dae: random-policy frames, from the budget"
+    )
+    parser.add_argument("--dae-epochs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari100k")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--report-only", action="store_true", help="no training: report the finished runs")
+    parser.add_argument("extra", nargs="*", help="more train.py overrides for every RL run (key=value)")
+    args = parser.parse_args(argv)
+    if args.dae_frames >= args.steps:
+        parser.error("--dae-frames must be smaller than --steps (the frames count against the budget)")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    start = time.perf_counter()
+    if args.report_only:
+        records = finished(args.out, args.arms, args.games, seeds)
+    else:
+        jobs = [(arm, game, seed) for seed in seeds for game in args.games for arm in args.arms]
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            futures = [pool.submit(run_one, arm, game, seed, args.out, args) for arm, game, seed in jobs]
+            records = [f.result() for f in futures]
+    if not records:
+        print(f"no finished runs under {args.out}")
+        return 1
+    meta = {
+        "protocol": "Atari 100k (agent=drq, env.eval_protocol=atari100k), docs/atari100k.md",
+        "steps": args.steps,
+        "games": args.games,
+        "seeds": seeds,
+        "arms": args.arms,
+        "dae_frames": args.dae_frames if "drq_dae" in args.arms else None,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    report(records, args.results, args.reps, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""benchmarks/atari100k.py on a tiny synthetic result set: the per-game table, human-normalised scores, the
+rliable IQM/mean with stratified-bootstrap CIs across games, the learning-curve PNG and the JSON; resuming
+reads finished runs instead of training them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlcore.intervals import aggregate_across_tasks, rliable_available
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("atari100k", ROOT / "benchmarks" / "atari100k.py")
+assert spec and spec.loader
+bench = importlib.util.module_from_spec(spec)
+sys.modules["atari100k"] = bench
+spec.loader.exec_module(bench)
+
+SCORES = {"Breakout": [10.0, 20.0, 30.0, 40.0], "Pong": [-20.7, -20.7, 14.6, 14.6]}
+
+
+def fake_runs(out: Path) -> None:
+    for game, scores in SCORES.items():
+        for seed, score in enumerate(scores):
+            run = out / "drq" / game / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "summary.json").write_text(
+                json.dumps(
+                    {"eval_mean_return": score, "eval_episodes": 100, "train_sps": 30.0, "wall_time_s": 1.0}
+                )
+            )
+            rows = ["step,rollout/episode_return,train/loss"]
+            rows += [f"{step},{score * step / 100_000},0.1" for step in range(1000, 100_001, 1000)]
+            rows += ["100000,,0.1"]  # a row without an episode
+            (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_human_normalised_by_hand() -> None:
+    assert bench.human_normalised(30.5, "Breakout") == pytest.approx(1.0)
+    assert bench.human_normalised(1.7, "Breakout") == 0.0
+    assert bench.human_normalised(16.1, "Breakout") == pytest.approx(14.4 / 28.8)
+    assert bench.human_normalised(-3.05, "Pong") == pytest.approx(0.5)
+
+
+def test_table_and_aggregates_on_a_synthetic_set(tmp_path: Path) -> None:
+    fake_runs(tmp_path / "runs")
+    results = tmp_path / "results"
+    code = bench.main(
+        [
+            "--report-only",
+            "--games",
+            "Breakout",
+            "Pong",
+            "--seeds",
+            "4",
+            "--out",
+            str(tmp_path / "runs"),
+            "--results",
+            str(results),
+            "--reps",
+            "300",
+        ]
+    )
+    assert code == 0
+    payload = json.loads((results / "atari100k.json").read_text())
+    rows = {row["game"]: row for row in payload["per_game"]}
+    assert rows["Breakout"]["mean"] == pytest.approx(25.0) and rows["Breakout"]["min"] == 10.0
+    assert rows["Breakout"]["std"] == pytest.approx(np.std([10, 20, 30, 40]))
+    assert rows["Breakout"]["hns_mean"] == pytest.approx((25.0 - 1.7) / 28.8)
+    assert rows["Pong"]["hns_mean"] == pytest.approx(0.5)
+    assert rows["Breakout"]["anchors"]["SimPLe"] == 16.4
+    assert (results / "atari100k.png").stat().st_size > 0
+    if not rliable_available():
+        pytest.skip("rliable (the stats extra) is not installed")
+    agg = payload["across_games"]["drq"]
+    hns = np.array(
+        [[bench.human_normalised(SCORES[g][i], g) for g in ("Breakout", "Pong")] for i in range(4)]
+    )
+    assert agg["runs"] == 4 and agg["tasks"] == 2 and agg["games"] == ["Breakout", "Pong"]
+    assert agg["mean"] == pytest.approx(hns.mean())
+    # IQM of the 8 normalised scores: the mean of the middle 4 (scipy trim_mean, 25 % cut each side)
+    middle = np.sort(hns.ravel())[2:6]
+    assert agg["iqm"] == pytest.approx(middle.mean())
+    assert agg["iqm_ci"][0] <= agg["iqm"] <= agg["iqm_ci"][1]
+    assert agg["mean_ci"][0] <= agg["mean"] <= agg["mean_ci"][1]
+
+
+def test_stratified_bootstrap_keeps_each_task_and_needs_three_runs() -> None:
+    if not rliable_available():
+        pytest.skip("rliable (the stats extra) is not installed")
+    constant = np.tile([0.1, 0.9], (5, 1))  # no spread within a task: every resample gives the same numbers
+    result = aggregate_across_tasks(constant, reps=200)
+    assert result is not None
+    assert result["mean_ci"] == pytest.approx([0.5, 0.5]) and result["iqm"] == pytest.approx(0.5)
+    assert aggregate_across_tasks(constant[:2], reps=200) is None
+
+
+def test_finished_runs_are_read_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_runs(tmp_path / "runs")
+    monkeypatch.setattr(bench, "_run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    code = bench.main(
+        [
+            "--games",
+            "Breakout",
+            "--seeds",
+            "4",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "results"),
+            "--reps",
+            "100",
+        ]
+    )
+    assert code == 0
+    runs = json.loads((tmp_path / "results" / "atari100k.json").read_text())["runs"]
+    assert sorted(r["score"] for r in runs) == SCORES["Breakout"]
+    assert all(r["command"].startswith("python train.py agent=drq env=Breakout") for r in runs)
+
+
+def test_pretraining_frames_count_against_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    commands: list[list[str]] = []
+
+    def fake(cmd: list[str], run_dir: Path, env: dict) -> None:
+        commands.append(cmd)
+        run_dir.mkdir(parents=True)
+        summary = (
+            {"collect_env_steps": 8000, "wall_time_s": 2.0}
+            if "agent=autoencoder" in cmd
+            else {"eval_mean_return": 5.0}
+        )
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+    monkeypatch.setattr(bench, "_run", fake)
+    args = bench.argparse.Namespace(extra=[], steps=100_000, dae_frames=8000, dae_epochs=3)
+    record = bench.run_one("drq_dae", "Breakout", 0, tmp_path, args)
+    dae, rl = commands
+    assert "agent.noise=masking" in dae and "agent.frames=8000" in dae and "net=nature_cnn" in dae
+    assert "total_steps=92000" in rl and any(a.startswith("net.pretrained=") for a in rl)
+    assert f"agent.exploration_fraction={5000 / 92000:.6f}" in rl
+    assert record["pretrain"]["env_steps"] == 8000 and record["score"] == 5.0
