@@ -5,8 +5,8 @@ Double DQN (``agent.double``, van Hasselt et al. 2016), a dueling head (``agent.
 n-step returns (``agent.n_step``, built by the replay at sample time), proportional prioritized replay
 (``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
 from which the loop sets new priorities) and DrQ's image augmentation (``agent.augment_shift``, Kostrikov et
-al. 2021: random shifts of the sampled observations and next observations inside the update; ``agent=drq``). With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry
-builds DRQN instead (``agents/drqn.py``: the same config and math on replayed sequences).
+al. 2021: random shifts of the sampled observations and next observations inside the update; ``agent=drq``).
+With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry builds DRQN instead (``agents/drqn.py``: the same config and math on replayed sequences).
 
 Read top to bottom: the config schema, then the agent: act (ε-greedy), advance (ε, learning rate, target
 sync), update (TD target, loss, one optimizer step). The pure math (TD targets and losses, unit-tested on
