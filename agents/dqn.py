@@ -6,7 +6,8 @@ n-step returns (``agent.n_step``, built by the replay at sample time), proportio
 (``agent.prioritized``, Schaul et al. 2016: the replay samples and weights, ``update`` returns the TD errors
 from which the loop sets new priorities) and DrQ's image augmentation (``agent.augment_shift``, Kostrikov et
 al. 2021: random shifts of the sampled observations and next observations inside the update; ``agent=drq``).
-With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry builds DRQN instead (``agents/drqn.py``: the same config and math on replayed sequences).
+With a recurrent net (``net=lstm|gru|rnn|jordan``) the registry builds DRQN instead (``agents/drqn.py``: the
+same config and math on replayed sequences).
 
 Read top to bottom: the config schema, then the agent: act (ε-greedy), advance (ε, learning rate, target
 sync), update (TD target, loss, one optimizer step). The pure math (TD targets and losses, unit-tested on
@@ -242,8 +243,9 @@ class DQNAgent:
         """One gradient step on a batch; returns detached metrics (tensors, so GPU runs are not synced).
 
         ``next_q_target``: Q_target(s') of the batch when already computed; ``targets``: its TD targets when
-        already computed (both from ``update_round``, which has already augmented the batch: ``augmented``). ``td_errors`` (per sample, target − Q; only for batches
-        with buffer ``indices``, i.e. prioritized replay) are the new priorities, not a metric.
+        already computed (both from ``update_round``, which has already augmented the batch: ``augmented``).
+        ``td_errors`` (per sample, target − Q; only for batches with buffer ``indices``, i.e. prioritized
+        replay) are the new priorities, not a metric.
         """
         cfg, fast = self.cfg, self.fast
         if not augmented:
