@@ -138,10 +138,11 @@ def test_same_seed_twice_gives_identical_metrics(trained_run, tmp_path):
 
 
 def test_learns_cartpole(tmp_path):
-    """A learning test with a threshold: RL Zoo settings, 10,000 steps, periodic greedy eval reaches 300."""
+    """A learning test with a threshold: the default settings (configs/tuned/dqn_CartPole.yaml) over 15,000
+    steps, a periodic greedy evaluation reaches 300 (345 on seed 0)."""
     run_dir = tmp_path / "run"
     train_in_process(
-        "total_steps=10000",
+        "total_steps=15000",
         "eval_every=2000",
         "eval_episodes=5",
         "final_eval_episodes=5",
