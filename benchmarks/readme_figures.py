@@ -130,7 +130,7 @@ def code_version() -> str:
 
 def mnist_dir() -> str | None:
     for candidate in (os.environ.get("RLCORE_MNIST_DIR"), str(ROOT.parent / "shared" / "data" / "mnist")):
-        if candidate and Path(candidate, "t10k-labels-idx1-ubyte").exists():
+        if candidate and any(Path(candidate, f"t10k-labels-idx1-ubyte{gz}").exists() for gz in ("", ".gz")):
             return candidate
     return None
 
