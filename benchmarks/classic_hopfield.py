@@ -134,7 +134,7 @@ def exact(recalled: torch.Tensor, patterns: torch.Tensor) -> float:
     return float((recalled == patterns).all(dim=1).double().mean())
 
 
-def mnist_recall(count: int, betas: list[float], seed: int) -> tuple[dict, dict]:
+def mnist_recall(count: int, betas: list[float], seed: int, classical_queries: int) -> tuple[dict, dict]:
     generator = torch.Generator().manual_seed(seed)
     digits = binarised_digits(count, seed)
     queries = {"flip30": flip(digits, 0.3, generator), "lower_half_erased": erase_lower_half(digits)}
@@ -149,10 +149,13 @@ def mnist_recall(count: int, betas: list[float], seed: int) -> tuple[dict, dict]
                 shown[f"{name}_modern"] = recalled[:8]
         for rule, build in RULES.items():
             start = time.perf_counter()
-            final, sweeps = update_async(build(digits), query, max_sweeps=30, generator=generator)
+            # all ``count`` digits are stored; the (slow) dynamics run from the first ``classical_queries`` queries
+            k = classical_queries
+            final, sweeps = update_async(build(digits), query[:k], max_sweeps=20, generator=generator)
             row[rule] = {
-                "exact_recall": exact(final, digits),
-                "mean_overlap": float(((final * digits).sum(dim=1) / digits.shape[1]).mean()),
+                "queries": k,
+                "exact_recall": exact(final, digits[:k]),
+                "mean_overlap": float(((final * digits[:k]).sum(dim=1) / digits.shape[1]).mean()),
                 "sweeps": sweeps,
                 "seconds": round(time.perf_counter() - start, 1),
             }
@@ -208,6 +211,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="units of the capacity experiment")
     parser.add_argument("--trials", type=int, default=3, help="random pattern sets per load")
     parser.add_argument("--digits", type=int, default=1000, help="MNIST digits stored")
+    parser.add_argument(
+        "--classical-queries",
+        type=int,
+        default=200,
+        help="queries the classical nets recall (all digits stored)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "classic_hopfield.json"))
     args = parser.parse_args()
     if not os.environ.get("RLCORE_MNIST_DIR"):
@@ -219,7 +228,8 @@ def main() -> None:
     betas = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
     start = time.perf_counter()
     curves = capacity_curves(n, alphas, 1 if args.quick else args.trials)
-    mnist, shown = mnist_recall(100 if args.quick else args.digits, betas, seed=0)
+    queries = min(args.classical_queries, 100) if args.quick else args.classical_queries
+    mnist, shown = mnist_recall(100 if args.quick else args.digits, betas, 0, queries)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_capacity(curves, n, out.parent / "hopfield_capacity.png")
@@ -248,7 +258,7 @@ def main() -> None:
         best_beta = max(row["modern"], key=row["modern"].get)
         print(
             f"| {name}: modern exact recall (beta={best_beta}; all betas {row['modern']}) | "
-            f"{100 * row['modern'][best_beta]:.1f}% | >= 95% (flip30) |"
+            f"{100 * row['modern'][best_beta]:.1f}% | {'>= 95%' if name == 'flip30' else 'no target'} |"
         )
         for rule in RULES:
             print(

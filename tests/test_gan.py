@@ -232,6 +232,7 @@ def test_the_discriminator_is_reused_through_net_pretrained(gan_run: Path) -> No
         (["agent.z_dim=0"], "agent.z_dim"),
         (["agent.real_target=0.2"], "agent.real_target"),
         (["env=CartPole"], "env"),
+        (["agent.batch_size=100000"], "agent.batch_size"),
         (["net=lstm"], "net.name"),
     ],
 )

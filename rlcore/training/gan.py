@@ -106,6 +106,11 @@ def train_gan(run: RunContext, resume: dict | None = None) -> dict:
     space, classes = envs.single_observation_space, envs.single_action_space
     envs.close()
     agent: AdversarialAgent = run.build_agent(space, classes)
+    if len(train_set) < a.batch_size:
+        raise ConfigError(
+            f"config key 'agent.batch_size': {a.batch_size} is more than the {len(train_set)} training images; "
+            "lower it"
+        )
     images = torch.as_tensor(np.asarray(train_set.images), device=device)
     labels = torch.as_tensor(np.asarray(train_set.labels), device=device)
     logger = run.logger(FIELDS)
