@@ -12,17 +12,19 @@ from rlcore.base.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agents.autoencoder import AutoencoderAgent
-    from agents.configs import AutoencoderConfig, DQNConfig, SupervisedConfig
+    from agents.configs import AutoencoderConfig, DQNConfig, GANConfig, SupervisedConfig
     from agents.dqn import DQNAgent
     from agents.drqn import DRQNAgent
+    from agents.gan import GANAgent
     from agents.registry import AGENTS, SCHEMAS, AgentSpec, BuildContext, Capabilities, agent_spec, make_agent
     from agents.supervised import SupervisedAgent
 
 _MODULES = {
     "agents.autoencoder": ("AutoencoderAgent",),
-    "agents.configs": ("AutoencoderConfig", "DQNConfig", "SupervisedConfig"),
+    "agents.configs": ("AutoencoderConfig", "DQNConfig", "GANConfig", "SupervisedConfig"),
     "agents.dqn": ("DQNAgent",),
     "agents.drqn": ("DRQNAgent",),
+    "agents.gan": ("GANAgent",),
     "agents.registry": (
         "AGENTS",
         "SCHEMAS",
@@ -44,6 +46,8 @@ __all__ = [
     "DQNAgent",
     "DQNConfig",
     "DRQNAgent",
+    "GANAgent",
+    "GANConfig",
     "SCHEMAS",
     "SupervisedAgent",
     "SupervisedConfig",

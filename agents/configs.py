@@ -230,3 +230,45 @@ class AutoencoderConfig:
         require(
             self.layerwise_epochs > 0, "agent.layerwise_epochs", f"must be > 0 (got {self.layerwise_epochs})"
         )
+
+
+GAN_LOSSES = ("non_saturating", "minimax")
+
+
+@dataclass
+class GANConfig:
+    """GAN hyperparameters; the discriminator is the ``net`` group's extractor, the generator its mirror.
+
+    Defaults follow DCGAN (Radford et al. 2015): Adam with lr 2e-4 and beta1 0.5, batch 64.
+    """
+
+    name: str = "gan"
+    z_dim: int = 64  # noise dimensions fed to the generator
+    conditional: bool = False  # class-conditional G and D (needs a labelled dataset env: MNIST, Digits)
+    loss: str = "non_saturating"  # the generator's loss: non_saturating | minimax
+    lr: float = 2e-4  # the generator's Adam step
+    lr_d: float = 2e-4  # the discriminator's Adam step
+    beta1: float = 0.5
+    batch_size: int = 64
+    epochs: int = 5  # passes over the training images (ignored when steps > 0)
+    steps: int = 0  # > 0: exactly this many (D, G) update pairs instead of `epochs`
+    real_target: float = 1.0  # < 1: one-sided label smoothing of the real images (Salimans et al. 2016)
+    sample_every: int = 1  # epochs between sample grids (samples/epoch_<k>.png); the final grid always
+    grid_size: int = 10  # the grids show grid_size x grid_size samples (conditional: one row per class)
+
+    def __post_init__(self) -> None:
+        require(self.z_dim > 0, "agent.z_dim", f"must be > 0 (got {self.z_dim})")
+        require_choice(self.loss, "agent.loss", GAN_LOSSES)
+        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
+        require(self.lr_d > 0, "agent.lr_d", f"must be > 0 (got {self.lr_d})")
+        require(0.0 <= self.beta1 < 1.0, "agent.beta1", f"must be in [0, 1) (got {self.beta1})")
+        require(self.batch_size > 1, "agent.batch_size", f"must be > 1 (batch norm) (got {self.batch_size})")
+        require(self.epochs > 0, "agent.epochs", f"must be > 0 (got {self.epochs})")
+        require(self.steps >= 0, "agent.steps", f"must be >= 0 (got {self.steps})")
+        require(
+            0.5 <= self.real_target <= 1.0,
+            "agent.real_target",
+            f"must be in [0.5, 1] (got {self.real_target})",
+        )
+        require(self.sample_every > 0, "agent.sample_every", f"must be > 0 epochs (got {self.sample_every})")
+        require(self.grid_size > 0, "agent.grid_size", f"must be > 0 (got {self.grid_size})")

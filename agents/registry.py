@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agents.configs import AutoencoderConfig, DQNConfig, SupervisedConfig
+from agents.configs import AutoencoderConfig, DQNConfig, GANConfig, SupervisedConfig
 from nets.configs import is_recurrent_config
 from rlcore.base.errors import ConfigError
 
@@ -24,16 +24,20 @@ if TYPE_CHECKING:
     from agents.autoencoder import AutoencoderAgent
     from agents.dqn import DQNAgent
     from agents.drqn import DRQNAgent
+    from agents.gan import GANAgent
     from agents.supervised import SupervisedAgent
-    from rlcore.base.protocols import Actor, OffPolicyAgent
+    from rlcore.base.protocols import Actor, AdversarialAgent, OffPolicyAgent
 
     def _the_agents_satisfy_their_loops_protocols(
         dqn: DQNAgent, drqn: DRQNAgent, supervised: SupervisedAgent, autoencoder: AutoencoderAgent
     ) -> tuple[OffPolicyAgent, OffPolicyAgent, Actor, Actor]:
         return dqn, drqn, supervised, autoencoder  # mypy checks the structural match (no base classes)
 
+    def _the_gan_satisfies_its_loops_protocol(gan: GANAgent) -> tuple[AdversarialAgent, Actor]:
+        return gan, gan
 
-LoopName = Literal["off_policy", "supervised", "pretraining"]
+
+LoopName = Literal["off_policy", "supervised", "pretraining", "adversarial"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,13 @@ def build_autoencoder(cfg: AutoencoderConfig, ctx: BuildContext) -> Any:
     return AutoencoderAgent(cfg, ctx.net, ctx.observation_space, device=ctx.device, seed=ctx.seed)
 
 
+def build_gan(cfg: GANConfig, ctx: BuildContext) -> Any:
+    """A GAN does not act: the action space only gives the number of classes of a conditional GAN."""
+    from agents.gan import GANAgent
+
+    return GANAgent(cfg, ctx.net, ctx.observation_space, ctx.action_space, device=ctx.device, seed=ctx.seed)
+
+
 AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec(
         "dqn",
@@ -139,6 +150,7 @@ AGENTS: tuple[AgentSpec, ...] = (
     ),
     AgentSpec("supervised", SupervisedConfig, build_supervised, "supervised", Capabilities()),
     AgentSpec("autoencoder", AutoencoderConfig, build_autoencoder, "pretraining", Capabilities()),
+    AgentSpec("gan", GANConfig, build_gan, "adversarial", Capabilities()),
 )
 
 SCHEMAS: dict[str, type] = {f"{spec.name}_schema": spec.schema for spec in AGENTS}

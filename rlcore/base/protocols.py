@@ -67,3 +67,27 @@ class OffPolicyAgent(Actor, Checkpointable, Protocol):
     def update(self, batch: Any) -> dict[str, torch.Tensor]: ...
 
     def update_round(self, batches: list[Any]) -> list[dict[str, torch.Tensor]]: ...
+
+
+class AdversarialAgent(Checkpointable, Protocol):
+    """What :mod:`rlcore.training.gan` calls (the GAN): alternating updates, sampling, the reusable features."""
+
+    @property
+    def n_classes(self) -> int:
+        """> 0: class-conditional (``update`` and ``sample`` take labels)."""
+
+    @property
+    def generator(self) -> nn.Module: ...
+
+    @property
+    def discriminator(self) -> nn.Module: ...
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The discriminator's feature extractor, saved as encoder.pt for ``net.pretrained=``."""
+
+    def update(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]: ...
+
+    def sample(
+        self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
