@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agents.configs import AutoencoderConfig, DQNConfig, SupervisedConfig
+from agents.configs import AutoencoderConfig, DBNConfig, DQNConfig, SparseCodingConfig, SupervisedConfig
 from nets.configs import is_recurrent_config
 from rlcore.base.errors import ConfigError
 
@@ -24,16 +24,23 @@ if TYPE_CHECKING:
     from agents.autoencoder import AutoencoderAgent
     from agents.dqn import DQNAgent
     from agents.drqn import DRQNAgent
+    from agents.rbm import DBNAgent
+    from agents.sparse_coding import SparseCodingAgent
     from agents.supervised import SupervisedAgent
-    from rlcore.base.protocols import Actor, OffPolicyAgent
+    from rlcore.base.protocols import Actor, LayerwisePretrainer, OffPolicyAgent
 
     def _the_agents_satisfy_their_loops_protocols(
         dqn: DQNAgent, drqn: DRQNAgent, supervised: SupervisedAgent, autoencoder: AutoencoderAgent
     ) -> tuple[OffPolicyAgent, OffPolicyAgent, Actor, Actor]:
         return dqn, drqn, supervised, autoencoder  # mypy checks the structural match (no base classes)
 
+    def _the_layerwise_agents_satisfy_theirs(
+        dbn: DBNAgent, sparse_coding: SparseCodingAgent
+    ) -> tuple[LayerwisePretrainer, LayerwisePretrainer]:
+        return dbn, sparse_coding
 
-LoopName = Literal["off_policy", "supervised", "pretraining"]
+
+LoopName = Literal["off_policy", "supervised", "pretraining", "layerwise"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,21 @@ def build_autoencoder(cfg: AutoencoderConfig, ctx: BuildContext) -> Any:
     return AutoencoderAgent(cfg, ctx.net, ctx.observation_space, device=ctx.device, seed=ctx.seed)
 
 
+def build_dbn(cfg: DBNConfig, ctx: BuildContext) -> Any:
+    """agent=dbn, and agent=rbm (a one-layer DBN); the net group is not used: the agent's hidden_sizes are the
+    architecture, and the encoder it writes is net=mlp with those widths and sigmoid units."""
+    from agents.rbm import DBNAgent
+
+    return DBNAgent(cfg, ctx.observation_space, device=ctx.device, seed=ctx.seed)
+
+
+def build_sparse_coding(cfg: SparseCodingConfig, ctx: BuildContext) -> Any:
+    """The net group is not used: the encoder it writes is net=lista with agent.atoms and agent.lista_iterations."""
+    from agents.sparse_coding import SparseCodingAgent
+
+    return SparseCodingAgent(cfg, ctx.observation_space, device=ctx.device, seed=ctx.seed)
+
+
 AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec(
         "dqn",
@@ -139,6 +161,8 @@ AGENTS: tuple[AgentSpec, ...] = (
     ),
     AgentSpec("supervised", SupervisedConfig, build_supervised, "supervised", Capabilities()),
     AgentSpec("autoencoder", AutoencoderConfig, build_autoencoder, "pretraining", Capabilities()),
+    AgentSpec("dbn", DBNConfig, build_dbn, "layerwise", Capabilities()),
+    AgentSpec("sparse_coding", SparseCodingConfig, build_sparse_coding, "layerwise", Capabilities()),
 )
 
 SCHEMAS: dict[str, type] = {f"{spec.name}_schema": spec.schema for spec in AGENTS}

@@ -8,10 +8,19 @@ import gymnasium as gym
 
 from nets.base import FeatureExtractor
 from nets.cnn import VGG, AlexNet, LeNet5, NatureCNN, image_shape
-from nets.configs import AlexNetConfig, LeNet5Config, MLPConfig, NatureCNNConfig, RecurrentConfig, VGGConfig
+from nets.configs import (
+    AlexNetConfig,
+    LeNet5Config,
+    LISTAConfig,
+    MLPConfig,
+    NatureCNNConfig,
+    RecurrentConfig,
+    VGGConfig,
+)
 from nets.mlp import MLP
 from nets.pretrained import freeze_module, load_pretrained
 from nets.recurrent import RecurrentNet, RowSequenceNet
+from nets.sparse_coding import LISTA
 
 
 def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
@@ -63,6 +72,8 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             batch_norm=cfg.batch_norm,
             dropout=cfg.dropout,
         )
+    if isinstance(cfg, LISTAConfig):
+        return LISTA(space, atoms=cfg.atoms, iterations=cfg.iterations)
     if isinstance(cfg, RecurrentConfig) and cfg.rows:
         shape = image_shape(space, "net.rows=true")
         row_encoder = build_extractor(cfg.encoder_config(), (shape[0] * shape[2],))

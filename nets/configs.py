@@ -160,6 +160,24 @@ class VGGConfig:
         _check_dropout(self.dropout)
 
 
+@dataclass
+class LISTAConfig:
+    """Learned ISTA encoder (Gregor & LeCun 2010): ``atoms`` sparse-code features after ``iterations`` refinements.
+
+    Trained by ``agent=sparse_coding``, which writes it as encoder.pt; load it with ``net.pretrained=<run>``.
+    """
+
+    name: str = "lista"
+    atoms: int = 256
+    iterations: int = 3
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive(self.atoms, "net.atoms")
+        require(self.iterations >= 0, "net.iterations", f"must be >= 0 (got {self.iterations})")
+
+
 # The nets a recurrent net can use as its per-frame encoder, by option name.
 ENCODER_CONFIGS: dict[str, type] = {
     "mlp": MLPConfig,
@@ -238,6 +256,12 @@ class GRUConfig(RecurrentConfig):
 
 
 # Every net option by name (the ``name`` key), e.g. for the SB3 adapter's ``net="nature_cnn"``.
-NET_CONFIGS: dict[str, type] = {**ENCODER_CONFIGS, "rnn": RNNConfig, "lstm": LSTMConfig, "gru": GRUConfig}
+NET_CONFIGS: dict[str, type] = {
+    **ENCODER_CONFIGS,
+    "rnn": RNNConfig,
+    "lstm": LSTMConfig,
+    "gru": GRUConfig,
+    "lista": LISTAConfig,
+}
 
 SCHEMAS: dict[str, type] = {f"{name}_schema": schema for name, schema in NET_CONFIGS.items()}

@@ -18,6 +18,7 @@ from rlcore.config import schema_names, to_typed
 from rlcore.resume_config import override_keys, resume_config
 from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
+from rlcore.training.layerwise import train_layerwise
 from rlcore.training.offpolicy import train_off_policy
 from rlcore.training.pretraining import train_autoencoder
 from rlcore.training.supervised import train_supervised
@@ -28,6 +29,7 @@ LOOPS: dict[LoopName, Loop] = {
     "off_policy": train_off_policy,
     "supervised": train_supervised,
     "pretraining": train_autoencoder,
+    "layerwise": train_layerwise,
 }
 
 
