@@ -33,7 +33,8 @@ class DBNAgent:
     ) -> None:
         self.cfg, self.device, self.seed = cfg, device, seed
         self.input_shape = observation_shape(observation_space)
-        self.dbn = DBN(math.prod(self.input_shape), cfg.hidden_sizes, cfg.visible).to(device)
+        init = torch.Generator().manual_seed(seed)  # the weights: the same seed gives the same net
+        self.dbn = DBN(math.prod(self.input_shape), cfg.hidden_sizes, cfg.visible, init).to(device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         settings = CDSettings(
             **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(CDSettings) if hasattr(cfg, f.name)}
@@ -155,6 +156,6 @@ class DBNAgent:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dbn.load_state_dict(state["dbn"])
-        for trainer, saved in zip(self.trainers, state["trainers"]):
+        for trainer, saved in zip(self.trainers, state["trainers"], strict=True):
             trainer.load_state_dict(saved)
         self.generator.set_state(state["generator"])

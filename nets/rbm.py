@@ -32,7 +32,12 @@ class RBM(nn.Module):
     """Energy E(v, h) = -b.v - c.h - h.W.v (Bernoulli) or ||v - b||^2 / 2 - c.h - h.W.v (Gaussian, sigma 1)."""
 
     def __init__(
-        self, n_visible: int, n_hidden: int, visible: str = "bernoulli", init_std: float = 0.01
+        self,
+        n_visible: int,
+        n_hidden: int,
+        visible: str = "bernoulli",
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         if visible not in VISIBLE_UNITS:
@@ -43,7 +48,7 @@ class RBM(nn.Module):
             )
         self.visible = visible
         # Hinton 2010 section 8: small random weights N(0, 0.01^2), zero hidden biases
-        self.weight = nn.Parameter(torch.randn(n_hidden, n_visible) * init_std)
+        self.weight = nn.Parameter(torch.randn(n_hidden, n_visible, generator=generator) * init_std)
         self.visible_bias = nn.Parameter(torch.zeros(n_visible))
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
 
@@ -188,7 +193,10 @@ class CDTrainer:
             d_weight = d_weight - push[:, None] * batch.mean(0)[None, :]
         momentum = s.momentum if self.epoch < s.momentum_switch else s.final_momentum
         for param, velocity, grad in zip(
-            (rbm.weight, rbm.visible_bias, rbm.hidden_bias), self.velocity, (d_weight, d_visible, d_hidden)
+            (rbm.weight, rbm.visible_bias, rbm.hidden_bias),
+            self.velocity,
+            (d_weight, d_visible, d_hidden),
+            strict=True,
         ):
             velocity.mul_(momentum).add_(grad, alpha=s.lr)
             param.add_(velocity)  # ascent on the log-likelihood
@@ -266,25 +274,28 @@ def ais_log_partition(
             "AIS here anneals from a Bernoulli base-rate model: it needs Bernoulli visible units"
         )
     betas = ais_betas() if betas is None else betas
-    w, b, c = rbm.weight.double(), rbm.visible_bias.double(), rbm.hidden_bias.double()
-    b_a = base_visible_bias.double().to(w.device)
-
-    def log_p_star(v: torch.Tensor, beta: float) -> torch.Tensor:
-        return (1 - beta) * (v @ b_a) + beta * (v @ b) + F.softplus(beta * F.linear(v, w, c)).sum(-1)
-
+    w, b, c = rbm.weight.detach(), rbm.visible_bias.detach(), rbm.hidden_bias.detach()
+    b_a = base_visible_bias.detach().to(w)
+    visible_gap = (b - b_a).double()
+    # The matrix products run in the RBM's dtype; the log weights add up in float64 from the per-step
+    # difference log p*_k(v) - log p*_{k-1}(v) = (beta_k - beta_{k-1}) v.(b - b^A)
+    #   + sum_j [softplus(beta_k x_j) - softplus(beta_{k-1} x_j)],  x = c + W v  (one product per step).
     v = torch.bernoulli(torch.sigmoid(b_a).expand(runs, -1).contiguous(), generator=generator)
     log_w = torch.zeros(runs, dtype=torch.float64, device=w.device)
-    for prev, beta in zip(betas[:-1].tolist(), betas[1:].tolist()):
-        log_w += log_p_star(v, beta) - log_p_star(v, prev)
-        h = torch.bernoulli(torch.sigmoid(beta * F.linear(v, w, c)), generator=generator)
+    for prev, beta in zip(betas[:-1].tolist(), betas[1:].tolist(), strict=True):
+        x = F.linear(v, w, c).double()
+        log_w += (beta - prev) * (v.double() @ visible_gap)
+        log_w += (F.softplus(beta * x) - F.softplus(prev * x)).sum(-1)
+        h = torch.bernoulli(torch.sigmoid(beta * x), generator=generator).to(w)
         v = torch.bernoulli(torch.sigmoid((1 - beta) * b_a + beta * (h @ w + b)), generator=generator)
-    log_z_a = F.softplus(b_a).sum() + rbm.n_hidden * math.log(2.0)
+    log_z_a = float(F.softplus(b_a.double()).sum()) + rbm.n_hidden * math.log(2.0)
     log_mean = torch.logsumexp(log_w, 0) - math.log(runs)
-    # spread: the weights relative to their maximum, so exp() cannot overflow
+    # spread: the weights relative to their maximum, so exp() cannot overflow; mean - 3 s.e. <= 0 gives -inf
     shifted = torch.exp(log_w - log_w.max())
-    mean, err = shifted.mean(), shifted.std() / math.sqrt(runs) if runs > 1 else torch.zeros(())
-    low = torch.log(torch.clamp(mean - 3 * err, min=torch.finfo(torch.float64).tiny)) + log_w.max()
-    high = torch.log(mean + 3 * err) + log_w.max()
+    mean = shifted.mean()
+    err = shifted.std() / math.sqrt(runs) if runs > 1 else torch.zeros((), dtype=torch.float64)
+    low = torch.log(mean - 3 * err) if mean > 3 * err else torch.tensor(-math.inf, dtype=torch.float64)
+    low, high = low + log_w.max(), torch.log(mean + 3 * err) + log_w.max()
     return AISResult(
         log_z=float(log_z_a + log_mean),
         log_z_low=float(log_z_a + low),
@@ -311,14 +322,20 @@ class DBN(nn.Module):
     Only the bottom RBM may have Gaussian visible units; the layers above see hidden probabilities in [0, 1].
     """
 
-    def __init__(self, n_visible: int, hidden_sizes: Sequence[int], visible: str = "bernoulli") -> None:
+    def __init__(
+        self,
+        n_visible: int,
+        hidden_sizes: Sequence[int],
+        visible: str = "bernoulli",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         sizes = [int(n_visible), *(int(h) for h in hidden_sizes)]
         if len(sizes) < 2:
             raise ValueError("a DBN needs at least one hidden layer")
         self.rbms = nn.ModuleList(
-            RBM(n_in, n_out, visible if i == 0 else "bernoulli")
-            for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))
+            RBM(n_in, n_out, visible if i == 0 else "bernoulli", generator=generator)
+            for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False))
         )
 
     @property
@@ -345,7 +362,7 @@ class DBN(nn.Module):
                 f"input shape {tuple(input_shape)} does not flatten to {self.rbms[0].n_visible} visible units"
             )
         with torch.no_grad():
-            for block, rbm in zip(mlp.blocks, self.rbms):
+            for block, rbm in zip(mlp.blocks, self.rbms, strict=True):
                 block[0].weight.copy_(rbm.weight)
                 block[0].bias.copy_(rbm.hidden_bias)
         return mlp
