@@ -340,7 +340,7 @@ def test_encoders_load_through_net_pretrained(runs: dict[str, Path], tmp_path: P
     )
     assert result.returncode == 0, result.stderr[-2000:]
     head = load_checkpoint(tmp_path / "sup" / "checkpoints" / "last.pt")["agent"]
-    weights = head["model"] if "model" in head else head
+    weights = head.get("model", head)
     first = next(v for k, v in weights.items() if k.endswith("layers.1.0.weight"))
     torch.testing.assert_close(first, dbn_state["rbms.0.weight"])  # frozen: still the RBM's weights
 
