@@ -39,8 +39,8 @@ class DBNAgent:
         settings = CDSettings(
             **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(CDSettings) if hasattr(cfg, f.name)}
         )
-        self.trainers = [CDTrainer(rbm, settings, self.generator) for rbm in self.dbn.rbms]
-        self.stages = [(f"rbm{i + 1}", cfg.epochs) for i in range(len(self.dbn.rbms))]
+        self.trainers = [CDTrainer(rbm, settings, self.generator) for rbm in self.dbn.layers]
+        self.stages = [(f"rbm{i + 1}", cfg.epochs) for i in range(len(self.dbn.layers))]
         self.updates_per_epoch = 1  # set by the loop (the lr decay counts updates)
         self._updates = 0
 
@@ -61,7 +61,7 @@ class DBNAgent:
 
     def begin_stage(self, stage: int, data: torch.Tensor, batches_per_epoch: int) -> None:
         """Visible biases from the data's marginals (Hinton 2010 section 8); the lr decay's length."""
-        self.dbn.rbms[stage].init_visible_bias(data)
+        self.dbn.layers[stage].init_visible_bias(data)
         self.updates_per_epoch = batches_per_epoch
         self._updates = 0
 
@@ -80,7 +80,7 @@ class DBNAgent:
     @torch.no_grad()
     def evaluate(self, stage: int, data: torch.Tensor) -> dict[str, float]:
         """Held-out reconstruction error and mean free energy of RBM ``stage`` on its inputs."""
-        rbm = self.dbn.rbms[stage]
+        rbm = self.dbn.layers[stage]
         error = ((data - rbm.reconstruct(data)) ** 2).sum(-1).mean()
         return {"recon_error": float(error), "free_energy": float(rbm.free_energy(data).mean())}
 
@@ -95,13 +95,13 @@ class DBNAgent:
 
     def filters(self) -> torch.Tensor:
         """The first RBM's weights, one row per hidden unit, in the observation's shape."""
-        return self.dbn.rbms[0].weight.detach().reshape(-1, *self.input_shape)
+        return self.dbn.layers[0].weight.detach().reshape(-1, *self.input_shape)
 
     @torch.no_grad()
     def samples(self, n: int) -> torch.Tensor:
         """Visible means of ``n`` model samples. After PCD: the top RBM's persistent chains, passed down the
         stack mean-field. After CD: chains of the bottom RBM run from noise for 1,000 Gibbs sweeps."""
-        rbms = list(self.dbn.rbms)
+        rbms = self.dbn.layers
         chains = self.trainers[-1].chains
         if chains is not None:
             v = rbms[-1].visible_mean(rbms[-1].hidden_probs(chains[:n]))
@@ -125,7 +125,7 @@ class DBNAgent:
         cfg = self.cfg
         if cfg.ais_runs == 0:
             return {}
-        rbm = self.dbn.rbms[0]
+        rbm = self.dbn.layers[0]
         # the base-rate model: independent pixels with the training data's marginals (Salakhutdinov & Murray 2008)
         p = splits["train"].mean(0).clamp(1e-3, 1 - 1e-3)
         result = ais_log_partition(

@@ -339,30 +339,37 @@ class DBN(nn.Module):
         )
 
     @property
+    def layers(self) -> list[RBM]:
+        """The RBMs bottom-up, typed (``nn.ModuleList`` items are plain modules to a type checker)."""
+        return [rbm for rbm in self.rbms if isinstance(rbm, RBM)]
+
+    @property
     def hidden_sizes(self) -> list[int]:
-        return [rbm.n_hidden for rbm in self.rbms]
+        return [rbm.n_hidden for rbm in self.layers]
 
     def up(self, v: torch.Tensor, layers: int | None = None) -> torch.Tensor:
         """Hidden probabilities after the first ``layers`` RBMs (all by default): the recognition pass."""
-        for rbm in list(self.rbms)[: len(self.rbms) if layers is None else layers]:
+        for rbm in self.layers[: len(self.rbms) if layers is None else layers]:
             v = rbm.hidden_probs(v)
         return v
 
     def down(self, h: torch.Tensor) -> torch.Tensor:
         """Mean-field generative pass from the top hidden layer to the visible units."""
-        for rbm in reversed(self.rbms):
+        for rbm in reversed(self.layers):
             h = rbm.visible_mean(h)
         return h
 
     def to_mlp(self, input_shape: Sequence[int]) -> MLP:
         """The unrolled encoder: ``MLP(hidden_sizes, activation="sigmoid")`` whose layer i is RBM i's up-pass."""
         mlp = MLP(tuple(input_shape), hidden_sizes=self.hidden_sizes, activation="sigmoid")
-        if math.prod(mlp.input_shape) != self.rbms[0].n_visible:
+        if math.prod(mlp.input_shape) != self.layers[0].n_visible:
             raise ValueError(
-                f"input shape {tuple(input_shape)} does not flatten to {self.rbms[0].n_visible} visible units"
+                f"input shape {tuple(input_shape)} does not flatten to {self.layers[0].n_visible} visible units"
             )
         with torch.no_grad():
-            for block, rbm in zip(mlp.blocks, self.rbms, strict=True):
-                block[0].weight.copy_(rbm.weight)
-                block[0].bias.copy_(rbm.hidden_bias)
+            for block, rbm in zip(mlp.blocks, self.layers, strict=True):
+                linear = block[0]
+                assert isinstance(linear, nn.Linear)  # MLP blocks start with their Linear
+                linear.weight.copy_(rbm.weight)
+                linear.bias.copy_(rbm.hidden_bias)
         return mlp
