@@ -157,6 +157,7 @@ def train_layerwise(run: RunContext, resume: dict | None = None) -> dict:
         for k, v in net.items()
     ).replace("net.name=", "net=")
     return run.write_summary(
+        net=net["name"],  # the encoder it wrote (this agent does not use the net group)
         total_steps=counters["samples"],
         updates=counters["updates"],
         epochs=counters["epoch"],
