@@ -122,7 +122,7 @@ def train_layerwise(run: RunContext, resume: dict | None = None) -> dict:
     plot_tiles(
         agent.filters(),
         run_dir / "filters.png",
-        f"{a.name} on {cfg.env.name}: first-layer filters",
+        f"{a.name} on {cfg.env.name}: first-layer filters (RBM weights or dictionary atoms)",
         shape,
         True,
     )
