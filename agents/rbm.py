@@ -17,12 +17,14 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 import nets
 from agents.configs import DBNConfig
 from nets.base import observation_shape, scale_observation
 from nets.rbm import DBN, CDSettings, CDTrainer, ais_betas, ais_log_partition, average_log_likelihood
+from rlcore.base.validation import require
 
 
 class DBNAgent:
@@ -33,6 +35,15 @@ class DBNAgent:
     ) -> None:
         self.cfg, self.device, self.seed = cfg, device, seed
         self.input_shape = observation_shape(observation_space)
+        if cfg.visible == "bernoulli" and isinstance(observation_space, gym.spaces.Box):
+            pixels = observation_space.dtype == np.uint8  # scaled to [0, 1]
+            bounded = bool(np.all(observation_space.low >= 0) and np.all(observation_space.high <= 1))
+            require(
+                pixels or bounded,
+                "agent.visible",
+                "Bernoulli visible units need inputs in [0, 1] (pixels); use agent.visible=gaussian "
+                "(and a smaller agent.lr, e.g. 0.01) for real-valued observations",
+            )
         init = torch.Generator().manual_seed(seed)  # the weights: the same seed gives the same net
         self.dbn = DBN(math.prod(self.input_shape), cfg.hidden_sizes, cfg.visible, init).to(device)
         self.generator = torch.Generator(device=device).manual_seed(seed)

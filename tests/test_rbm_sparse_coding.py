@@ -220,6 +220,7 @@ def test_bad_options_are_refused_naming_the_key() -> None:
         (lambda: SparseCodingConfig(atoms=0), "agent.atoms"),
         (lambda: LISTAConfig(iterations=-1), "net.iterations"),
     ]
+    cases.append((lambda: DBNAgent(DBNConfig(), gym.spaces.Box(-5, 5, (4,)), device=CPU), "agent.visible"))
     for make, key in cases:
         with pytest.raises(ConfigError, match=f"config key '{key}'"):
             make()
