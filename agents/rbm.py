@@ -110,20 +110,21 @@ class DBNAgent:
 
     @torch.no_grad()
     def samples(self, n: int) -> torch.Tensor:
-        """Visible means of ``n`` model samples. After PCD: the top RBM's persistent chains, passed down the
-        stack mean-field. After CD: chains of the bottom RBM run from noise for 1,000 Gibbs sweeps."""
+        """Visible means of ``n`` samples of the DBN's generative model (Hinton et al. 2006): Gibbs chains in the
+        top RBM, then one mean-field pass down the directed layers. The chains are the top RBM's persistent
+        chains after PCD; after CD, ``n`` fresh chains run from noise for 1,000 sweeps."""
         rbms = self.dbn.layers
         chains = self.trainers[-1].chains
-        if chains is not None:
-            v = rbms[-1].visible_mean(rbms[-1].hidden_probs(chains[:n]))
-            for rbm in reversed(rbms[:-1]):
-                v = rbm.visible_mean(v)
-            return v.reshape(-1, *self.input_shape)
-        v = torch.rand(n, rbms[0].n_visible, generator=self.generator, device=self.device)
-        if rbms[0].visible == "bernoulli":
-            v = torch.bernoulli(v, generator=self.generator)
-        _, h = rbms[0].gibbs(v, 1000, self.generator)
-        return rbms[0].visible_mean(h).reshape(n, *self.input_shape)
+        if chains is None:
+            top = rbms[-1]
+            start = torch.rand(n, top.n_visible, generator=self.generator, device=self.device)
+            if top.visible == "bernoulli":
+                start = torch.bernoulli(start, generator=self.generator)
+            chains = top.gibbs(start, 1000, self.generator)[0]
+        v = rbms[-1].visible_mean(rbms[-1].hidden_probs(chains[:n]))
+        for rbm in reversed(rbms[:-1]):
+            v = rbm.visible_mean(v)
+        return v.reshape(-1, *self.input_shape)
 
     @torch.no_grad()
     def reconstruct(self, data: torch.Tensor) -> torch.Tensor:
