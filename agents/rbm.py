@@ -23,7 +23,8 @@ import torch
 import nets
 from agents.configs import DBNConfig
 from nets.base import observation_shape, scale_observation
-from nets.rbm import DBN, CDSettings, CDTrainer, ais_betas, ais_log_partition, average_log_likelihood
+from nets.rbm import DBN, CDSettings, CDTrainer
+from nets.rbm_ais import ais_betas, ais_log_partition, average_log_likelihood
 from rlcore.base.validation import require
 
 

@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.mnist import FINETUNE  # noqa: E402  (the 1,000-label fine-tuning recipe, shared)
 from envs import DatasetEnvConfig  # noqa: E402
 from envs.dataset_env import dataset_splits  # noqa: E402
-from nets.rbm import RBM, ais_betas, ais_log_partition, average_log_likelihood  # noqa: E402
+from nets.rbm import RBM  # noqa: E402
+from nets.rbm_ais import ais_betas, ais_log_partition, average_log_likelihood  # noqa: E402
 from rlcore.base.checkpoint import load_checkpoint  # noqa: E402
 
 DBN_HIDDEN = [500, 500, 2000]  # Hinton et al. 2006

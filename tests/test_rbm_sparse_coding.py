@@ -17,16 +17,8 @@ from agents.sparse_coding import SparseCodingAgent
 from envs.datasets import load_digits
 from nets import LISTA, build_extractor
 from nets.configs import LISTAConfig, MLPConfig
-from nets.rbm import (
-    DBN,
-    RBM,
-    CDSettings,
-    CDTrainer,
-    ais_betas,
-    ais_log_partition,
-    exact_log_partition,
-    log_likelihood_gradient,
-)
+from nets.rbm import DBN, RBM, CDSettings, CDTrainer, log_likelihood_gradient
+from nets.rbm_ais import ais_betas, ais_log_partition, exact_log_partition
 from nets.sparse_coding import dictionary_step, ista, objective, soft_threshold
 from rlcore.base.checkpoint import load_checkpoint
 from rlcore.base.errors import CheckpointError, ConfigError
