@@ -209,9 +209,8 @@ def main() -> None:
                 }
             }
         )
-    assert dbn_run is not None
     dbn_net = ["net=mlp", f"net.hidden_sizes={list_arg(DBN_HIDDEN)}", "net.activation=sigmoid"]
-    if "dbn" in wanted:
+    if "dbn" in wanted and dbn_run is not None:
         finetune = [
             "agent=supervised",
             "env=MNIST",
@@ -233,7 +232,7 @@ def main() -> None:
                 }
             }
         )
-    if "labels1000" in wanted:
+    if "labels1000" in wanted and dbn_run is not None:
         epochs = ["agent.epochs=5"] if q else []
         rows = {
             "labels1000_dbn_random": [*LABELS1000, *dbn_net, *epochs],
