@@ -44,6 +44,8 @@ from rlcore.base.checkpoint import load_checkpoint  # noqa: E402
 
 DBN_HIDDEN = [500, 500, 2000]  # Hinton et al. 2006
 LABELS1000 = ["agent=supervised", "env=MNIST", "env.labels_per_class=100", "agent.epochs=60", *FINETUNE]
+# net=lista has no dropout option: its two arms (random init, pretrained) share the recipe without it
+LABELS1000_NO_DROPOUT = [a for a in LABELS1000 if not a.startswith("net.dropout")]
 
 
 def finite(value: object) -> object:
@@ -130,6 +132,13 @@ def main() -> None:
     parser.add_argument("--sc-epochs", type=int, default=5, help="sparse coding: dictionary epochs")
     parser.add_argument("--ais-row", default="rbm_pcd_ais", help="row name of the AIS figure")
     parser.add_argument("--ais-repeats", type=int, default=2, help="extra AIS estimates for the spread")
+    parser.add_argument("--skip-done", action="store_true", help="skip rows the JSON already holds")
+    parser.add_argument("--sc-run", default="", help="reuse this agent=sparse_coding run directory")
+    parser.add_argument(
+        "--ais-spread-of",
+        default="",
+        help="only add --ais-repeats AIS estimates to this rbm run's row (--ais-row)",
+    )
     parser.add_argument("--dbn-run", default="", help="reuse this agent=dbn run directory (skip pretraining)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "classic_rbm.json"))
     args = parser.parse_args()
@@ -149,6 +158,17 @@ def main() -> None:
         merged["torch"] = torch.__version__
         out.write_text(json.dumps(finite(merged), indent=2, allow_nan=False) + "\n")
 
+    if args.ais_spread_of:  # more AIS estimates for an existing row (its spread over runs)
+        row = json.loads(out.read_text())["rows"][args.ais_row]
+        spread = ais_spread(
+            Path(args.ais_spread_of), args.ais_repeats, row["ais"]["runs"], row["ais"]["intermediate"]
+        )
+        row["extra_estimates"] = [*row["extra_estimates"], *spread]
+        estimates = [row["test_log_likelihood"], *(s["test_log_likelihood"] for s in row["extra_estimates"])]
+        row["test_log_likelihood_mean"] = float(np.mean(estimates))
+        row["test_log_likelihood_std"] = float(np.std(estimates))
+        save({args.ais_row: row})
+        wanted = set()
     if "ais" in wanted:
         ais_runs, ais_steps = (20, 1000) if q else (100, 14_500)
         rbm_args = [
@@ -238,39 +258,47 @@ def main() -> None:
             "labels1000_dbn_random": [*LABELS1000, *dbn_net, *epochs],
             "labels1000_dbn_pretrained": [*LABELS1000, *dbn_net, f"net.pretrained={dbn_run}", *epochs],
         }
-        sc = run_train(
-            "sparse_coding",
-            [
-                "agent=sparse_coding",
-                "env=MNIST",
-                f"agent.epochs={1 if q else args.sc_epochs}",
-                f"agent.lista_epochs={1 if q else 3}",
-            ],
-            scratch,
+        sc = (
+            {"run_dir": args.sc_run}
+            if args.sc_run
+            else run_train(
+                "sparse_coding",
+                [
+                    "agent=sparse_coding",
+                    "env=MNIST",
+                    f"agent.epochs={1 if q else args.sc_epochs}",
+                    f"agent.lista_epochs={1 if q else 3}",
+                ],
+                scratch,
+            )
         )
-        save(
-            {
-                "sparse_coding_pretrain": {
-                    k: sc.get(k)
-                    for k in (
-                        "command",
-                        "wall_time_s",
-                        "val_objective_fista",
-                        "val_objective_lista",
-                        "val_active_fraction",
-                    )
+        if not args.sc_run:
+            save(
+                {
+                    "sparse_coding_pretrain": {
+                        k: sc.get(k)
+                        for k in (
+                            "command",
+                            "wall_time_s",
+                            "val_objective_fista",
+                            "val_objective_lista",
+                            "val_active_fraction",
+                        )
+                    }
                 }
-            }
-        )
+            )
         lista_net = ["net=lista", "net.atoms=256", "net.iterations=3"]
-        rows["labels1000_lista_random"] = [*LABELS1000, *lista_net, *epochs]
+        rows["labels1000_lista_random"] = [*LABELS1000_NO_DROPOUT, *lista_net, *epochs]
         rows["labels1000_lista_pretrained"] = [
-            *LABELS1000,
+            *LABELS1000_NO_DROPOUT,
             *lista_net,
             f"net.pretrained={sc['run_dir']}",
             *epochs,
         ]
+        done = json.loads(out.read_text())["rows"] if out.exists() else {}
         for name, train_args in rows.items():
+            if args.skip_done and done.get(name, {}).get("test_accuracy") is not None:
+                continue
             summary = run_train(name, train_args, scratch)
             save({name: {k: summary.get(k) for k in ("command", "test_accuracy", "epochs", "wall_time_s")}})
 
