@@ -6,7 +6,7 @@ and a config error cost no torch import; each agent module imports its schema fr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rlcore.base.validation import require, require_choice
 
@@ -272,3 +272,134 @@ class GANConfig:
         )
         require(self.sample_every > 0, "agent.sample_every", f"must be > 0 epochs (got {self.sample_every})")
         require(self.grid_size > 0, "agent.grid_size", f"must be > 0 (got {self.grid_size})")
+
+
+# ------------------------------------------------------------- RBM / DBN and sparse coding (layer-wise loop)
+
+
+VISIBLE_UNITS = ("bernoulli", "gaussian")
+
+
+def _check_frame_source(cfg: DBNConfig | SparseCodingConfig) -> None:
+    """The keys that say where the training observations come from (as agent=autoencoder has them)."""
+    require(cfg.frames > 1, "agent.frames", f"must be > 1 (got {cfg.frames})")
+    require(
+        0.0 <= cfg.policy_epsilon <= 1.0,
+        "agent.policy_epsilon",
+        f"must be in [0, 1] (got {cfg.policy_epsilon})",
+    )
+    require(0.0 < cfg.val_fraction < 1.0, "agent.val_fraction", f"must be in (0, 1) (got {cfg.val_fraction})")
+    require(cfg.batch_size > 0, "agent.batch_size", f"must be > 0 (got {cfg.batch_size})")
+    require(cfg.epochs > 0, "agent.epochs", f"must be > 0 (got {cfg.epochs})")
+
+
+@dataclass
+class DBNConfig:
+    """A deep belief net (one RBM per hidden width, trained greedily bottom-up); ``agent=rbm`` is the one-layer case.
+
+    Defaults follow Hinton's "A practical guide to training RBMs" (2010) for Bernoulli units.
+    """
+
+    name: str = "dbn"
+    hidden_sizes: list[int] = field(default_factory=lambda: [500, 500, 2000])
+    visible: str = "bernoulli"  # bernoulli (pixels in [0, 1]) | gaussian (real values, unit variance)
+    binarize: bool = False  # sample the [0, 1] inputs to {0, 1} once (seeded): binarised MNIST, as for AIS
+    epochs: int = 10  # per layer
+    batch_size: int = 100
+    lr: float = 0.1
+    k: int = 1  # Gibbs sweeps of CD-k / PCD-k
+    persistent: bool = False  # persistent CD (Tieleman 2008)
+    chains: int = 100  # PCD's persistent chains (and the sample picture's)
+    momentum: float = 0.5
+    final_momentum: float = 0.9
+    momentum_switch: int = 5  # epochs at `momentum` before `final_momentum`
+    weight_decay: float = 2e-4
+    sparsity_target: float = 0.0  # > 0 with sparsity_cost > 0: target mean activation of each hidden unit
+    sparsity_cost: float = 0.0
+    lr_decay: bool = (
+        False  # lr falls linearly to 0 over each layer's epochs (helps PCD's chains mix, Tieleman 2008)
+    )
+    ais_runs: int = 0  # > 0 (one-layer, Bernoulli): estimate log Z by AIS and report log-likelihoods
+    ais_steps: int = 14_500  # intermediate distributions (Salakhutdinov & Murray 2008's schedule, rescaled)
+    frames: int = 20_000  # observations from a non-dataset env (random policy unless `policy`)
+    policy: str | None = None
+    policy_epsilon: float = 0.05
+    val_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
+            "agent.hidden_sizes",
+            f"needs at least one positive width (got {self.hidden_sizes})",
+        )
+        require_choice(self.visible, "agent.visible", VISIBLE_UNITS)
+        require(
+            not (self.binarize and self.visible == "gaussian"),
+            "agent.binarize",
+            "binary inputs are for Bernoulli visible units; drop agent.binarize or use agent.visible=bernoulli",
+        )
+        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
+        require(self.k > 0, "agent.k", f"must be >= 1 Gibbs sweep (got {self.k})")
+        require(self.chains > 0, "agent.chains", f"must be > 0 (got {self.chains})")
+        for key in ("momentum", "final_momentum"):
+            value = getattr(self, key)
+            require(0.0 <= value < 1.0, f"agent.{key}", f"must be in [0, 1) (got {value})")
+        require(
+            self.momentum_switch >= 0, "agent.momentum_switch", f"must be >= 0 (got {self.momentum_switch})"
+        )
+        require(self.weight_decay >= 0, "agent.weight_decay", f"must be >= 0 (got {self.weight_decay})")
+        require(
+            0.0 <= self.sparsity_target < 1.0,
+            "agent.sparsity_target",
+            f"must be in [0, 1) (got {self.sparsity_target})",
+        )
+        require(self.sparsity_cost >= 0, "agent.sparsity_cost", f"must be >= 0 (got {self.sparsity_cost})")
+        require(
+            self.sparsity_cost == 0 or self.sparsity_target > 0,
+            "agent.sparsity_cost",
+            "needs agent.sparsity_target > 0 (e.g. 0.1)",
+        )
+        require(self.ais_runs >= 0, "agent.ais_runs", f"must be >= 0 (got {self.ais_runs})")
+        require(self.ais_steps > 0, "agent.ais_steps", f"must be > 0 (got {self.ais_steps})")
+        require(
+            self.ais_runs == 0 or (len(self.hidden_sizes) == 1 and self.visible == "bernoulli"),
+            "agent.ais_runs",
+            "AIS estimates one Bernoulli RBM's partition function: use agent=rbm with agent.visible=bernoulli",
+        )
+        _check_frame_source(self)
+
+
+@dataclass
+class SparseCodingConfig:
+    """Dictionary learning with an L1 penalty (Olshausen & Field 1996), then a LISTA encoder (Gregor & LeCun 2010)."""
+
+    name: str = "sparse_coding"
+    atoms: int = 256
+    lam: float = 0.1  # weight of ||z||_1 (inputs scaled to [0, 1], unit-norm atoms)
+    lr: float = 0.1  # dictionary gradient step per batch
+    inference_steps: int = 50  # FISTA iterations per batch, from zero codes
+    epochs: int = 10  # dictionary-learning passes
+    batch_size: int = 100
+    lista_iterations: int = 3  # refinements of the learned encoder (the net=lista option net.iterations)
+    lista_epochs: int = 5  # passes fitting LISTA to FISTA's codes (0: keep its ISTA initialisation)
+    lista_lr: float = 1e-3  # Adam
+    frames: int = 20_000
+    policy: str | None = None
+    policy_epsilon: float = 0.05
+    val_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        require(self.atoms > 0, "agent.atoms", f"must be > 0 (got {self.atoms})")
+        require(self.lam > 0, "agent.lam", f"must be > 0 (got {self.lam})")
+        require(self.lr > 0, "agent.lr", f"must be > 0 (got {self.lr})")
+        require(
+            self.inference_steps > 0, "agent.inference_steps", f"must be > 0 (got {self.inference_steps})"
+        )
+        require(
+            self.lista_iterations >= 0,
+            "agent.lista_iterations",
+            f"must be >= 0 (got {self.lista_iterations})",
+        )
+        require(self.lista_epochs >= 0, "agent.lista_epochs", f"must be >= 0 (got {self.lista_epochs})")
+        require(self.lista_lr > 0, "agent.lista_lr", f"must be > 0 (got {self.lista_lr})")
+        _check_frame_source(self)

@@ -81,7 +81,13 @@ class GANAgent:
     def swap_state(self, state: object = None) -> object:
         return None
 
-    def act(self, obs: np.ndarray, explore: bool = True, epsilon: float | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: np.ndarray,
+        explore: bool = True,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
         raise RLCoreError("a GAN run has no policy; reuse its discriminator via net.pretrained=<run_dir>")
 
     # -- sampling ----------------------------------------------------------------------------------------

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agents.configs import AutoencoderConfig, DQNConfig, GANConfig, SupervisedConfig
+from agents.configs import (
+    AutoencoderConfig,
+    DBNConfig,
+    DQNConfig,
+    GANConfig,
+    SparseCodingConfig,
+    SupervisedConfig,
+)
 from nets.configs import is_recurrent_config
 from rlcore.base.errors import ConfigError
 
@@ -25,8 +32,10 @@ if TYPE_CHECKING:
     from agents.dqn import DQNAgent
     from agents.drqn import DRQNAgent
     from agents.gan import GANAgent
+    from agents.rbm import DBNAgent
+    from agents.sparse_coding import SparseCodingAgent
     from agents.supervised import SupervisedAgent
-    from rlcore.base.protocols import Actor, AdversarialAgent, OffPolicyAgent
+    from rlcore.base.protocols import Actor, AdversarialAgent, LayerwisePretrainer, OffPolicyAgent
 
     def _the_agents_satisfy_their_loops_protocols(
         dqn: DQNAgent, drqn: DRQNAgent, supervised: SupervisedAgent, autoencoder: AutoencoderAgent
@@ -36,8 +45,13 @@ if TYPE_CHECKING:
     def _the_gan_satisfies_its_loops_protocol(gan: GANAgent) -> tuple[AdversarialAgent, Actor]:
         return gan, gan
 
+    def _the_layerwise_agents_satisfy_theirs(
+        dbn: DBNAgent, sparse_coding: SparseCodingAgent
+    ) -> tuple[LayerwisePretrainer, LayerwisePretrainer]:
+        return dbn, sparse_coding
 
-LoopName = Literal["off_policy", "supervised", "pretraining", "adversarial"]
+
+LoopName = Literal["off_policy", "supervised", "pretraining", "adversarial", "layerwise"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,21 @@ def build_gan(cfg: GANConfig, ctx: BuildContext) -> Any:
     return GANAgent(cfg, ctx.net, ctx.observation_space, ctx.action_space, device=ctx.device, seed=ctx.seed)
 
 
+def build_dbn(cfg: DBNConfig, ctx: BuildContext) -> Any:
+    """agent=dbn, and agent=rbm (a one-layer DBN); the net group is not used: the agent's hidden_sizes are the
+    architecture, and the encoder it writes is net=mlp with those widths and sigmoid units."""
+    from agents.rbm import DBNAgent
+
+    return DBNAgent(cfg, ctx.observation_space, device=ctx.device, seed=ctx.seed)
+
+
+def build_sparse_coding(cfg: SparseCodingConfig, ctx: BuildContext) -> Any:
+    """The net group is not used: the encoder it writes is net=lista with agent.atoms and agent.lista_iterations."""
+    from agents.sparse_coding import SparseCodingAgent
+
+    return SparseCodingAgent(cfg, ctx.observation_space, device=ctx.device, seed=ctx.seed)
+
+
 AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec(
         "dqn",
@@ -151,6 +180,8 @@ AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec("supervised", SupervisedConfig, build_supervised, "supervised", Capabilities()),
     AgentSpec("autoencoder", AutoencoderConfig, build_autoencoder, "pretraining", Capabilities()),
     AgentSpec("gan", GANConfig, build_gan, "adversarial", Capabilities()),
+    AgentSpec("dbn", DBNConfig, build_dbn, "layerwise", Capabilities()),
+    AgentSpec("sparse_coding", SparseCodingConfig, build_sparse_coding, "layerwise", Capabilities()),
 )
 
 SCHEMAS: dict[str, type] = {f"{spec.name}_schema": spec.schema for spec in AGENTS}

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         AlexNetConfig,
         GRUConfig,
         LeNet5Config,
+        LISTAConfig,
         LSTMConfig,
         MLPConfig,
         NatureCNNConfig,
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
     from nets.mlp import ACTIVATIONS, MLP
     from nets.pooling import StochasticPool2d, stochastic_pool2d
     from nets.pretrained import freeze_module, load_pretrained, save_encoder
+    from nets.rbm import DBN, RBM
     from nets.recurrent import RecurrentNet
+    from nets.sparse_coding import LISTA
     from nets.summary import count_parameters, summarize
 
 _MODULES = {
@@ -48,9 +51,11 @@ _MODULES = {
         "AlexNetConfig",
         "GRUConfig",
         "LeNet5Config",
+        "LISTAConfig",
         "LSTMConfig",
         "MLPConfig",
         "NatureCNNConfig",
+        "RBM",
         "RecurrentConfig",
         "RNNConfig",
         "VGGConfig",
@@ -59,7 +64,9 @@ _MODULES = {
     "nets.mlp": ("ACTIVATIONS", "MLP"),
     "nets.pooling": ("StochasticPool2d", "stochastic_pool2d"),
     "nets.pretrained": ("freeze_module", "load_pretrained", "save_encoder"),
+    "nets.rbm": ("DBN", "RBM"),
     "nets.recurrent": ("RecurrentNet",),
+    "nets.sparse_coding": ("LISTA",),
     "nets.summary": ("count_parameters", "summarize"),
 }
 __all__ = [
@@ -67,16 +74,20 @@ __all__ = [
     "AlexNet",
     "AlexNetConfig",
     "ConvNet",
+    "DBN",
     "FeatureExtractor",
     "GRUConfig",
     "LSTMConfig",
     "LeNet5",
     "LeNet5Config",
+    "LISTA",
+    "LISTAConfig",
     "MLP",
     "MLPConfig",
     "NET_CONFIGS",
     "NatureCNN",
     "NatureCNNConfig",
+    "RBM",
     "RNNConfig",
     "RecurrentConfig",
     "RecurrentNet",

@@ -13,6 +13,7 @@ from nets.configs import (
     Conv1dConfig,
     JordanConfig,
     LeNet5Config,
+    LISTAConfig,
     MLPConfig,
     NatureCNNConfig,
     RecurrentConfig,
@@ -22,6 +23,7 @@ from nets.jordan import JordanNet
 from nets.mlp import MLP
 from nets.pretrained import freeze_module, load_pretrained
 from nets.recurrent import RecurrentNet, RowSequenceNet
+from nets.sparse_coding import LISTA
 from nets.temporal import Conv1dNet
 
 
@@ -89,6 +91,8 @@ def _build(cfg: object, space: gym.Space | Sequence[int]) -> FeatureExtractor:
             features_dim=cfg.features_dim,
             dropout=cfg.dropout,
         )
+    if isinstance(cfg, LISTAConfig):
+        return LISTA(space, atoms=cfg.atoms, iterations=cfg.iterations)
     if isinstance(cfg, RecurrentConfig) and cfg.rows:
         shape = image_shape(space, "net.rows=true")
         return RowSequenceNet(shape, _recurrent(cfg, (shape[0] * shape[2],)))

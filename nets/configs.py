@@ -168,6 +168,24 @@ class VGGConfig:
         _check_dropout(self.dropout)
 
 
+@dataclass
+class LISTAConfig:
+    """Learned ISTA encoder (Gregor & LeCun 2010): ``atoms`` sparse-code features after ``iterations`` refinements.
+
+    Trained by ``agent=sparse_coding``, which writes it as encoder.pt; load it with ``net.pretrained=<run>``.
+    """
+
+    name: str = "lista"
+    atoms: int = 256
+    iterations: int = 3
+    pretrained: str | None = None
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive(self.atoms, "net.atoms")
+        require(self.iterations >= 0, "net.iterations", f"must be >= 0 (got {self.iterations})")
+
+
 # The nets a recurrent net can use as its per-frame encoder, by option name.
 ENCODER_CONFIGS: dict[str, type] = {
     "mlp": MLPConfig,
@@ -320,6 +338,7 @@ NET_CONFIGS: dict[str, type] = {
     "lstm": LSTMConfig,
     "gru": GRUConfig,
     "jordan": JordanConfig,
+    "lista": LISTAConfig,
 }
 
 SCHEMAS: dict[str, type] = {f"{name}_schema": schema for name, schema in NET_CONFIGS.items()}

@@ -96,6 +96,14 @@ def load_pretrained(extractor: nn.Module, path: str | os.PathLike[str], freeze: 
         problems.append(f"missing from the file: {', '.join(missing)}")
     if unexpected:
         problems.append(f"not in this net: {', '.join(unexpected)}")
+    saved_activation = payload.get("net", {}).get("activation")
+    own_activation = getattr(extractor, "activation", None)
+    if (
+        saved_activation and own_activation and saved_activation != own_activation
+    ):  # same shapes, other function
+        problems.append(
+            f"saved with net.activation={saved_activation}, this net has net.activation={own_activation}"
+        )
     if problems:
         raise CheckpointError(
             f"pretrained encoder {resolve_encoder_path(path)} (a {payload.get('class')} for input shape "

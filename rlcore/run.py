@@ -19,6 +19,7 @@ from rlcore.resume_config import override_keys, resume_config
 from rlcore.schema import TrainConfig
 from rlcore.training.context import RunContext
 from rlcore.training.gan import train_gan
+from rlcore.training.layerwise import train_layerwise
 from rlcore.training.offpolicy import train_off_policy
 from rlcore.training.pretraining import train_autoencoder
 from rlcore.training.supervised import train_supervised
@@ -30,6 +31,7 @@ LOOPS: dict[LoopName, Loop] = {
     "supervised": train_supervised,
     "pretraining": train_autoencoder,
     "adversarial": train_gan,
+    "layerwise": train_layerwise,
 }
 
 

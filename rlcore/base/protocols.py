@@ -91,3 +91,42 @@ class AdversarialAgent(Checkpointable, Protocol):
     def sample(
         self, n: int, labels: torch.Tensor | None = None, z: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+class LayerwisePretrainer(Checkpointable, Protocol):
+    """What :mod:`rlcore.training.layerwise` calls: unsupervised models trained in stages of epochs, each stage
+    on its own inputs (agent=rbm, agent=dbn: one RBM per stage; agent=sparse_coding: dictionary, then LISTA)."""
+
+    stages: list[tuple[str, int]]  # (name, epochs) in training order
+
+    def prepare(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations -> the flat float vectors the model sees."""
+
+    def stage_inputs(self, stage: int, data: torch.Tensor) -> torch.Tensor:
+        """What stage ``stage`` learns from (for a DBN: the up-pass through the layers below)."""
+
+    def begin_stage(self, stage: int, data: torch.Tensor, batches_per_epoch: int) -> None: ...
+
+    def update(self, stage: int, batch: torch.Tensor) -> dict[str, float]: ...
+
+    def end_epoch(self, stage: int) -> None: ...
+
+    def evaluate(self, stage: int, data: torch.Tensor) -> dict[str, float]: ...
+
+    def encoder(self) -> nn.Module:
+        """The feature extractor other agents load with ``net.pretrained=<run_dir>``."""
+
+    def encoder_net(self) -> dict[str, Any]:
+        """The net options that build :meth:`encoder` (written into encoder.pt)."""
+
+    def filters(self) -> torch.Tensor:
+        """First-layer filters (or dictionary atoms), one per row, in the observation's shape."""
+
+    def samples(self, n: int) -> torch.Tensor | None:
+        """``n`` samples from the model in the observation's shape (None: not a generative sampler)."""
+
+    def reconstruct(self, data: torch.Tensor) -> torch.Tensor:
+        """Reconstructions of prepared inputs, in the observation's shape."""
+
+    def final_figures(self, splits: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Figures for summary.json computed once at the end (e.g. AIS log-likelihoods)."""
