@@ -1,6 +1,9 @@
 """benchmarks/atari100k.py on a tiny synthetic result set: the per-game table, human-normalised scores, the
 rliable IQM/mean with stratified-bootstrap CIs across games, the learning-curve PNG and the JSON; resuming
-reads finished runs instead of training them."""
+reads finished runs instead of training them.
+
+Named to run after tests/test_cli.py: once rliable is imported (it brings absl), a later in-process Hydra main
+under capsys (test_cli's) crashed pytest itself with "lost sys.stderr"; the in-process tests run first."""
 
 from __future__ import annotations
 
