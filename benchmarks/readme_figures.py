@@ -16,8 +16,9 @@ Per row: each seed's final 20-episode greedy evaluation; how many seeds end at o
 (of the periodic evaluations after a seed's first one at or above the threshold, the share that stay there:
 1.0 = no collapse); the median step of that first one; IQM and mean with 95 % stratified-bootstrap CIs
 (``rliable``, Agarwal et al. 2021; the ``stats`` extra) and the median training SPS. Runs go to
-``runs/readme_figures/<version of the training code>/<row>/seed<k>`` and are reused when finished, so a killed
-benchmark picks up where it stopped (and a docs-only commit reruns nothing). JSON: ``benchmarks/results/readme_figures.json``; the learning curves (mean and min-max band of
+``runs/readme_figures/<version of the training code>/<row>-<hash of its composed config>/seed<k>`` and are reused
+when finished, so a killed benchmark picks up where it stopped, a docs-only commit reruns nothing and retuning one
+env's config reruns that row alone. JSON: ``benchmarks/results/readme_figures.json``; the learning curves (mean and min-max band of
 the periodic evaluations across seeds): ``docs/figures/readme_defaults.png``. A full run rewrites the block of
 README.md between the ``readme_figures`` markers.
 
@@ -103,7 +104,7 @@ ROWS = {
 }
 
 
-TRAINING_CODE = ("agents", "nets", "envs", "rlcore", "configs", "train.py", "pyproject.toml")
+TRAINING_CODE = ("agents", "nets", "envs", "rlcore", "train.py", "pyproject.toml")  # configs: per row, below
 
 
 def git(*args: str) -> str:
@@ -115,9 +116,10 @@ def commit() -> str:
 
 
 def code_version() -> str:
-    """What the runs' folder is named after: the tracked training code (not the docs or the benchmarks), so a
-    docs-only commit reuses finished runs and any change that can move a trajectory starts afresh. Uncommitted
-    changes to that code are folded in (``-dirty-<hash of the diff>``)."""
+    """What the runs' folder is named after: the tracked training code (not the configs, the docs or the
+    benchmarks), so a docs-only commit reuses finished runs and any code change that can move a trajectory starts
+    afresh. Uncommitted changes to that code are folded in (``-dirty-<hash of the diff>``). The configs count per
+    row (:func:`row_version`)."""
     import hashlib
 
     tree = git("ls-tree", "-r", "HEAD", "--", *TRAINING_CODE)
@@ -128,6 +130,23 @@ def code_version() -> str:
     return version + (f"-dirty-{hashlib.sha1(diff.encode()).hexdigest()[:8]}" if diff else "")
 
 
+def row_version(row: Row) -> str:
+    """The row's folder name: the row and a hash of the config its command composes (every group's file, the
+    tuned files it selects and their defaults), so retuning one env's defaults reruns that row and no other."""
+    import hashlib
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from rlcore.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=list(row.overrides))
+    composed = OmegaConf.to_yaml(cfg, resolve=False)  # interpolations (run_dir's timestamp) stay as written
+    return f"{row.name}-{hashlib.sha1(composed.encode()).hexdigest()[:8]}"
+
+
 def mnist_dir() -> str | None:
     for candidate in (os.environ.get("RLCORE_MNIST_DIR"), str(ROOT.parent / "shared" / "data" / "mnist")):
         if candidate and any(Path(candidate, f"t10k-labels-idx1-ubyte{gz}").exists() for gz in ("", ".gz")):
@@ -135,9 +154,9 @@ def mnist_dir() -> str | None:
     return None
 
 
-def run_one(row: Row, seed: int, base: Path) -> dict:
+def run_one(row: Row, seed: int, folder: Path) -> dict:
     """One seed of one row: train.py in its own process (reused when a finished run is already there)."""
-    run_dir = base / row.name / f"seed{seed}"
+    run_dir = folder / f"seed{seed}"
     if not (run_dir / "summary.json").exists():
         if run_dir.exists():  # killed before it finished: start it again from scratch
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
@@ -295,8 +314,9 @@ def main() -> int:
         for seed in range(1 if args.check_seed0 else (args.seeds or ROWS[n].seeds))
     ]
     start = time.perf_counter()
+    folders = {n: base / row_version(ROWS[n]) for n in names}
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda job: run_one(job[0], job[1], base), jobs))
+        results = list(pool.map(lambda job: run_one(job[0], job[1], folders[job[0].name]), jobs))
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for (row, _), result in zip(jobs, results, strict=True):
         runs[row.name].append(result)

@@ -71,3 +71,16 @@ def test_the_readme_has_the_block_and_its_commands_are_the_quick_start(figures):
     for row in figures.ROWS.values():
         assert f"`{row.command()}`" in block, row.command()
     assert "python train.py\n" in text  # the Quick start trains with the bare command the first row measures
+
+
+def test_a_rows_folder_follows_its_composed_config_only(figures):
+    """Retuning one env's defaults reruns that row alone; the same command keeps its finished runs."""
+    row = figures.ROWS["mountaincar"]
+    again = figures.Row(row.name, row.title, row.overrides, row.seeds, row.threshold, row.target)
+    retuned = figures.Row(
+        row.name, row.title, (*row.overrides, "agent.lr=1e-3"), 1, row.threshold, row.target
+    )
+    assert figures.row_version(row) == figures.row_version(again)
+    assert figures.row_version(row).startswith("mountaincar-")
+    assert figures.row_version(retuned) != figures.row_version(row)
+    assert figures.row_version(figures.ROWS["cartpole"]) != figures.row_version(row)
