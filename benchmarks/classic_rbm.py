@@ -210,7 +210,7 @@ def main() -> None:
         )
 
     dbn_run = Path(args.dbn_run) if args.dbn_run else None
-    if "dbn" in wanted or ("labels1000" in wanted and dbn_run is None):
+    if dbn_run is None and ("dbn" in wanted or "labels1000" in wanted):  # --dbn-run skips pretraining
         summary = run_train(
             "dbn_pretrain",
             [
