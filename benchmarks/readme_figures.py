@@ -359,9 +359,9 @@ def main() -> int:
         block = "\n".join(
             [
                 f"`python benchmarks/readme_figures.py` (commit {commit()}; every run the command as shown, "
-                f"`seed=<k>` added; {minutes:.0f} min with {args.jobs} runs at a time"
+                f"`seed=<k>` added; {len(jobs) - reused} runs trained in {minutes:.0f} min, {args.jobs} at a time"
                 + (
-                    f", {reused} of {len(jobs)} runs reused from an earlier invocation on the same code and configs"
+                    f"; {reused} reused from an earlier invocation on the same code and configs"
                     if reused
                     else ""
                 )
