@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> dict | float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     # read before anything of rlcore's is written: where Hydra put its record, and whether the folder is new
-    hydra_subdir, made_here = hydra_cfg.output_subdir, not (run_dir / "config.yaml").exists()
+    hydra_subdir = hydra_cfg.output_subdir
+    made_here = hydra_subdir == ".hydra"  # the folder was new (rlcore.config.hydra_subdir decided)
     announce = parallel_job() and cfg.logger.progress  # jobs side by side: no interleaved bars, one line each
     if announce:
         cfg.logger.progress = False

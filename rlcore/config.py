@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlcore.base.errors import ConfigError
+from rlcore.base.rundir import made_by_this_process
 from rlcore.base.validation import require
 from rlcore.schema import LOGGER_SCHEMAS, CheckpointConfig, ReplayConfig, TrainConfig, TuneConfig
 
@@ -30,12 +31,14 @@ def resume_or(resume: str | None, fresh: str) -> str:
 
 
 def hydra_subdir(resume: str | None, run_dir: str, stamp: str) -> str:
-    """Where Hydra writes its own record of an invocation: ``.hydra`` for a new run; a subfolder for a resume, and
-    for another attempt on a folder that already holds a run (its config.yaml), so that a run's own ``.hydra/``
-    never changes (a refused attempt's subfolder is then removed: :func:`rlcore.base.rundir.discard_refused`)."""
+    """Where Hydra writes its own record of an invocation: ``.hydra`` for a folder this invocation makes; a
+    subfolder for a resume, and for an attempt on a folder that already held anything (a run, or a user's
+    files), so that nothing there is overwritten: a run's own ``.hydra/`` never changes, and a refused attempt
+    removes only its subfolder (:func:`rlcore.base.rundir.discard_refused`). Hydra evaluates this before writing
+    its record and again when the task reads it; :func:`made_by_this_process` gives the same answer both times."""
     if resume:
         return f".hydra/resume-{stamp}"
-    return f".hydra/attempt-{stamp}" if (Path(run_dir) / "config.yaml").exists() else ".hydra"
+    return ".hydra" if made_by_this_process(Path(run_dir)) else f".hydra/attempt-{stamp}"
 
 
 def register_configs() -> None:

@@ -237,6 +237,33 @@ def test_refused_invocations_leave_no_folder_and_do_not_touch_an_existing_runs_r
     assert record() == before  # .hydra/ and every file of the run as they were
 
 
+def test_a_refused_run_leaves_a_folder_it_did_not_make_as_it_was(tmp_path, cli):
+    """run_dir= a folder that is not a run: a user's files, or another app's .hydra/ record. A refused run deletes
+    nothing of it, overwrites nothing and leaves nothing behind (it used to delete the whole folder)."""
+
+    def listing(folder):
+        return {
+            p.relative_to(folder).as_posix(): p.read_text() if p.is_file() else None
+            for p in folder.rglob("*")
+        }
+
+    users = tmp_path / "users_folder"
+    (users / "sub").mkdir(parents=True)
+    (users / "notes.txt").write_text("precious")
+    result = cli("train.py", "agent.lr=-1", f"run_dir={users}")
+    assert result.returncode == 2 and "config key 'agent.lr'" in result.stderr
+    assert listing(users) == {"sub": None, "notes.txt": "precious"}
+
+    other_app = tmp_path / "other_app"
+    (other_app / ".hydra").mkdir(parents=True)
+    (other_app / ".hydra" / "config.yaml").write_text("keep")
+    (other_app / "train.log").write_text("")
+    before = listing(other_app)
+    result = cli("train.py", "agent.lr=-1", f"run_dir={other_app}")
+    assert result.returncode == 2 and "config key 'agent.lr'" in result.stderr
+    assert listing(other_app) == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

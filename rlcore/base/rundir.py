@@ -7,10 +7,12 @@ kernel drops when the process dies, also on ``kill -9``) is taken before anythin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,25 @@ from rlcore.base.errors import RLCoreError
 
 LOCK_FILE = ".rlcore.lock"
 PID_FILE = ".rlcore.pid"
+HYDRA_WRITES = frozenset(
+    {".hydra", "train.log"}
+)  # what Hydra puts in a run folder before rlcore sees the config
+# When this process started, near enough: this module is imported (by train.py) before Hydra makes or writes any
+# folder, so a file older than this was not written by this invocation.
+PROCESS_STARTED = time.time()
+
+
+def made_by_this_process(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is absent or holds nothing but what Hydra wrote for this invocation (``.hydra/`` and
+    train.log, every file of it written since this process started). A folder that anyone else filled, however
+    little it holds (notes, another app's ``.hydra/``), is someone's: a refused run must leave it as it was."""
+    path = Path(run_dir)
+    if not path.exists():
+        return True
+    if not path.is_dir() or any(entry.name not in HYDRA_WRITES for entry in path.iterdir()):
+        return False
+    files = [path / "train.log", *(path / ".hydra").rglob("*")]
+    return all(f.stat().st_mtime >= PROCESS_STARTED for f in files if f.is_file())
 
 
 def ensure_dir(path: Path, key: str) -> None:
@@ -79,14 +100,21 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
 
 def discard_refused(run_dir: Path, hydra_subdir: str | None, made_here: bool) -> None:
     """A refused invocation leaves nothing behind. Hydra made its record (and, for a new run, the folder and its
-    train.log) before rlcore could check the config. Remove this invocation's record subfolder from an existing
-    run; or, when this invocation made the folder (``made_here``) and nothing was trained in it, the folder
-    and the empty parents Hydra made below the working directory (``runs/<env>/<agent>/``)."""
+    train.log) before rlcore could check the config. Remove this invocation's record subfolder from a folder that
+    held something before (a run, or anything else: :func:`made_by_this_process` decided, through
+    :func:`rlcore.config.hydra_subdir`); or, when this invocation made the folder (``made_here``) and nothing was
+    trained in it, the folder and the empty parents Hydra made below the working directory
+    (``runs/<env>/<agent>/``)."""
     run_dir = Path(run_dir)
     if (
         hydra_subdir and hydra_subdir != ".hydra"
-    ):  # .hydra/resume-* or .hydra/attempt-* inside an existing run
+    ):  # .hydra/resume-* or .hydra/attempt-* inside a folder that held something before this invocation
         shutil.rmtree(run_dir / hydra_subdir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # .hydra/ too, when this attempt made it (then it is empty)
+            (run_dir / ".hydra").rmdir()
+        log = run_dir / "train.log"  # the empty log Hydra opened, when it was not there before
+        if log.is_file() and log.stat().st_size == 0 and log.stat().st_mtime >= PROCESS_STARTED:
+            log.unlink()
         return
     if (
         not made_here
