@@ -6,12 +6,18 @@ The agent, env and net groups are typed by their own packages' schemas (``agents
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING
 
+from rlcore.base.errors import ConfigError
 from rlcore.base.validation import require, require_choice
+
+WANDB_ENV_MODES = frozenset(
+    {"online", "offline", "disabled", "dryrun", "shared", "run"}
+)  # what wandb accepts
 
 
 @dataclass
@@ -37,6 +43,12 @@ class LoggerConfig:
     def __post_init__(self) -> None:
         require_choice(self.mode, "logger.mode", ["auto", "online", "offline", "disabled"])
         require(self.timeout > 0, "logger.timeout", f"must be > 0 seconds (got {self.timeout})")
+        env_mode = os.environ.get("WANDB_MODE")  # W&B would answer a value it does not know with a traceback
+        if self.wandb and env_mode and env_mode not in WANDB_ENV_MODES:
+            raise ConfigError(
+                f"the environment variable WANDB_MODE={env_mode!r} is not a W&B mode "
+                f"({', '.join(sorted(WANDB_ENV_MODES))}); fix or unset it (logger.mode= sets this run's mode)"
+            )
 
 
 LOGGER_SCHEMAS: dict[str, type] = {"logger_schema": LoggerConfig}

@@ -128,3 +128,23 @@ def test_wandb_groups_the_runs_of_a_sweep_by_its_folder(tmp_path):
         assert sweep_group() == str(tmp_path / "sweep")
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_an_empty_or_unknown_wandb_mode_variable_gets_one_line(tmp_path, cli):
+    """`export WANDB_MODE=` (meant as unset) runs offline; a value W&B does not know is refused at start-up in
+    one line, not with W&B's validation traceback."""
+    args = [
+        "logger=wandb",
+        "logger.mode=offline",
+        "total_steps=300",
+        "agent.learning_starts=100",
+        "eval_every=0",
+    ]
+    args += ["final_eval_episodes=1", "logger.progress=false", "device=cpu"]
+    empty = cli("train.py", *args, f"run_dir={tmp_path}/empty", env={**os.environ, "WANDB_MODE": ""})
+    assert empty.returncode == 0, empty.stderr[-2000:]
+    assert list((tmp_path / "empty" / "wandb").glob("offline-run-*"))
+    typo = cli("train.py", *args, f"run_dir={tmp_path}/typo", env={**os.environ, "WANDB_MODE": "ofline"})
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert "WANDB_MODE='ofline' is not a W&B mode" in typo.stderr
+    assert not (tmp_path / "typo").exists()

@@ -36,8 +36,13 @@ def wandb_api_key_configured() -> bool:
 
 
 def resolve_wandb_mode(mode: str) -> str:
-    """``auto`` → online with a key, offline without; ``online`` without a key is refused instead of prompting."""
+    """``auto`` → online with a key, offline without; ``online`` without a key is refused instead of prompting.
+    An empty WANDB_MODE is taken as unset (W&B answers it with a validation traceback); any other value it does
+    not know is refused at start-up (:class:`rlcore.schema.LoggerConfig`)."""
     env_mode = os.environ.get("WANDB_MODE")
+    if env_mode == "":  # `export WANDB_MODE=`: meant as unset
+        del os.environ["WANDB_MODE"]
+        env_mode = None
     if mode == "auto":
         if env_mode in ("offline", "disabled", "dryrun"):
             return "offline" if env_mode == "dryrun" else env_mode
