@@ -57,7 +57,7 @@ from rlcore.training.supervised import as_tensors, dataset_accuracy, train_epoch
 CLASSIFIER = ["agent=supervised", "env=MNIST", "net=lenet5"]
 # D: one 3x3 conv of 16 then one of 32 channels, each followed by 2x2 max pooling, FC 128; G: its mirror
 GAN_NET = ["net=vgg", "net.channels=[16,32]", "net.convs_per_block=1", "net.features_dim=128"]
-GAN_EPOCHS = 2  # 1,874 (D, G) update pairs: sized for one heavily shared core (docs/classic_models.md)
+GAN_EPOCHS = 20  # 18,740 (D, G) update pairs, about 25 min of one core (docs/classic_models.md)
 GAN = ["agent=gan", "env=MNIST", *GAN_NET, "env.validation_fraction=0"]
 # GAN-train classifier: benchmarks/mnist.py's LeNet-5 row (99.2 % on the real training set in 3 epochs)
 GAN_TRAIN_NET = LeNet5Config(padding="same", batch_norm=True)
