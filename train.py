@@ -29,9 +29,9 @@ def main(cfg: DictConfig) -> dict | float | None:
     # the run directory comes from Hydra explicitly (hydra.run.dir follows run_dir); the cwd is never changed
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    # read before anything of rlcore's is written: where Hydra put its record, and whether the folder is new
+    # where Hydra put its record, which also says whether the folder is new: ".hydra" only in a folder this
+    # invocation made (rlcore.config.hydra_subdir)
     hydra_subdir = hydra_cfg.output_subdir
-    made_here = hydra_subdir == ".hydra"  # the folder was new (rlcore.config.hydra_subdir decided)
     announce = parallel_job() and cfg.logger.progress  # jobs side by side: no interleaved bars, one line each
     if announce:
         cfg.logger.progress = False
@@ -50,9 +50,7 @@ def main(cfg: DictConfig) -> dict | float | None:
 
         summary = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except RLCoreError as exc:
-        discard_refused(
-            run_dir, hydra_subdir, made_here
-        )  # a refused run leaves no folder and no record behind
+        discard_refused(run_dir, hydra_subdir)  # a refused run leaves no folder and no record behind
         fail(str(exc))
         return None
     except OSError as exc:  # the machine refused a write (disk full, read-only folder): say so in one line

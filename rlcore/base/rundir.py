@@ -98,30 +98,24 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         lock.release()
 
 
-def discard_refused(run_dir: Path, hydra_subdir: str | None, made_here: bool) -> None:
+def discard_refused(run_dir: Path, hydra_subdir: str | None) -> None:
     """A refused invocation leaves nothing behind. Hydra made its record (and, for a new run, the folder and its
-    train.log) before rlcore could check the config. Remove this invocation's record subfolder from a folder that
-    held something before (a run, or anything else: :func:`made_by_this_process` decided, through
-    :func:`rlcore.config.hydra_subdir`); or, when this invocation made the folder (``made_here``) and nothing was
-    trained in it, the folder and the empty parents Hydra made below the working directory
-    (``runs/<env>/<agent>/``)."""
+    train.log) before rlcore could check the config. Where Hydra wrote it says whose the folder is
+    (:func:`rlcore.config.hydra_subdir` decided with :func:`made_by_this_process`): from a folder that held
+    something before (a run, or anything else), remove this invocation's record subfolder only; when this
+    invocation made the folder (``.hydra``) and nothing was trained in it, remove the folder and the empty
+    parents Hydra made below the working directory (``runs/<env>/<agent>/``)."""
     run_dir = Path(run_dir)
-    if (
-        hydra_subdir and hydra_subdir != ".hydra"
-    ):  # .hydra/resume-* or .hydra/attempt-* inside a folder that held something before this invocation
-        shutil.rmtree(run_dir / hydra_subdir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # .hydra/ too, when this attempt made it (then it is empty)
-            (run_dir / ".hydra").rmdir()
-        log = run_dir / "train.log"  # the empty log Hydra opened, when it was not there before
-        if log.is_file() and log.stat().st_size == 0 and log.stat().st_mtime >= PROCESS_STARTED:
-            log.unlink()
+    if hydra_subdir != ".hydra":  # a folder that held something before this invocation
+        if hydra_subdir:  # .hydra/resume-* or .hydra/attempt-*
+            shutil.rmtree(run_dir / hydra_subdir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # .hydra/ too, when this attempt made it (then it is empty)
+                (run_dir / ".hydra").rmdir()
+            log = run_dir / "train.log"  # the empty log Hydra opened, when it was not there before
+            if log.is_file() and log.stat().st_size == 0 and log.stat().st_mtime >= PROCESS_STARTED:
+                log.unlink()
         return
-    if (
-        not made_here
-        or not run_dir.is_dir()
-        or (run_dir / "metrics.csv").exists()
-        or (run_dir / "checkpoints").exists()
-    ):
+    if not run_dir.is_dir() or (run_dir / "metrics.csv").exists() or (run_dir / "checkpoints").exists():
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     cwd, parent = Path.cwd().resolve(), run_dir.resolve().parent
