@@ -95,6 +95,10 @@ class DQNAgent:
         self.env_steps = 0
         self.epsilon = cfg.exploration_initial_eps
         self.target_syncs = 0
+        # True from a τ = 1 sync until the next optimizer step: the target's weights are then the online
+        # net's, so Double DQN's online and target passes over s' are one pass (update). With DrQ(ε)'s
+        # target_update_interval 1 that is every update.
+        self.target_is_online = False
 
     # -- acting ------------------------------------------------------------------------------------------
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
@@ -179,6 +183,7 @@ class DQNAgent:
             torch._foreach_lerp_(target, online, self.cfg.tau)
         for b_t, b_o in zip(self.target.buffers(), self.online.buffers(), strict=True):
             b_t.copy_(b_o)
+        self.target_is_online = self.cfg.tau >= 1.0
 
     # -- learning ----------------------------------------------------------------------------------------
     def augment(self, batch: Batch) -> Batch:
@@ -255,9 +260,12 @@ class DQNAgent:
             discounts = batch.discounts if batch.discounts is not None else cfg.gamma
             next_obs = fast.layout(batch.next_obs)
             with torch.no_grad(), fast.autocast():
-                if next_q_target is None:
-                    next_q_target, _ = fast.forward_target(next_obs)
-                next_q_online = fast.forward_online(next_obs)[0] if cfg.double else None
+                if next_q_target is None and cfg.double and self.target_is_online:
+                    next_q_target = next_q_online = fast.forward_online(next_obs)[0]  # same weights
+                else:
+                    if next_q_target is None:
+                        next_q_target, _ = fast.forward_target(next_obs)
+                    next_q_online = fast.forward_online(next_obs)[0] if cfg.double else None
                 next_values = greedy_next_values(
                     next_q_target.float(), None if next_q_online is None else next_q_online.float()
                 )
@@ -267,6 +275,7 @@ class DQNAgent:
         q_taken = q.float().gather(1, batch.actions.view(-1, 1)).squeeze(1)
         loss = q_loss(q_taken, target, cfg.loss, batch.weights)
         grad_norm = fast.step(loss, cfg.max_grad_norm)
+        self.target_is_online = False
         metrics = {"loss": loss.detach(), "q": q_taken.detach().mean(), "grad_norm": grad_norm.detach()}
         if batch.indices is not None:  # prioritized replay's new priorities (one op saved per update without)
             metrics["td_errors"] = (target - q_taken).detach()

@@ -3,9 +3,10 @@
     nice -n 10 python benchmarks/drq_cost.py --update            # one batch-32 update: preset vs bare PyTorch
     nice -n 10 python benchmarks/drq_cost.py --profile --steps 3000   # a short Breakout run, fp32 and amp
 
-``--update``: one batch-32 update of the preset as the run does it (DrQ shifts of obs and next_obs, the online
-and target passes of double DQN over 10-step targets, huber loss, backward, clipping, Adam, then the per-step
-target copy that ``target_update_interval=1`` asks for), against a bare PyTorch loop doing the same arithmetic on
+``--update``: one batch-32 update of the preset as the run does it (DrQ shifts of obs and next_obs; one pass
+of double DQN over s', since the target synced after the previous step is the online net; 10-step targets,
+huber loss, backward, clipping, Adam, then the per-step target copy that ``target_update_interval=1`` asks
+for), against a bare PyTorch loop doing the same arithmetic on
 the same tensors in the same process: the same shift function, copies of the same network, ``F.smooth_l1_loss``,
 ``clip_grad_norm_``, ``torch.optim.Adam`` and a ``copy_`` per parameter. Both in channels_last, fp32 and bf16
 autocast, timed in interleaved rounds (median; CPU time of the process and wall time), one torch thread.
@@ -96,8 +97,10 @@ class Bare:
         obs = obs.contiguous(memory_format=torch.channels_last)
         next_obs = next_obs.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), self.autocast():
-            next_target = self.target(next_obs)[0].float()
-            best = self.online(next_obs)[0].float().argmax(dim=1, keepdim=True)
+            # the target was copied from the online net after the last step (interval 1, as the preset):
+            # one pass over s' gives Double DQN's argmax and its value, as the preset computes them
+            next_target = self.online(next_obs)[0].float()
+            best = next_target.argmax(dim=1, keepdim=True)
             y = batch.rewards + batch.discounts * (1 - batch.terminated) * next_target.gather(
                 1, best
             ).squeeze(1)

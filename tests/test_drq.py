@@ -157,6 +157,47 @@ def test_off_is_the_unaugmented_update_bit_for_bit(monkeypatch: pytest.MonkeyPat
     assert torch.equal(plain.augment_generator.get_state(), state)
 
 
+def test_a_target_synced_since_the_last_step_shares_the_online_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DrQ(ε) syncs the target before every update (interval 1, τ = 1), so Double DQN's online and target
+    passes over s' have the same weights: one pass gives both, and the weights match the two-pass update's
+    bit for bit."""
+    shared, two_pass = make_agent(4), make_agent(4)
+    target_calls = [0]
+    forward_target = shared.fast.forward_target
+    monkeypatch.setattr(
+        shared.fast,
+        "forward_target",
+        lambda x: (target_calls.__setitem__(0, target_calls[0] + 1), forward_target(x))[1],
+    )
+    for seed in range(4):
+        for agent in (shared, two_pass):
+            agent.sync_target()
+        assert shared.target_is_online
+        two_pass.target_is_online = False  # the reference takes the two passes
+        shared.update(image_batch(seed=seed))
+        two_pass.update(image_batch(seed=seed))
+        assert not shared.target_is_online  # the step moved the online net away from the target
+    assert target_calls[0] == 0
+    for a, b in zip(shared.online.parameters(), two_pass.online.parameters(), strict=True):
+        assert torch.equal(a, b)
+    shared.update(image_batch(seed=9))  # no sync since the last step: the target pass is back
+    assert target_calls[0] == 1
+
+
+def test_a_soft_target_update_never_shares_the_pass() -> None:
+    torch.manual_seed(0)
+    agent = DQNAgent(
+        DQNConfig(double=True, tau=0.5),
+        NatureCNNConfig(),
+        IMAGES,
+        ACTIONS,
+        total_steps=10,
+        device=torch.device("cpu"),
+    )
+    agent.sync_target()
+    assert not agent.target_is_online
+
+
 def test_round_of_updates_augments_each_batch_once(monkeypatch: pytest.MonkeyPatch) -> None:
     count = [0]
     real = dqn_module.random_shift
