@@ -3,13 +3,23 @@
     python benchmarks/atari100k.py                                   # Breakout, 5 seeds, jobs = cores
     python benchmarks/atari100k.py --games Breakout Pong Qbert --seeds 3 --jobs 2
     python benchmarks/atari100k.py --arms drq drq_dae                # + the pretrained-encoder ablation
+    python benchmarks/atari100k.py --arms drq drq_bf16 --seeds 3     # fp32 against amp=true (bf16 autocast)
     python benchmarks/atari100k.py --report-only                     # table of the runs already finished
 
 Each run is ``python train.py agent=drq env=<Game> seed=<k>`` (the whole protocol: configs/tuned/drq_atari.yaml,
 docs/atari100k.md) in ``--out/<arm>/<Game>/seed<k>`` (default ``runs/atari100k``). Resumable: a run whose
-summary.json exists is read, not rerun, so a killed benchmark picks up where it stopped; an unfinished run
-directory is started again from scratch (its Atari replay is not checkpointed, so a resume would not be the
-protocol). Runs go ``--jobs`` at a time with one torch thread each (default: one per core).
+summary.json exists is read, not rerun, so a killed benchmark picks up where it stopped. An unfinished run
+goes on from its last checkpoint: RL runs write ``checkpoints/last.pt`` with their replay every 10,000 steps
+(``checkpoint.replay=true checkpoint_every=10000``, about 0.7 GB of frames at the end; bookkeeping only, left
+out of the command shown in the table), and ``train.py resume=<run>`` continues from there. ALE's games cannot
+be snapshotted, so the game in progress at the checkpoint is cut short and a fresh one starts: the run stays
+within the protocol's 100,000 steps but is no longer the same-seed run step for step, so the record lists the
+steps it resumed at (``resumed_at``). A run without a checkpoint starts again from scratch; one whose resume
+fails is left as it is, with the error and what to do. Runs go ``--jobs``
+at a time with one torch thread each (default: one per core).
+
+The ``drq_bf16`` arm (``--arms drq_bf16``) is the preset with ``amp=true``: bf16 autocast of the network
+passes, fp32 master weights. It is the learning check that bf16 must pass before it can be the default.
 
 The ``drq_dae`` arm (``--arms drq_dae``) is the same preset with its NatureCNN encoder first pretrained as a
 denoising autoencoder on frames of the same game played by a random policy (``agent=autoencoder
@@ -47,6 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rlcore.base.rundir import hold_run_dir  # noqa: E402
 from rlcore.intervals import aggregate_across_tasks  # noqa: E402
 
 BUDGET = 100_000  # agent steps per run (400,000 frames)
@@ -87,7 +98,11 @@ ANCHORS: dict[str, dict[str, float | None]] = {
     "BeamRider": {"random": 363.9, "human": 16926.5},
 }
 PAPERS = ("SimPLe", "DER", "DrQ(eps)", "SPR")
-ARMS = ("drq", "drq_dae")
+ARMS = ("drq", "drq_bf16", "drq_dae")
+ARM_OVERRIDES = {"drq_bf16": ["amp=true"]}  # an arm = the preset + these train.py overrides
+# RL runs checkpoint with their replay so a killed benchmark resumes them (bookkeeping: not in the shown command)
+CHECKPOINTING = ("checkpoint.replay=", "checkpoint_every=")
+CHECKPOINT_EVERY = 10_000
 CURVE_POINTS = 21  # learning-curve grid: every 5,000 steps
 
 
@@ -143,8 +158,28 @@ def dae_command(game: str, seed: int, run_dir: Path, frames: int, epochs: int) -
     ]
 
 
-def _run(cmd: list[str], run_dir: Path, env: dict[str, str]) -> None:
-    if run_dir.exists():  # unfinished: start again (see the module docstring)
+def _run(cmd: list[str], run_dir: Path, env: dict[str, str], resumable: bool = False) -> None:
+    """Train ``cmd`` into ``run_dir``: from its last checkpoint when ``resumable`` and one exists, else from
+    scratch (an unfinished folder without a checkpoint, and held by no live run, is removed first)."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if resumable and last.exists():
+        step = checkpoint_step(last)
+        resume = [cmd[0], cmd[1], f"resume={run_dir}", "logger.progress=false"]
+        done = subprocess.run(
+            ["nice", "-n", "10", *resume], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:  # the folder is kept: it holds up to 100k steps of training
+            raise RuntimeError(
+                f"{' '.join(resume[1:])} failed (the run stopped at step {step}); remove {run_dir} to train "
+                f"it again from scratch:\n{done.stderr[-3000:]}"
+            )
+        marks = run_dir / "resumed_at.json"
+        earlier = json.loads(marks.read_text()) if marks.exists() else []
+        marks.write_text(json.dumps([*earlier, step]))
+        return
+    if run_dir.exists():
+        with hold_run_dir(run_dir):  # refuses if a live train.py holds it (another benchmark's run)
+            pass
         shutil.rmtree(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["nice", "-n", "10", *cmd], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -152,15 +187,22 @@ def _run(cmd: list[str], run_dir: Path, env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(cmd[1:])} failed:\n{done.stderr[-3000:]}")
 
 
+def checkpoint_step(last: Path) -> int:
+    import torch
+
+    return int(torch.load(last, map_location="cpu", weights_only=True)["counters"]["env_steps"])
+
+
 def shown(cmd: Sequence[str]) -> str:
-    return "python train.py " + " ".join(a for a in cmd[2:] if not a.startswith("run_dir="))
+    hidden = ("run_dir=", *CHECKPOINTING)
+    return "python train.py " + " ".join(a for a in cmd[2:] if not a.startswith(hidden))
 
 
 def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace) -> dict:
     """Train (unless finished) and read one run; returns its record."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
     run_dir = out / arm / game / f"seed{seed}"
-    extra: list[str] = list(args.extra)
+    extra: list[str] = [*ARM_OVERRIDES.get(arm, []), *args.extra]
     pretrain: dict[str, Any] | None = None
     if arm == "drq_dae":
         dae_dir = out / "dae" / game / f"seed{seed}"
@@ -181,9 +223,10 @@ def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace)
             f"total_steps={args.steps}",
             f"agent.exploration_fraction={decay_fraction(args.steps)}",
         ]
-    cmd = rl_command(game, seed, run_dir, extra)
+    checkpointing = ["checkpoint.replay=true", f"checkpoint_every={args.checkpoint_every}"]
+    cmd = rl_command(game, seed, run_dir, [*extra, *checkpointing])
     if not (run_dir / "summary.json").exists():
-        _run(cmd, run_dir, env)
+        _run(cmd, run_dir, env, resumable=True)
     return read_run(arm, game, seed, run_dir, shown(cmd), pretrain)
 
 
@@ -200,6 +243,7 @@ def read_run(
                 if value:
                     curve.append((int(row["step"]), float(value)))
     offset = pretrain["env_steps"] if pretrain else 0  # the DAE arm's env steps start after its pretraining
+    marks = run_dir / "resumed_at.json"
     return {
         "arm": arm,
         "game": game,
@@ -210,6 +254,7 @@ def read_run(
         "wall_s": summary.get("wall_time_s"),
         "command": command,
         "pretrain": pretrain,
+        "resumed_at": json.loads(marks.read_text()) if marks.exists() else [],
         "curve": [[step + offset, value] for step, value in curve],
     }
 
@@ -388,13 +433,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dae-frames", type=int, default=10_000, help="drq_dae: random-policy frames, from the budget"
     )
     parser.add_argument("--dae-epochs", type=int, default=10)
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=CHECKPOINT_EVERY,
+        help="env steps between an RL run's checkpoints (with its replay), from which a killed run resumes",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari100k")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--report-only", action="store_true", help="no training: report the finished runs")
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every RL run (key=value)")
     args = parser.parse_args(argv)
-    if args.dae_frames >= args.steps:
+    if "drq_dae" in args.arms and args.dae_frames >= args.steps:
         parser.error("--dae-frames must be smaller than --steps (the frames count against the budget)")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     start = time.perf_counter()

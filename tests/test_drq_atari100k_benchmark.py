@@ -131,7 +131,7 @@ def test_finished_runs_are_read_not_rerun(tmp_path: Path, monkeypatch: pytest.Mo
 def test_pretraining_frames_count_against_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commands: list[list[str]] = []
 
-    def fake(cmd: list[str], run_dir: Path, env: dict) -> None:
+    def fake(cmd: list[str], run_dir: Path, env: dict, resumable: bool = False) -> None:
         commands.append(cmd)
         run_dir.mkdir(parents=True)
         summary = (
@@ -142,10 +142,109 @@ def test_pretraining_frames_count_against_the_budget(tmp_path: Path, monkeypatch
         (run_dir / "summary.json").write_text(json.dumps(summary))
 
     monkeypatch.setattr(bench, "_run", fake)
-    args = bench.argparse.Namespace(extra=[], steps=100_000, dae_frames=8000, dae_epochs=3)
+    args = bench.argparse.Namespace(
+        extra=[], steps=100_000, dae_frames=8000, dae_epochs=3, checkpoint_every=10_000
+    )
     record = bench.run_one("drq_dae", "Breakout", 0, tmp_path, args)
     dae, rl = commands
     assert "agent.noise=masking" in dae and "agent.frames=8000" in dae and "net=nature_cnn" in dae
     assert "total_steps=92000" in rl and any(a.startswith("net.pretrained=") for a in rl)
     assert f"agent.exploration_fraction={5000 / 92000:.6f}" in rl
     assert record["pretrain"]["env_steps"] == 8000 and record["score"] == 5.0
+
+
+def test_the_bf16_arm_is_the_preset_with_amp_and_checkpointing_is_not_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[list[str], bool]] = []
+
+    def fake(cmd: list[str], run_dir: Path, env: dict, resumable: bool = False) -> None:
+        calls.append((cmd, resumable))
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps({"eval_mean_return": 7.0}))
+
+    monkeypatch.setattr(bench, "_run", fake)
+    args = bench.argparse.Namespace(
+        extra=[], steps=100_000, dae_frames=8000, dae_epochs=3, checkpoint_every=10_000
+    )
+    record = bench.run_one("drq_bf16", "Breakout", 2, tmp_path, args)
+    ((cmd, resumable),) = calls
+    assert "amp=true" in cmd and "checkpoint.replay=true" in cmd and "checkpoint_every=10000" in cmd
+    assert resumable
+    assert record["command"] == (
+        "python train.py agent=drq env=Breakout seed=2 device=cpu threads=1 logger=csv logger.progress=false amp=true"
+    )
+    assert record["resumed_at"] == []
+
+
+class FakeProcesses:
+    """Stands in for subprocess.run: records each command, fails the ones named, and 'trains' the others."""
+
+    def __init__(self, fail_resume: bool = False) -> None:
+        self.commands: list[list[str]] = []
+        self.fail_resume = fail_resume
+
+    def __call__(self, cmd: list[str], **kwargs: object) -> object:
+        self.commands.append(cmd)
+        resume = next((a for a in cmd if a.startswith("resume=")), None)
+        if resume and self.fail_resume:
+            return bench.subprocess.CompletedProcess(cmd, 2, "", "resume refused")
+        run_dir = Path(resume[len("resume=") :]) if resume else Path(cmd[-1][len("run_dir=") :])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "summary.json").write_text("{}")
+        return bench.subprocess.CompletedProcess(cmd, 0, "", "")
+
+
+def unfinished_run(tmp_path: Path, step: int | None) -> tuple[list[str], Path]:
+    import torch
+
+    run_dir = tmp_path / "drq" / "Breakout" / "seed0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text("step\n")
+    if step is not None:
+        torch.save({"counters": {"env_steps": step}}, run_dir / "checkpoints" / "last.pt")
+    return bench.rl_command(
+        "Breakout", 0, run_dir, ["checkpoint.replay=true", "checkpoint_every=10000"]
+    ), run_dir
+
+
+def test_an_unfinished_run_goes_on_from_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cmd, run_dir = unfinished_run(tmp_path, step=30_000)
+    fake = FakeProcesses()
+    monkeypatch.setattr(bench.subprocess, "run", fake)
+    bench._run(cmd, run_dir, {}, resumable=True)
+    (resume,) = fake.commands
+    assert resume[:3] == ["nice", "-n", "10"] and f"resume={run_dir}" in resume
+    assert (run_dir / "metrics.csv").exists()  # continued in place, not removed
+    assert json.loads((run_dir / "resumed_at.json").read_text()) == [30_000]
+
+
+def test_a_run_that_cannot_resume_is_kept_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd, run_dir = unfinished_run(tmp_path, step=30_000)
+    fake = FakeProcesses(fail_resume=True)
+    monkeypatch.setattr(bench.subprocess, "run", fake)
+    with pytest.raises(RuntimeError, match=r"stopped at step 30000\); remove .*seed0 to train it again"):
+        bench._run(cmd, run_dir, {}, resumable=True)
+    assert len(fake.commands) == 1 and (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_a_folder_a_live_run_holds_is_not_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlcore.base.errors import RLCoreError
+    from rlcore.base.rundir import hold_run_dir
+
+    cmd, run_dir = unfinished_run(tmp_path, step=None)
+    monkeypatch.setattr(bench.subprocess, "run", FakeProcesses())
+    with hold_run_dir(run_dir), pytest.raises(RLCoreError, match="in use by another rlcore process"):
+        bench._run(cmd, run_dir, {}, resumable=True)
+    assert (run_dir / "metrics.csv").exists()
+
+
+def test_a_run_without_a_checkpoint_starts_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd, run_dir = unfinished_run(tmp_path, step=None)
+    fake = FakeProcesses()
+    monkeypatch.setattr(bench.subprocess, "run", fake)
+    bench._run(cmd, run_dir, {}, resumable=True)
+    (fresh,) = fake.commands
+    assert fresh[3:] == cmd and not (run_dir / "metrics.csv").exists()
