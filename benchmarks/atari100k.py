@@ -398,7 +398,9 @@ def report(records: list[dict], results: Path, reps: int, meta: dict) -> dict:
         "per_game": rows,
         "across_games": aggregate,
         "runs": [{k: v for k, v in r.items() if k != "curve"} for r in records],
-        "learning_curves_png": str(png) if drawn else None,
+        "learning_curves_png": (str(png.relative_to(ROOT)) if png.is_relative_to(ROOT) else str(png))
+        if drawn
+        else None,
         "anchor_sources": "docs/atari100k.md",
     }
     (results / "atari100k.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
@@ -406,14 +408,23 @@ def report(records: list[dict], results: Path, reps: int, meta: dict) -> dict:
     return payload
 
 
-def finished(out: Path, arms: Sequence[str], games: Sequence[str], seeds: Sequence[int]) -> list[dict]:
+def finished(
+    out: Path, arms: Sequence[str], games: Sequence[str], seeds: Sequence[int], extra: Sequence[str] = ()
+) -> list[dict]:
+    """The finished runs (``--report-only``), each with the command this benchmark runs for it (the DAE arm's
+    pretraining is not repeated here, so its command is not known)."""
     records = []
     for arm in arms:
         for game in games:
             for seed in seeds:
                 run_dir = out / arm / game / f"seed{seed}"
                 if (run_dir / "summary.json").exists():
-                    records.append(read_run(arm, game, seed, run_dir, "(read from an earlier run)"))
+                    command = (
+                        "(read from an earlier run)"
+                        if arm == "drq_dae"
+                        else shown(rl_command(game, seed, run_dir, [*ARM_OVERRIDES.get(arm, []), *extra]))
+                    )
+                    records.append(read_run(arm, game, seed, run_dir, command))
     return records
 
 
@@ -450,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     start = time.perf_counter()
     if args.report_only:
-        records = finished(args.out, args.arms, args.games, seeds)
+        records = finished(args.out, args.arms, args.games, seeds, args.extra)
     else:
         jobs = [(arm, game, seed) for seed in seeds for game in args.games for arm in args.arms]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -77,6 +77,9 @@ def test_table_and_aggregates_on_a_synthetic_set(tmp_path: Path) -> None:
     assert rows["Breakout"]["hns_mean"] == pytest.approx((25.0 - 1.7) / 28.8)
     assert rows["Pong"]["hns_mean"] == pytest.approx(0.5)
     assert rows["Breakout"]["anchors"]["SimPLe"] == 16.4
+    assert payload["runs"][0]["command"] == (
+        "python train.py agent=drq env=Breakout seed=0 device=cpu threads=1 logger=csv logger.progress=false"
+    )
     assert (results / "atari100k.png").stat().st_size > 0
     if not rliable_available():
         pytest.skip("rliable (the stats extra) is not installed")
