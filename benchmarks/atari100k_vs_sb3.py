@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from atari100k import decay_fraction, rl_command, shown  # noqa: E402  (the benchmark's run of the preset)
+
 BUDGET = 100_000
 EVAL_EPSILON = 0.001
 EVAL_MAX_FRAMES = 108_000
@@ -63,35 +67,22 @@ LACKS = [
 ]
 
 
-def exploration_fraction(steps: int) -> float:
-    return min(1.0, 5_000 / steps)  # ε decays over the protocol's first 5,000 steps
-
-
 # ----------------------------------------------------------------------------------------------------- ours
 
 
 def run_ours(game: str, seed: int, steps: int, episodes: int, max_frames: int, out: Path) -> dict:
     run_dir = out / "ours"
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "agent=drq",
-        f"env={game}",
-        f"seed={seed}",
-        "device=cpu",
-        "threads=1",
-        "logger=csv",
-        "logger.progress=false",
-    ]
+    extra = []
     if steps != BUDGET:
-        cmd += [f"total_steps={steps}", f"agent.exploration_fraction={exploration_fraction(steps):.6f}"]
+        extra += [f"total_steps={steps}", f"agent.exploration_fraction={decay_fraction(steps)}"]
     if episodes != 100:
-        cmd.append(f"final_eval_episodes={episodes}")
+        extra.append(f"final_eval_episodes={episodes}")
     if max_frames != EVAL_MAX_FRAMES:
-        cmd.append(f"env.eval_max_episode_frames={max_frames}")
+        extra.append(f"env.eval_max_episode_frames={max_frames}")
+    cmd = rl_command(game, seed, run_dir, extra)  # the Atari 100k benchmark's run of the preset
     start = time.perf_counter()
     done = subprocess.run(
-        ["nice", "-n", "10", *cmd, f"run_dir={run_dir}"],
+        ["nice", "-n", "10", *cmd],
         cwd=ROOT,
         env={**os.environ, "WANDB_MODE": "disabled"},
         capture_output=True,
@@ -101,7 +92,7 @@ def run_ours(game: str, seed: int, steps: int, episodes: int, max_frames: int, o
         raise RuntimeError(f"ours failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
     return {
-        "command": "python train.py " + " ".join(cmd[2:]),
+        "command": shown(cmd),
         "score": summary["eval_mean_return"],
         "score_std": summary.get("eval_std_return"),
         "eval_episodes": summary.get("eval_episodes"),
@@ -169,7 +160,7 @@ def sb3_worker(game: str, seed: int, steps: int, episodes: int, max_frames: int)
     model = DQN(
         "CnnPolicy",
         sb3_env(game, seed, training=True),
-        exploration_fraction=exploration_fraction(steps),
+        exploration_fraction=float(decay_fraction(steps)),
         seed=seed,
         device="cpu",
         verbose=0,
