@@ -1,11 +1,13 @@
-"""Shared fixtures: composing configs like train.py does, and running the CLI in a subprocess."""
+"""Shared fixtures: composing configs like train.py does, running the CLI in a subprocess, loading a benchmark script."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -15,6 +17,17 @@ os.environ.setdefault("WANDB_MODE", "disabled")  # tests never talk to W&B's ser
 os.environ.setdefault("WANDB_SILENT", "true")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as module ``name`` (the scripts are not a package). Registered in sys.modules
+    before it runs: dataclasses look their module up while they are built, and one script imports another."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def compose_config(overrides: list[str]):

@@ -3,21 +3,15 @@ and a smoke run of both sides writes the comparison (slow: CI's slow step)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("atari100k_vs_sb3", ROOT / "benchmarks" / "atari100k_vs_sb3.py")
-assert spec and spec.loader
-bench = importlib.util.module_from_spec(spec)
-sys.modules["atari100k_vs_sb3"] = bench
-spec.loader.exec_module(bench)
+bench = load_benchmark("atari100k_vs_sb3")
 
 
 class GreedyZero:

@@ -7,22 +7,16 @@ under capsys (test_cli's) crashed pytest itself with "lost sys.stderr"; the in-p
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from rlcore.intervals import aggregate_across_tasks, rliable_available
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("atari100k", ROOT / "benchmarks" / "atari100k.py")
-assert spec and spec.loader
-bench = importlib.util.module_from_spec(spec)
-sys.modules["atari100k"] = bench
-spec.loader.exec_module(bench)
+bench = load_benchmark("atari100k")
 
 SCORES = {"Breakout": [10.0, 20.0, 30.0, 40.0], "Pong": [-20.7, -20.7, 14.6, 14.6]}
 
