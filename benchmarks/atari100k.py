@@ -100,8 +100,6 @@ ANCHORS: dict[str, dict[str, float | None]] = {
 PAPERS = ("SimPLe", "DER", "DrQ(eps)", "SPR")
 ARMS = ("drq", "drq_bf16", "drq_dae")
 ARM_OVERRIDES = {"drq_bf16": ["amp=true"]}  # an arm = the preset + these train.py overrides
-# RL runs checkpoint with their replay so a killed benchmark resumes them (bookkeeping: not in the shown command)
-CHECKPOINTING = ("checkpoint.replay=", "checkpoint_every=")
 CHECKPOINT_EVERY = 10_000
 CURVE_POINTS = 21  # learning-curve grid: every 5,000 steps
 
@@ -193,8 +191,14 @@ def checkpoint_step(last: Path) -> int:
     return int(torch.load(last, map_location="cpu", weights_only=True)["counters"]["env_steps"])
 
 
+def checkpointing(every: int) -> list[str]:
+    """The overrides with which an RL run checkpoints with its replay, so a killed benchmark resumes it
+    (bookkeeping: left out of the shown command)."""
+    return ["checkpoint.replay=true", f"checkpoint_every={every}"]
+
+
 def shown(cmd: Sequence[str]) -> str:
-    hidden = ("run_dir=", *CHECKPOINTING)
+    hidden = ("run_dir=", *(key.split("=")[0] + "=" for key in checkpointing(0)))
     return "python train.py " + " ".join(a for a in cmd[2:] if not a.startswith(hidden))
 
 
@@ -223,8 +227,7 @@ def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace)
             f"total_steps={args.steps}",
             f"agent.exploration_fraction={decay_fraction(args.steps)}",
         ]
-    checkpointing = ["checkpoint.replay=true", f"checkpoint_every={args.checkpoint_every}"]
-    cmd = rl_command(game, seed, run_dir, [*extra, *checkpointing])
+    cmd = rl_command(game, seed, run_dir, [*extra, *checkpointing(args.checkpoint_every)])
     if not (run_dir / "summary.json").exists():
         _run(cmd, run_dir, env, resumable=True)
     return read_run(arm, game, seed, run_dir, shown(cmd), pretrain)
