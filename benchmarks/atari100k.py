@@ -459,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="no training: report the finished runs")
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every RL run (key=value)")
     args = parser.parse_args(argv)
+    if args.checkpoint_every < 0:
+        parser.error(f"--checkpoint-every must be >= 0 (got {args.checkpoint_every}; 0 = only at the end)")
     if "drq_dae" in args.arms and args.dae_frames >= args.steps:
         parser.error("--dae-frames must be smaller than --steps (the frames count against the budget)")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

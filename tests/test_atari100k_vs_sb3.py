@@ -57,6 +57,20 @@ def test_sb3_evaluation_cuts_a_game_at_the_frame_cap() -> None:
     assert game.resets == 4
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--steps", "0"], "--steps must be a positive number"),
+        (["--eval-episodes", "-1"], "--eval-episodes must be a positive number"),
+        (["--game", "Breakuot"], "invalid choice: 'Breakuot'"),
+    ],
+)
+def test_bad_arguments_get_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_both_sides_run_and_are_compared(tmp_path: Path) -> None:
     out = tmp_path / "vs.json"

@@ -245,3 +245,9 @@ def test_a_run_without_a_checkpoint_starts_again(tmp_path: Path, monkeypatch: py
     bench._run(cmd, run_dir, {}, resumable=True)
     (fresh,) = fake.commands
     assert fresh[3:] == cmd and not (run_dir / "metrics.csv").exists()
+
+
+def test_a_negative_checkpoint_interval_gets_one_line(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--checkpoint-every", "-5", "--report-only"])
+    assert exit_info.value.code == 2 and "--checkpoint-every must be >= 0" in capsys.readouterr().err
