@@ -98,6 +98,8 @@ ANCHORS: dict[str, dict[str, float | None]] = {
     "BeamRider": {"random": 363.9, "human": 16926.5},
 }
 PAPERS = ("SimPLe", "DER", "DrQ(eps)", "SPR")
+# the games a run can name as env=<Game> (an env option with its tuned drq file); MsPacman has anchors only
+GAMES = sorted(game for game in ANCHORS if (ROOT / "configs" / "env" / f"{game}.yaml").exists())
 ARMS = ("drq", "drq_bf16", "drq_dae")
 ARM_OVERRIDES = {"drq_bf16": ["amp=true"]}  # an arm = the preset + these train.py overrides
 CHECKPOINT_EVERY = 10_000
@@ -435,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--games", nargs="+", default=["Breakout"], choices=sorted(ANCHORS))
+    parser.add_argument("--games", nargs="+", default=["Breakout"], choices=GAMES)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--arms", nargs="+", default=["drq"], choices=ARMS)

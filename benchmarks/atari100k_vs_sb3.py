@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from atari100k import ANCHORS, decay_fraction, rl_command, shown  # noqa: E402  (the benchmark's run of the preset)
+from atari100k import GAMES, decay_fraction, rl_command, shown  # noqa: E402  (the benchmark's run of the preset)
 
 BUDGET = 100_000
 EVAL_EPSILON = 0.001
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--game", default="Breakout", choices=sorted(ANCHORS))
+    parser.add_argument("--game", default="Breakout", choices=GAMES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=BUDGET)
     parser.add_argument("--eval-episodes", type=int, default=100)

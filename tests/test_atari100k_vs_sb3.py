@@ -63,6 +63,7 @@ def test_sb3_evaluation_cuts_a_game_at_the_frame_cap() -> None:
         (["--steps", "0"], "--steps must be a positive number"),
         (["--eval-episodes", "-1"], "--eval-episodes must be a positive number"),
         (["--game", "Breakuot"], "invalid choice: 'Breakuot'"),
+        (["--game", "MsPacman"], "invalid choice: 'MsPacman'"),  # anchors, but no env=MsPacman option
     ],
 )
 def test_bad_arguments_get_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
