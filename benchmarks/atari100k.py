@@ -18,6 +18,12 @@ steps it resumed at (``resumed_at``). A run without a checkpoint starts again fr
 fails is left as it is, with the error and what to do. Runs go ``--jobs``
 at a time with one torch thread each (default: one per core).
 
+A run's folder is large (its checkpoint holds the replay) and may not outlive the machine, so the results JSON
+is the benchmark's record: each run's score, command, learning curve and the commits that trained it
+(``commits.json`` in its folder). A report keeps the runs recorded in ``--results``' atari100k.json whose
+folders it does not read this time (same budget only), so seeds trained at different times add up to one
+table; ``--forget-recorded`` reports this call's runs alone.
+
 The ``drq_bf16`` arm (``--arms drq_bf16``) is the preset with ``amp=true``: bf16 autocast of the network
 passes, fp32 master weights. It is the learning check that bf16 must pass before it can be the default.
 
@@ -204,7 +210,7 @@ def shown(cmd: Sequence[str]) -> str:
     return "python train.py " + " ".join(a for a in cmd[2:] if not a.startswith(hidden))
 
 
-def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace) -> dict:
+def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace, commit: str) -> dict:
     """Train (unless finished) and read one run; returns its record."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
     run_dir = out / arm / game / f"seed{seed}"
@@ -232,7 +238,25 @@ def run_one(arm: str, game: str, seed: int, out: Path, args: argparse.Namespace)
     cmd = rl_command(game, seed, run_dir, [*extra, *checkpointing(args.checkpoint_every)])
     if not (run_dir / "summary.json").exists():
         _run(cmd, run_dir, env, resumable=True)
+        mark_commit(run_dir, commit)
     return read_run(arm, game, seed, run_dir, shown(cmd), pretrain)
+
+
+def git_commit() -> str:
+    """HEAD's short hash, ``+changes`` when tracked files differ from it ("unknown" outside a git checkout)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, capture_output=True).returncode
+    return head.stdout.strip() + ("+changes" if dirty else "")
+
+
+def mark_commit(run_dir: Path, commit: str) -> None:
+    """Append the commit that trained (or resumed) the run to its ``commits.json``: the table says which code
+    each score comes from, also once the score is all that is left of the run (:func:`recorded_runs`)."""
+    marks = run_dir / "commits.json"
+    earlier = json.loads(marks.read_text()) if marks.exists() else []
+    marks.write_text(json.dumps([*earlier, commit]))
 
 
 def read_run(
@@ -249,6 +273,7 @@ def read_run(
                     curve.append((int(row["step"]), float(value)))
     offset = pretrain["env_steps"] if pretrain else 0  # the DAE arm's env steps start after its pretraining
     marks = run_dir / "resumed_at.json"
+    commits = run_dir / "commits.json"
     return {
         "arm": arm,
         "game": game,
@@ -260,8 +285,32 @@ def read_run(
         "command": command,
         "pretrain": pretrain,
         "resumed_at": json.loads(marks.read_text()) if marks.exists() else [],
+        "commits": json.loads(commits.read_text()) if commits.exists() else [],
         "curve": [[step + offset, value] for step, value in curve],
     }
+
+
+def recorded_runs(results_json: Path) -> list[dict]:
+    """The runs an earlier report recorded (score, command, commits, curve). A run's folder holds checkpoints
+    with its replay (0.7 GB) and may be gone, on another machine or a fresh checkout; its record in the results
+    JSON is kept, so seeds trained at different times add up to one table."""
+    if not results_json.exists():
+        return []
+    payload = json.loads(results_json.read_text())
+    steps = payload.get("steps", BUDGET)
+    return [{"steps": steps, "commits": [], "curve": [], **run} for run in payload.get("runs", [])]
+
+
+def merge_recorded(records: list[dict], recorded: list[dict], steps: int) -> tuple[list[dict], list[dict]]:
+    """``records`` plus the recorded runs of other (arm, game, seed)s with the same budget (a short smoke run
+    never joins a 100k table), sorted; and the ones kept."""
+    present = {(r["arm"], r["game"], r["seed"]) for r in records}
+    kept = [r for r in recorded if (r["arm"], r["game"], r["seed"]) not in present and r["steps"] == steps]
+    merged = sorted(
+        [*records, *kept],
+        key=lambda r: (ARMS.index(r["arm"]) if r["arm"] in ARMS else 99, r["game"], r["seed"]),
+    )
+    return merged, kept
 
 
 # ----------------------------------------------------------------------------------------------- the report
@@ -402,7 +451,7 @@ def report(records: list[dict], results: Path, reps: int, meta: dict) -> dict:
         **meta,
         "per_game": rows,
         "across_games": aggregate,
-        "runs": [{k: v for k, v in r.items() if k != "curve"} for r in records],
+        "runs": records,
         "learning_curves_png": (str(png.relative_to(ROOT)) if png.is_relative_to(ROOT) else str(png))
         if drawn
         else None,
@@ -459,6 +508,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--report-only", action="store_true", help="no training: report the finished runs")
+    parser.add_argument(
+        "--forget-recorded",
+        action="store_true",
+        help="report only this call's runs: leave out the runs recorded in --results' atari100k.json whose "
+        "folders are not read this time (kept by default: a table can gather seeds trained at different times)",
+    )
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every RL run (key=value)")
     args = parser.parse_args(argv)
     if args.checkpoint_every < 0:
@@ -470,19 +525,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report_only:
         records = finished(args.out, args.arms, args.games, seeds, args.extra)
     else:
+        commit = git_commit()
         jobs = [(arm, game, seed) for seed in seeds for game in args.games for arm in args.arms]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = [pool.submit(run_one, arm, game, seed, args.out, args) for arm, game, seed in jobs]
+            futures = [
+                pool.submit(run_one, arm, game, seed, args.out, args, commit) for arm, game, seed in jobs
+            ]
             records = [f.result() for f in futures]
+    records = [{**r, "steps": args.steps} for r in records]
+    if not args.forget_recorded:
+        recorded = args.results / "atari100k.json"
+        records, kept = merge_recorded(records, recorded_runs(recorded), args.steps)
+        if kept:
+            names = ", ".join(f"{r['arm']} {r['game']} seed {r['seed']}" for r in kept)
+            print(f"kept {len(kept)} run(s) recorded in {recorded} (their folders are not read): {names}")
     if not records:
         print(f"no finished runs under {args.out}")
         return 1
     meta = {
         "protocol": "Atari 100k (agent=drq, env.eval_protocol=atari100k), docs/atari100k.md",
         "steps": args.steps,
-        "games": args.games,
-        "seeds": seeds,
-        "arms": args.arms,
+        "games": sorted({r["game"] for r in records}),
+        "seeds": sorted({r["seed"] for r in records}),
+        "arms": [arm for arm in ARMS if any(r["arm"] == arm for r in records)],
         "dae_frames": args.dae_frames if "drq_dae" in args.arms else None,
         "wall_s": round(time.perf_counter() - start, 1),
     }

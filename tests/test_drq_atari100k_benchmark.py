@@ -142,7 +142,7 @@ def test_pretraining_frames_count_against_the_budget(tmp_path: Path, monkeypatch
     args = bench.argparse.Namespace(
         extra=[], steps=100_000, dae_frames=8000, dae_epochs=3, checkpoint_every=10_000
     )
-    record = bench.run_one("drq_dae", "Breakout", 0, tmp_path, args)
+    record = bench.run_one("drq_dae", "Breakout", 0, tmp_path, args, "abc1234")
     dae, rl = commands
     assert "agent.noise=masking" in dae and "agent.frames=8000" in dae and "net=nature_cnn" in dae
     assert "total_steps=92000" in rl and any(a.startswith("net.pretrained=") for a in rl)
@@ -164,14 +164,76 @@ def test_the_bf16_arm_is_the_preset_with_amp_and_checkpointing_is_not_shown(
     args = bench.argparse.Namespace(
         extra=[], steps=100_000, dae_frames=8000, dae_epochs=3, checkpoint_every=10_000
     )
-    record = bench.run_one("drq_bf16", "Breakout", 2, tmp_path, args)
+    record = bench.run_one("drq_bf16", "Breakout", 2, tmp_path, args, "abc1234")
     ((cmd, resumable),) = calls
     assert "amp=true" in cmd and "checkpoint.replay=true" in cmd and "checkpoint_every=10000" in cmd
     assert resumable
     assert record["command"] == (
         "python train.py agent=drq env=Breakout seed=2 device=cpu threads=1 logger=csv logger.progress=false amp=true"
     )
-    assert record["resumed_at"] == []
+    assert record["resumed_at"] == [] and record["commits"] == ["abc1234"]
+
+
+def recorded_results(results: Path, runs: list[dict], steps: int = 100_000) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "atari100k.json").write_text(json.dumps({"steps": steps, "runs": runs}))
+
+
+def report_breakout(tmp_path: Path, *flags: str) -> dict:
+    code = bench.main(
+        [
+            "--report-only",
+            "--games",
+            "Breakout",
+            "--seeds",
+            "4",
+            "--out",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "results"),
+            "--reps",
+            "100",
+            *flags,
+        ]
+    )
+    assert code == 0
+    return json.loads((tmp_path / "results" / "atari100k.json").read_text())
+
+
+def test_recorded_runs_whose_folders_are_gone_stay_in_the_table(tmp_path: Path) -> None:
+    fake_runs(tmp_path / "runs")  # Breakout seeds 0-3 in folders
+    old = {"arm": "drq", "game": "Breakout", "command": "python train.py agent=drq env=Breakout seed=7"}
+    recorded_results(
+        tmp_path / "results",
+        [
+            {**old, "seed": 7, "score": 50.0, "commits": ["7e0ef48"]},  # no folder: kept, curve and all
+            {**old, "seed": 0, "score": 99.0},  # its folder is read again: the folder's score wins
+        ],
+    )
+    payload = report_breakout(tmp_path)
+    runs = {r["seed"]: r for r in payload["runs"]}
+    assert sorted(runs) == [0, 1, 2, 3, 7] and payload["seeds"] == [0, 1, 2, 3, 7]
+    assert runs[7]["score"] == 50.0 and runs[7]["commits"] == ["7e0ef48"] and runs[7]["curve"] == []
+    assert runs[0]["score"] == SCORES["Breakout"][0] and runs[0]["curve"]  # curves are kept in the JSON now
+    (row,) = payload["per_game"]
+    assert row["seeds"] == 5 and row["mean"] == pytest.approx((10 + 20 + 30 + 40 + 50) / 5)
+    # the next report reads this one's records, curves included
+    assert report_breakout(tmp_path)["runs"] == payload["runs"]
+
+
+def test_recorded_runs_of_another_budget_or_forgotten_ones_are_left_out(tmp_path: Path) -> None:
+    fake_runs(tmp_path / "runs")
+    recorded_results(
+        tmp_path / "results",
+        [{"arm": "drq", "game": "Breakout", "seed": 7, "score": 50.0, "command": "-"}],
+        steps=2000,  # a smoke run never joins a 100k table
+    )
+    assert sorted(r["seed"] for r in report_breakout(tmp_path)["runs"]) == [0, 1, 2, 3]
+    recorded_results(
+        tmp_path / "results", [{"arm": "drq", "game": "Breakout", "seed": 7, "score": 50.0, "command": "-"}]
+    )
+    forgotten = report_breakout(tmp_path, "--forget-recorded")
+    assert sorted(r["seed"] for r in forgotten["runs"]) == [0, 1, 2, 3]
 
 
 class FakeProcesses:
