@@ -141,7 +141,7 @@ class TrainConfig:
     threads: int = (
         1  # torch intra-op threads; 1 is robust on shared/small machines (0 = torch's default, all cores)
     )
-    amp: bool = False  # bf16 autocast for network passes (GPUs; slower on CPUs without AMX)
+    amp: bool = False  # bf16 autocast for network passes (GPUs; CPUs with oneDNN bf16: AVX-512; slower on AVX2-only CPUs)
     compile: bool = False  # torch.compile the networks
     channels_last: bool = True  # NHWC memory format for conv nets (faster convolutions on CPU)
     overlap: bool = False  # learn in a background thread while the env steps; acting is one update stale

@@ -30,6 +30,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16_on_cpu() -> bool:
+    """Whether oneDNN runs bf16 convolutions and matmuls on this CPU (AVX-512 cores, native with AVX512-BF16 or
+    AMX). Without it, torch falls back to its reference convolution (``aten::_slow_conv2d_*``)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else True  # unknown torch: no claim either way
+
+
+def slow_bf16_warning(amp: bool, device: torch.device) -> str | None:
+    """One line for a run that asks for bf16 autocast on a CPU where it is slower than fp32, not faster."""
+    if not amp or device.type != "cpu" or native_bf16_on_cpu():
+        return None
+    return (
+        "[rlcore] warning: amp=true on a CPU without oneDNN bf16 support (it needs AVX-512; this one reports "
+        f"{torch.backends.cpu.get_cpu_capability()}): bf16 convolutions fall back to torch's reference kernels, "
+        "several times slower than fp32 (docs/atari.md); amp=false trains faster here"
+    )
+
+
 def configure_threads(threads: int) -> None:
     """0 keeps torch's default (one thread per core)."""
     if threads > 0:

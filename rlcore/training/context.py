@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from agents import BuildContext, make_agent
 from nets.summary import summarize
 from rlcore.base.checkpoint import save_checkpoint
 from rlcore.base.errors import ConfigError, DivergenceError
-from rlcore.base.seeding import configure_threads, resolve_device, seed_everything
+from rlcore.base.seeding import configure_threads, resolve_device, seed_everything, slow_bf16_warning
 from rlcore.schema import TrainConfig
 from rlcore.training.loggers import RunLogger
 
@@ -47,6 +48,9 @@ class RunContext:
         torch.set_flush_denormal(flush_denormal)
         seed_everything(self.cfg.seed)
         self.device = resolve_device(self.cfg.device)
+        warning = slow_bf16_warning(self.cfg.amp, self.device)
+        if warning:
+            print(warning, file=sys.stderr)
 
     def end(self) -> None:
         """Put the process-wide settings :meth:`begin` changed back (tests and sweeps run many runs in one process)."""
