@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rlcore.base.rundir import hold_run_dir  # noqa: E402
+from rlcore.base.seeding import native_bf16_on_cpu  # noqa: E402
 from rlcore.intervals import aggregate_across_tasks  # noqa: E402
 
 BUDGET = 100_000  # agent steps per run (400,000 frames)
@@ -518,6 +519,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint_every < 0:
         parser.error(f"--checkpoint-every must be >= 0 (got {args.checkpoint_every}; 0 = only at the end)")
+    if "drq_bf16" in args.arms and not args.report_only and not native_bf16_on_cpu():
+        parser.error(
+            "--arms drq_bf16 needs a CPU with oneDNN bf16 kernels (AVX-512); on this one (AVX2 only) bf16 "
+            "convolutions run torch's reference kernels, several times slower than fp32"
+        )
     if "drq_dae" in args.arms and args.dae_frames >= args.steps:
         parser.error("--dae-frames must be smaller than --steps (the frames count against the budget)")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
