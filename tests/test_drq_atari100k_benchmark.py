@@ -100,27 +100,36 @@ def test_stratified_bootstrap_keeps_each_task_and_needs_three_runs() -> None:
     assert aggregate_across_tasks(constant[:2], reps=200) is None
 
 
-def test_finished_runs_are_read_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_runs(tmp_path / "runs")
-    monkeypatch.setattr(bench, "_run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+def recorded_results(results: Path, runs: list[dict], steps: int = 100_000) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "atari100k.json").write_text(json.dumps({"steps": steps, "runs": runs}))
+
+
+def breakout_report(tmp_path: Path, *flags: str) -> dict:
+    """The benchmark on Breakout seeds 0-3 with runs in ``tmp_path/runs``; the JSON it writes."""
     code = bench.main(
         [
             "--games",
             "Breakout",
             "--seeds",
             "4",
-            "--jobs",
-            "2",
             "--out",
             str(tmp_path / "runs"),
             "--results",
             str(tmp_path / "results"),
             "--reps",
             "100",
+            *flags,
         ]
     )
     assert code == 0
-    runs = json.loads((tmp_path / "results" / "atari100k.json").read_text())["runs"]
+    return json.loads((tmp_path / "results" / "atari100k.json").read_text())
+
+
+def test_finished_runs_are_read_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_runs(tmp_path / "runs")
+    monkeypatch.setattr(bench, "_run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    runs = breakout_report(tmp_path, "--jobs", "2")["runs"]
     assert sorted(r["score"] for r in runs) == SCORES["Breakout"]
     assert all(r["command"].startswith("python train.py agent=drq env=Breakout") for r in runs)
 
@@ -174,32 +183,6 @@ def test_the_bf16_arm_is_the_preset_with_amp_and_checkpointing_is_not_shown(
     assert record["resumed_at"] == [] and record["commits"] == ["abc1234"]
 
 
-def recorded_results(results: Path, runs: list[dict], steps: int = 100_000) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "atari100k.json").write_text(json.dumps({"steps": steps, "runs": runs}))
-
-
-def report_breakout(tmp_path: Path, *flags: str) -> dict:
-    code = bench.main(
-        [
-            "--report-only",
-            "--games",
-            "Breakout",
-            "--seeds",
-            "4",
-            "--out",
-            str(tmp_path / "runs"),
-            "--results",
-            str(tmp_path / "results"),
-            "--reps",
-            "100",
-            *flags,
-        ]
-    )
-    assert code == 0
-    return json.loads((tmp_path / "results" / "atari100k.json").read_text())
-
-
 def test_recorded_runs_whose_folders_are_gone_stay_in_the_table(tmp_path: Path) -> None:
     fake_runs(tmp_path / "runs")  # Breakout seeds 0-3 in folders
     old = {"arm": "drq", "game": "Breakout", "command": "python train.py agent=drq env=Breakout seed=7"}
@@ -210,7 +193,7 @@ def test_recorded_runs_whose_folders_are_gone_stay_in_the_table(tmp_path: Path) 
             {**old, "seed": 0, "score": 99.0},  # its folder is read again: the folder's score wins
         ],
     )
-    payload = report_breakout(tmp_path)
+    payload = breakout_report(tmp_path, "--report-only")
     runs = {r["seed"]: r for r in payload["runs"]}
     assert sorted(runs) == [0, 1, 2, 3, 7] and payload["seeds"] == [0, 1, 2, 3, 7]
     assert runs[7]["score"] == 50.0 and runs[7]["commits"] == ["7e0ef48"] and runs[7]["curve"] == []
@@ -218,7 +201,7 @@ def test_recorded_runs_whose_folders_are_gone_stay_in_the_table(tmp_path: Path) 
     (row,) = payload["per_game"]
     assert row["seeds"] == 5 and row["mean"] == pytest.approx((10 + 20 + 30 + 40 + 50) / 5)
     # the next report reads this one's records, curves included
-    assert report_breakout(tmp_path)["runs"] == payload["runs"]
+    assert breakout_report(tmp_path, "--report-only")["runs"] == payload["runs"]
 
 
 def test_recorded_runs_of_another_budget_or_forgotten_ones_are_left_out(tmp_path: Path) -> None:
@@ -228,11 +211,11 @@ def test_recorded_runs_of_another_budget_or_forgotten_ones_are_left_out(tmp_path
         [{"arm": "drq", "game": "Breakout", "seed": 7, "score": 50.0, "command": "-"}],
         steps=2000,  # a smoke run never joins a 100k table
     )
-    assert sorted(r["seed"] for r in report_breakout(tmp_path)["runs"]) == [0, 1, 2, 3]
+    assert sorted(r["seed"] for r in breakout_report(tmp_path, "--report-only")["runs"]) == [0, 1, 2, 3]
     recorded_results(
         tmp_path / "results", [{"arm": "drq", "game": "Breakout", "seed": 7, "score": 50.0, "command": "-"}]
     )
-    forgotten = report_breakout(tmp_path, "--forget-recorded")
+    forgotten = breakout_report(tmp_path, "--report-only", "--forget-recorded")
     assert sorted(r["seed"] for r in forgotten["runs"]) == [0, 1, 2, 3]
 
 
