@@ -194,6 +194,12 @@ def _run(cmd: list[str], run_dir: Path, env: dict[str, str], resumable: bool = F
         raise RuntimeError(f"{' '.join(cmd[1:])} failed:\n{done.stderr[-3000:]}")
 
 
+def torch_cpu_capability() -> str:
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
 def checkpoint_step(last: Path) -> int:
     import torch
 
@@ -521,8 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--checkpoint-every must be >= 0 (got {args.checkpoint_every}; 0 = only at the end)")
     if "drq_bf16" in args.arms and not args.report_only and not native_bf16_on_cpu():
         parser.error(
-            "--arms drq_bf16 needs a CPU with oneDNN bf16 kernels (AVX-512); on this one (AVX2 only) bf16 "
-            "convolutions run torch's reference kernels, several times slower than fp32"
+            "--arms drq_bf16 needs a CPU with oneDNN bf16 kernels (AVX-512); on this one (torch reports "
+            f"{torch_cpu_capability()}) bf16 convolutions run torch's reference kernels, several times slower "
+            "than fp32"
         )
     if "drq_dae" in args.arms and args.dae_frames >= args.steps:
         parser.error("--dae-frames must be smaller than --steps (the frames count against the budget)")
