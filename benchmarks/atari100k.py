@@ -70,35 +70,38 @@ from rlcore.intervals import aggregate_across_tasks  # noqa: E402
 BUDGET = 100_000  # agent steps per run (400,000 frames)
 EPSILON_DECAY_STEPS = 5_000
 
-# Per-game anchors (mean final score; docs/atari100k.md says where each comes from and what could not be found).
-# random/human: the Atari reference scores of Mnih et al. 2015 / Badia et al. 2020 as Dopamine ships them
-# (dopamine/labs/atari_100k/normalization_utils.py) and rliable uses them. Paper columns: None = not retrieved.
+# Per-game anchors (mean final score; docs/atari100k.md cites each column). random/human: the Atari reference
+# scores of Mnih et al. 2015 / Badia et al. 2020 as Dopamine ships them (dopamine/labs/atari_100k/
+# normalization_utils.py) and rliable uses them. SimPLe, DER, SPR: the per-game table of Schwarzer et al. 2021
+# (SPR, 10 seeds; reprinted as Table 5 of Cetin et al. 2022, A-LIX). DrQ(eps): the mean of the 100 runs per game
+# that Agarwal et al. 2021 released with rliable (as redistributed in eloialonso/iris results/data/DrQ(eps).json),
+# rounded to one decimal here: that paper prints no per-game table.
 ANCHORS: dict[str, dict[str, float | None]] = {
-    "Breakout": {"random": 1.7, "human": 30.5, "SimPLe": 16.4, "DER": None, "DrQ(eps)": None, "SPR": 17.1},
-    "Pong": {"random": -20.7, "human": 14.6, "SimPLe": 12.8, "DER": None, "DrQ(eps)": None, "SPR": -5.4},
+    "Breakout": {"random": 1.7, "human": 30.5, "SimPLe": 16.4, "DER": 1.9, "DrQ(eps)": 19.8, "SPR": 17.1},
+    "Pong": {"random": -20.7, "human": 14.6, "SimPLe": 12.8, "DER": -19.3, "DrQ(eps)": -9.1, "SPR": -5.9},
     "Qbert": {
         "random": 163.9,
         "human": 13455.0,
         "SimPLe": 1288.8,
-        "DER": None,
-        "DrQ(eps)": None,
-        "SPR": None,
+        "DER": 1152.9,
+        "DrQ(eps)": 1810.7,
+        "SPR": 669.1,
     },
     "Seaquest": {
         "random": 68.4,
         "human": 42054.7,
         "SimPLe": 683.3,
-        "DER": None,
-        "DrQ(eps)": None,
+        "DER": 354.1,
+        "DrQ(eps)": 352.3,
         "SPR": 583.1,
     },
     "MsPacman": {
         "random": 307.3,
         "human": 6951.6,
-        "SimPLe": None,
-        "DER": None,
-        "DrQ(eps)": None,
-        "SPR": None,
+        "SimPLe": 1480.0,
+        "DER": 1204.1,
+        "DrQ(eps)": 1218.1,
+        "SPR": 1313.2,
     },
     # not in the 26-game Atari 100k set, shipped as env options here: random/human only
     "SpaceInvaders": {"random": 148.0, "human": 1668.7},
@@ -111,6 +114,7 @@ ARMS = ("drq", "drq_bf16", "drq_dae")
 ARM_OVERRIDES = {"drq_bf16": ["amp=true"]}  # an arm = the preset + these train.py overrides
 CHECKPOINT_EVERY = 10_000
 CURVE_POINTS = 21  # learning-curve grid: every 5,000 steps
+LAST_GAMES = 20  # the per-run table's "last training games" column: what the policy did as training ended
 
 
 def decay_fraction(steps: int) -> str:
@@ -281,14 +285,21 @@ def read_run(
     offset = pretrain["env_steps"] if pretrain else 0  # the DAE arm's env steps start after its pretraining
     marks = run_dir / "resumed_at.json"
     commits = run_dir / "commits.json"
+    wall, train_wall = summary.get("wall_time_s"), summary.get("train_time_s")
+    last = [value for _, value in curve[-LAST_GAMES:]]
     return {
         "arm": arm,
         "game": game,
         "seed": seed,
         "score": float(summary["eval_mean_return"]),
+        "score_std": summary.get("eval_std_return"),
         "eval_episodes": summary.get("eval_episodes"),
         "train_sps": summary.get("train_sps"),
-        "wall_s": summary.get("wall_time_s"),
+        "wall_s": wall,
+        "train_cpu_s": summary.get("train_cpu_s"),
+        # wall time outside the training loop: the final evaluation (and any periodic ones; the preset has none)
+        "eval_wall_s": round(wall - train_wall, 1) if wall is not None and train_wall is not None else None,
+        "last_train_games": statistics.fmean(last) if last else None,
         "command": command,
         "pretrain": pretrain,
         "resumed_at": json.loads(marks.read_text()) if marks.exists() else [],
@@ -305,7 +316,8 @@ def recorded_runs(results_json: Path) -> list[dict]:
         return []
     payload = json.loads(results_json.read_text())
     steps = payload.get("steps", BUDGET)
-    return [{"steps": steps, "commits": [], "curve": [], **run} for run in payload.get("runs", [])]
+    unknown = dict.fromkeys(("score_std", "train_cpu_s", "eval_wall_s", "last_train_games"))
+    return [{"steps": steps, "commits": [], "curve": [], **unknown, **run} for run in payload.get("runs", [])]
 
 
 def merge_recorded(records: list[dict], recorded: list[dict], steps: int) -> tuple[list[dict], list[dict]]:
@@ -370,6 +382,28 @@ def across_games(records: list[dict], reps: int) -> dict[str, dict | None]:
 
 def fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def minutes(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def per_run_markdown(records: list[dict]) -> str:
+    """One row per run: the table README.md and docs/atari100k.md show, so they are pasted, not retyped."""
+    lines = [
+        "| arm | game | seed | final score, mean ± std (games) | last "
+        f"{LAST_GAMES} training games | training, CPU time | final evaluation, wall time | commits |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in records:
+        spread = "" if r.get("score_std") is None else f" ± {r['score_std']:.2f}"
+        games = f" ({r['eval_episodes']})" if r.get("eval_episodes") else ""
+        lines.append(
+            f"| {r['arm']} | {r['game']} | {r['seed']} | {r['score']:.2f}{spread}{games} | "
+            f"{fmt(r.get('last_train_games'), 2)} | {minutes(r.get('train_cpu_s'))} | "
+            f"{minutes(r.get('eval_wall_s'))} | {', '.join(r.get('commits') or []) or '–'} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(rows: list[dict], aggregate: dict[str, dict | None]) -> str:
@@ -450,6 +484,7 @@ def report(records: list[dict], results: Path, reps: int, meta: dict) -> dict:
     rows = per_game_table(records)
     aggregate = across_games(records, reps)
     table = markdown(rows, aggregate)
+    print(per_run_markdown(records) + "\n")
     print(table)
     results.mkdir(parents=True, exist_ok=True)
     png = results / "atari100k.png"

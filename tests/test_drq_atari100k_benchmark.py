@@ -28,7 +28,15 @@ def fake_runs(out: Path) -> None:
             run.mkdir(parents=True)
             (run / "summary.json").write_text(
                 json.dumps(
-                    {"eval_mean_return": score, "eval_episodes": 100, "train_sps": 30.0, "wall_time_s": 1.0}
+                    {
+                        "eval_mean_return": score,
+                        "eval_std_return": 2.0,
+                        "eval_episodes": 100,
+                        "train_sps": 30.0,
+                        "wall_time_s": 600.0,
+                        "train_time_s": 480.0,
+                        "train_cpu_s": 450.0,
+                    }
                 )
             )
             rows = ["step,rollout/episode_return,train/loss"]
@@ -202,6 +210,24 @@ def test_recorded_runs_whose_folders_are_gone_stay_in_the_table(tmp_path: Path) 
     assert row["seeds"] == 5 and row["mean"] == pytest.approx((10 + 20 + 30 + 40 + 50) / 5)
     # the next report reads this one's records, curves included
     assert breakout_report(tmp_path, "--report-only")["runs"] == payload["runs"]
+
+
+def test_each_run_keeps_what_the_published_table_shows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Score spread, the last training games, training CPU time and the final evaluation's wall time are in
+    the record (a run's folder may be gone by the next report) and in the per-run table the docs paste."""
+    fake_runs(tmp_path / "runs")
+    recorded_results(
+        tmp_path / "results",
+        [{"arm": "drq", "game": "Breakout", "seed": 7, "score": 50.0, "command": "-"}],  # an older record
+    )
+    runs = {r["seed"]: r for r in breakout_report(tmp_path, "--report-only")["runs"]}
+    # fake_runs: one episode every 1,000 steps with return score * step / 100k; the last 20 end at 81k-100k
+    assert runs[1]["last_train_games"] == pytest.approx(20.0 * np.mean(np.arange(81, 101)) / 100)
+    assert runs[1]["score_std"] == 2.0 and runs[1]["train_cpu_s"] == 450.0 and runs[1]["eval_wall_s"] == 120.0
+    assert runs[7]["train_cpu_s"] is None and runs[7]["last_train_games"] is None
+    printed = capsys.readouterr().out
+    assert "| drq | Breakout | 1 | 20.00 ± 2.00 (100) | 18.10 | 7.5 min | 2.0 min | – |" in printed
+    assert "| drq | Breakout | 7 | 50.00 | – | – | – | – |" in printed
 
 
 def test_recorded_runs_of_another_budget_or_forgotten_ones_are_left_out(tmp_path: Path) -> None:
