@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rlcore.base.rundir import hold_run_dir  # noqa: E402
-from rlcore.base.seeding import native_bf16_on_cpu  # noqa: E402
+from rlcore.base.seeding import slow_bf16_reason  # noqa: E402
 from rlcore.intervals import aggregate_across_tasks  # noqa: E402
 
 BUDGET = 100_000  # agent steps per run (400,000 frames)
@@ -196,12 +196,6 @@ def _run(cmd: list[str], run_dir: Path, env: dict[str, str], resumable: bool = F
     done = subprocess.run(["nice", "-n", "10", *cmd], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[1:])} failed:\n{done.stderr[-3000:]}")
-
-
-def torch_cpu_capability() -> str:
-    import torch
-
-    return str(torch.backends.cpu.get_cpu_capability())
 
 
 def checkpoint_step(last: Path) -> int:
@@ -560,12 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint_every < 0:
         parser.error(f"--checkpoint-every must be >= 0 (got {args.checkpoint_every}; 0 = only at the end)")
-    if "drq_bf16" in args.arms and not args.report_only and not native_bf16_on_cpu():
-        parser.error(
-            "--arms drq_bf16 needs a CPU with oneDNN bf16 kernels (AVX-512); on this one (torch reports "
-            f"{torch_cpu_capability()}) bf16 convolutions run torch's reference kernels, several times slower "
-            "than fp32"
-        )
+    slow_bf16 = slow_bf16_reason() if "drq_bf16" in args.arms and not args.report_only else None
+    if slow_bf16 is not None:
+        parser.error(f"--arms drq_bf16 is the bf16 learning check for CPUs where bf16 is fast; {slow_bf16}")
     if "drq_dae" in args.arms and args.dae_frames >= args.steps:
         parser.error("--dae-frames must be smaller than --steps (the frames count against the budget)")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

@@ -210,7 +210,7 @@ def test_amp_on_a_cpu_without_bf16_kernels_says_so_at_the_start(native, monkeypa
         context.end()
         err = capsys.readouterr().err
         warned = amp and not native
-        assert ("amp=true on a CPU without oneDNN bf16 support" in err) == warned
+        assert ("amp=true, but this CPU has no oneDNN bf16 support" in err) == warned
         assert err.count("\n") == int(warned)
     assert seeding.slow_bf16_warning(True, torch.device("meta")) is None  # only the CPU's kernels are meant
 

@@ -37,14 +37,23 @@ def native_bf16_on_cpu() -> bool:
     return bool(check()) if check is not None else True  # unknown torch: no claim either way
 
 
-def slow_bf16_warning(amp: bool, device: torch.device) -> str | None:
-    """One line for a run that asks for bf16 autocast on a CPU where it is slower than fp32, not faster."""
-    if not amp or device.type != "cpu" or native_bf16_on_cpu():
+def slow_bf16_reason() -> str | None:
+    """Why bf16 autocast is slower than fp32 on this CPU (None where oneDNN runs it natively): the one wording
+    behind a run's warning and a benchmark's refusal."""
+    if native_bf16_on_cpu():
         return None
     return (
-        "[rlcore] warning: amp=true on a CPU without oneDNN bf16 support (it needs AVX-512; this one reports "
+        "this CPU has no oneDNN bf16 support (it needs AVX-512; torch reports "
         f"{torch.backends.cpu.get_cpu_capability()}): bf16 convolutions fall back to torch's reference kernels, "
-        "several times slower than fp32 (docs/atari.md); amp=false trains faster here"
+        "several times slower than fp32 (docs/atari.md)"
+    )
+
+
+def slow_bf16_warning(amp: bool, device: torch.device) -> str | None:
+    """One line for a run that asks for bf16 autocast on a CPU where it is slower than fp32, not faster."""
+    reason = slow_bf16_reason() if amp and device.type == "cpu" else None
+    return (
+        None if reason is None else f"[rlcore] warning: amp=true, but {reason}; amp=false trains faster here"
     )
 
 
