@@ -383,19 +383,20 @@ def minutes(seconds: float | None) -> str:
 
 
 def per_run_markdown(records: list[dict]) -> str:
-    """One row per run: the table README.md and docs/atari100k.md show, so they are pasted, not retyped."""
+    """One row per run: the table README.md and docs/atari100k.md show, so they are pasted, not retyped. Every
+    record has these keys (an older recorded run gets None from :func:`recorded_runs`)."""
     lines = [
         "| arm | game | seed | final score, mean ± std (games) | last "
         f"{LAST_GAMES} training games | training, CPU time | final evaluation, wall time | commits |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in records:
-        spread = "" if r.get("score_std") is None else f" ± {r['score_std']:.2f}"
+        spread = "" if r["score_std"] is None else f" ± {r['score_std']:.2f}"
         games = f" ({r['eval_episodes']})" if r.get("eval_episodes") else ""
         lines.append(
             f"| {r['arm']} | {r['game']} | {r['seed']} | {r['score']:.2f}{spread}{games} | "
-            f"{fmt(r.get('last_train_games'), 2)} | {minutes(r.get('train_cpu_s'))} | "
-            f"{minutes(r.get('eval_wall_s'))} | {', '.join(r.get('commits') or []) or '–'} |"
+            f"{fmt(r['last_train_games'], 2)} | {minutes(r['train_cpu_s'])} | "
+            f"{minutes(r['eval_wall_s'])} | {', '.join(r['commits']) or '–'} |"
         )
     return "\n".join(lines)
 
